@@ -1,0 +1,149 @@
+//! Reading and writing the layer's cookies without a cookie jar.
+//!
+//! Browsers drop cookies past about 4096 bytes, so a long value is split into numbered
+//! chunks: `NAME` when it fits, else `NAME.0`, `NAME.1`, ... Reading joins them back.
+//! Values written here are sealed (base64url), so they never need escaping.
+
+use http::HeaderMap;
+use http::header::COOKIE;
+use std::borrow::Cow;
+
+/// The largest value put in one cookie; leaves room for name and attributes in 4096 bytes.
+pub const CHUNK_SIZE: usize = 3800;
+
+/// Each `name=value` pair of the request's `Cookie` headers, in order.
+pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            Some((name.trim(), value.trim().trim_matches('"')))
+        })
+}
+
+/// The value of cookie `name`, joined from its chunks when it was split.
+/// `None` when absent or when a chunk is missing.
+pub fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    let mut whole = None;
+    let mut chunks: Vec<(usize, &str)> = Vec::new();
+    for (n, v) in pairs(headers) {
+        if n == name {
+            whole = Some(v);
+        } else if let Some(index) = chunk_index(n, name) {
+            chunks.push((index, v));
+        }
+    }
+    if let Some(v) = whole {
+        return Some(Cow::Borrowed(v));
+    }
+    if chunks.is_empty() {
+        return None;
+    }
+    chunks.sort_unstable_by_key(|(i, _)| *i);
+    let mut joined = String::with_capacity(chunks.len() * CHUNK_SIZE);
+    for (expected, (index, value)) in chunks.iter().enumerate() {
+        if *index != expected {
+            return None;
+        }
+        joined.push_str(value);
+    }
+    Some(Cow::Owned(joined))
+}
+
+/// The names of cookie `name` and its chunks present in the request.
+pub fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+    pairs(headers).map(|(n, _)| n).filter(|n| *n == name || chunk_index(n, name).is_some()).collect()
+}
+
+fn chunk_index(candidate: &str, name: &str) -> Option<usize> {
+    candidate.strip_prefix(name)?.strip_prefix('.')?.parse().ok()
+}
+
+/// Splits `value` into `(cookie name, part)` pairs: one cookie when it fits, chunks otherwise.
+pub fn split<'v>(name: &str, value: &'v str) -> Vec<(String, &'v str)> {
+    if value.len() <= CHUNK_SIZE {
+        return vec![(name.to_owned(), value)];
+    }
+    // Sealed values are ASCII, so byte chunks are char boundaries.
+    value
+        .as_bytes()
+        .chunks(CHUNK_SIZE)
+        .enumerate()
+        .map(|(i, part)| (format!("{name}.{i}"), std::str::from_utf8(part).unwrap_or_default()))
+        .collect()
+}
+
+/// Attributes shared by every cookie the layer sets.
+#[derive(Clone, Debug)]
+pub struct CookieAttrs {
+    /// `Path=`.
+    pub path: String,
+    /// Add `Secure` (when `redirect_uri` is https).
+    pub secure: bool,
+    /// `Domain=`, when configured.
+    pub domain: Option<String>,
+}
+
+impl CookieAttrs {
+    /// A `Set-Cookie` value for `name=value` living `max_age` seconds (0 deletes it).
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> String {
+        let mut out = format!("{name}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax", self.path);
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        if let Some(domain) = &self.domain {
+            out.push_str("; Domain=");
+            out.push_str(domain);
+        }
+        out
+    }
+
+    /// A `Set-Cookie` value that deletes cookie `name`.
+    pub fn delete_cookie(&self, name: &str) -> String {
+        self.set_cookie(name, "", 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(cookie: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_str(cookie).expect("valid header"));
+        h
+    }
+
+    #[test]
+    fn reads_plain_and_chunked() {
+        let h = headers("a=1; s=whole; other=x");
+        assert_eq!(read(&h, "s").as_deref(), Some("whole"));
+        let h = headers("s.1=BBB; s.0=AAA; s.2=C");
+        assert_eq!(read(&h, "s").as_deref(), Some("AAABBBC"));
+        assert_eq!(read(&h, "x"), None);
+        assert_eq!(read(&headers("s.0=A; s.2=C"), "s"), None, "a missing chunk");
+        assert_eq!(read(&headers("sx=1; s.a=2"), "s"), None);
+    }
+
+    #[test]
+    fn split_round_trips() {
+        let long = "x".repeat(CHUNK_SIZE * 2 + 5);
+        let parts = split("s", &long);
+        assert_eq!(parts.len(), 3);
+        let cookie = parts.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+        assert_eq!(read(&headers(&cookie), "s").as_deref(), Some(long.as_str()));
+        assert_eq!(split("s", "short"), vec![("s".to_owned(), "short")]);
+        assert_eq!(present_names(&headers(&cookie), "s").len(), 3);
+    }
+
+    #[test]
+    fn set_cookie_attributes() {
+        let attrs = CookieAttrs { path: "/".into(), secure: true, domain: None };
+        assert_eq!(attrs.set_cookie("s", "v", 60), "s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure");
+        assert!(attrs.delete_cookie("s").contains("Max-Age=0"));
+    }
+}

@@ -1,0 +1,62 @@
+//! The errors of the core vocabulary: config, providers, stores.
+
+use std::path::PathBuf;
+
+/// A configuration that cannot be used. The message names the file, the key and the fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read or parsed.
+    #[error("cannot read auth config {}: {message}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, from the parser.
+        message: String,
+    },
+    /// A key is missing or has a value that cannot work.
+    #[error("{origin}: `{key}` {problem}. Fix: {fix}")]
+    Invalid {
+        /// The file, or "auth config" when built in code.
+        origin: String,
+        /// The dotted key, such as `auth.google.client_id`.
+        key: String,
+        /// What is wrong.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
+}
+
+/// Why a provider could not start or finish a login.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The provider cannot be reached, timed out, or answered with a server error.
+    #[error("the identity provider is unavailable: {0}")]
+    Unavailable(String),
+    /// What the provider or the browser sent failed verification.
+    #[error("the login was rejected: {0}")]
+    Rejected(String),
+    /// The person authenticated but is not allowed in (domain, tenant, ...).
+    #[error("access denied: {0}")]
+    Denied(String),
+    /// The provider does not support this operation.
+    #[error("{0} is not supported by this provider")]
+    Unsupported(&'static str),
+    /// Anything else, from a custom provider.
+    #[error("identity provider error: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A session store failed (not "no such session", which is `Ok(None)`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend (Redis, ...) cannot be reached.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// The session could not be encoded.
+    #[error("cannot encode session: {0}")]
+    Encode(String),
+}

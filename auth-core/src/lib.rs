@@ -1,0 +1,51 @@
+//! The vocabulary of Streamlit-style login for tower services.
+//!
+//! `auth-core` holds what every other crate of the workspace agrees on, and nothing that
+//! needs an HTTP server or a concrete identity provider:
+//!
+//! - [`User`], the `st.user` of a request: anonymous, or the claims of a signed-in person;
+//! - [`Identity`], [`TokenSet`] and [`Session`], what a login produces and a store keeps;
+//! - the traits [`IdentityProvider`] (Google, Microsoft, any OIDC issuer, or your own) and
+//!   [`SessionStore`] (sealed cookies by default, memory, or your own);
+//! - [`AuthConfig`], read from Streamlit's `[auth]` TOML section unchanged;
+//! - [`seal::Sealer`], the AES-256-GCM sealing of every cookie, and [`cookies`], the
+//!   chunking of cookies that outgrow a browser's limit.
+//!
+//! ```
+//! use auth_core::{Identity, Session, TokenSet, User, ExposeTokens};
+//! use std::sync::Arc;
+//!
+//! let mut claims = serde_json::Map::new();
+//! claims.insert("sub".into(), "alice".into());
+//! claims.insert("email".into(), "alice@example.test".into());
+//! let identity = Identity::new("google", "alice", claims);
+//! let session = Session::new(identity, TokenSet::default(), 3600);
+//! let user = User::from_session(Arc::new(session), ExposeTokens::NONE);
+//!
+//! assert!(user.is_logged_in());
+//! assert_eq!(user.email(), Some("alice@example.test"));
+//! assert_eq!(user.to_json()["is_logged_in"], true);
+//! assert_eq!(User::anonymous().to_json(), serde_json::json!({"is_logged_in": false}));
+//! ```
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod cookies;
+mod error;
+mod identity;
+mod provider;
+pub mod seal;
+mod session;
+mod store;
+mod user;
+
+#[cfg(feature = "axum")]
+mod extract;
+
+pub use config::{AuthConfig, ExposeTokens, ProviderConfig, ProviderKind, Secret, TokenAuthMethod};
+pub use error::{ConfigError, ProviderError, StoreError};
+pub use identity::{Claims, Identity, TokenSet};
+pub use provider::{Authorization, CallbackParams, IdentityProvider, LoginResult, PendingLogin};
+pub use session::{Session, unix_now};
+pub use store::{CookieStore, MemoryStore, SESSION_PURPOSE, SessionStore, Ticket, random_ticket};
+pub use user::{ExposedTokens, User};

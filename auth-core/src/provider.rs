@@ -1,0 +1,111 @@
+//! The [`IdentityProvider`] trait: what the auth layer needs from Google, Microsoft, any
+//! OpenID Connect issuer, or a provider written outside this workspace.
+
+use crate::{Identity, ProviderError, Session, TokenSet};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where to send the browser to log in, and what to remember until it comes back.
+#[derive(Debug)]
+pub struct Authorization {
+    /// The provider's authorization URL with every parameter set.
+    pub url: String,
+    /// The secrets of this attempt; the layer seals them into the pending-login cookie.
+    pub pending: PendingLogin,
+}
+
+/// The per-attempt secrets of a login, kept in a sealed cookie between the redirect to
+/// the provider and the callback. `Debug` shows none of them.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingLogin {
+    /// The OAuth 2.0 `state`; the layer compares it with the callback's in constant time.
+    pub state: String,
+    /// The OpenID Connect `nonce` the ID token must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The PKCE code verifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkce_verifier: Option<String>,
+}
+
+impl fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingLogin { .. }")
+    }
+}
+
+/// The query of a callback the layer has already checked (`state` matched).
+#[derive(Clone, Debug)]
+pub struct CallbackParams {
+    /// The authorization code.
+    pub code: String,
+    /// The RFC 9207 `iss` parameter, when the provider sent one; the provider checks it.
+    pub iss: Option<String>,
+}
+
+/// A completed login.
+#[derive(Clone, Debug)]
+pub struct LoginResult {
+    /// Who signed in.
+    pub identity: Identity,
+    /// The tokens the provider issued.
+    pub tokens: TokenSet,
+}
+
+/// An identity provider: builds authorization URLs and turns callbacks into identities.
+///
+/// The trait is object safe; the layer holds `Arc<dyn IdentityProvider>`s. A provider
+/// must verify everything it receives from the network: a returned `Ok` is trusted.
+#[async_trait]
+pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
+    /// The name in `/auth/login?provider=NAME` and in [`User::provider`](crate::User::provider).
+    fn name(&self) -> &str;
+
+    /// A human name for the chooser page ("Google", "Microsoft").
+    fn display_name(&self) -> &str {
+        self.name()
+    }
+
+    /// Starts a login: an authorization URL with fresh `state`, `nonce` and PKCE values.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unavailable`] when the provider cannot be reached.
+    async fn authorize(&self, redirect_uri: &str) -> Result<Authorization, ProviderError>;
+
+    /// Finishes a login: exchanges the code and verifies what comes back.
+    ///
+    /// # Errors
+    /// [`ProviderError::Rejected`] for anything that fails verification,
+    /// [`ProviderError::Unavailable`] when the provider cannot be reached.
+    async fn complete(
+        &self,
+        callback: &CallbackParams,
+        pending: &PendingLogin,
+        redirect_uri: &str,
+    ) -> Result<LoginResult, ProviderError>;
+
+    /// Uses the refresh token of `tokens` to get fresh ones.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unsupported`] by default; [`ProviderError::Rejected`] when the
+    /// provider refuses the refresh token (the session should end).
+    async fn refresh(&self, session: &Session) -> Result<LoginResult, ProviderError> {
+        let _ = session;
+        Err(ProviderError::Unsupported("refresh"))
+    }
+
+    /// The URL that ends the session at the provider (RP-initiated logout), if it has one.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unavailable`] when the provider's metadata cannot be read.
+    async fn end_session_url(
+        &self,
+        session: &Session,
+        post_logout_redirect_uri: &str,
+        state: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let _ = (session, post_logout_redirect_uri, state);
+        Ok(None)
+    }
+}

@@ -1,0 +1,118 @@
+//! Sealing: AES-256-GCM authenticated encryption of cookie values.
+//!
+//! The key is derived from `cookie_secret` with HKDF-SHA256, so any secret of at least 32
+//! bytes works and the raw secret is never used as a key. Each sealed value is bound to a
+//! purpose (the cookie's role) as associated data: a pending-login cookie cannot be
+//! replayed as a session cookie. Sealed text is `v1.` + base64url(nonce ‖ ciphertext ‖ tag).
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use std::fmt;
+
+const PREFIX: &str = "v1.";
+const NONCE_LEN: usize = 12;
+
+/// Seals and opens cookie values with the current secret; opens with previous ones too.
+#[derive(Clone)]
+pub struct Sealer {
+    /// The current key first, then keys of previous secrets (for rotation).
+    keys: Vec<Aes256Gcm>,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealer {{ keys: {} }}", self.keys.len())
+    }
+}
+
+fn derive(secret: &[u8]) -> Aes256Gcm {
+    let mut key = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(b"auth-core cookie sealing"), secret)
+        .expand(b"aes-256-gcm v1", &mut key)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    Aes256Gcm::new(&key.into())
+}
+
+impl Sealer {
+    /// A sealer for `secret`, also opening values sealed with any of `previous`.
+    ///
+    /// Length rules are enforced by [`AuthConfig`](crate::AuthConfig); this accepts any bytes.
+    pub fn new(secret: &[u8], previous: &[&[u8]]) -> Self {
+        let keys = std::iter::once(secret).chain(previous.iter().copied()).map(derive).collect();
+        Self { keys }
+    }
+
+    /// Encrypts and authenticates `plaintext` for `purpose`.
+    pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let payload = Payload { msg: plaintext, aad: purpose.as_bytes() };
+        let ciphertext = self.keys[0].encrypt(&nonce, payload).expect("AES-GCM sealing of an in-memory buffer cannot fail");
+        let mut raw = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&ciphertext);
+        let mut out = String::with_capacity(PREFIX.len() + raw.len() * 4 / 3 + 4);
+        out.push_str(PREFIX);
+        URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
+        out
+    }
+
+    /// Opens a value sealed for `purpose`, returning the plaintext and whether it was
+    /// sealed with the current secret (`false`: re-seal it). `None` for anything tampered,
+    /// truncated, sealed for another purpose or with an unknown secret.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Option<(Vec<u8>, bool)> {
+        let raw = URL_SAFE_NO_PAD.decode(sealed.strip_prefix(PREFIX)?).ok()?;
+        if raw.len() < NONCE_LEN + 16 {
+            return None;
+        }
+        let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
+        let nonce = Nonce::from(<[u8; NONCE_LEN]>::try_from(nonce).ok()?);
+        self.keys.iter().enumerate().find_map(|(i, key)| {
+            let payload = Payload { msg: ciphertext, aad: purpose.as_bytes() };
+            key.decrypt(&nonce, payload).ok().map(|plain| (plain, i == 0))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const OTHER: &[u8] = b"another secret of 32 bytes or more";
+
+    #[test]
+    fn round_trip() {
+        let sealer = Sealer::new(SECRET, &[]);
+        let sealed = sealer.seal("session", b"hello");
+        assert!(sealed.starts_with("v1."));
+        assert_eq!(sealer.open("session", &sealed), Some((b"hello".to_vec(), true)));
+        assert_ne!(sealed, sealer.seal("session", b"hello"), "nonces differ");
+    }
+
+    #[test]
+    fn tampering_purpose_and_foreign_secret_fail() {
+        let sealer = Sealer::new(SECRET, &[]);
+        let sealed = sealer.seal("session", b"hello");
+        let mut bytes = sealed.clone().into_bytes();
+        let last = bytes.len() - 2;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).expect("ascii");
+        assert_eq!(sealer.open("session", &tampered), None);
+        assert_eq!(sealer.open("pending", &sealed), None);
+        assert_eq!(Sealer::new(OTHER, &[]).open("session", &sealed), None);
+        assert_eq!(sealer.open("session", "v1."), None);
+        assert_eq!(sealer.open("session", "garbage!"), None);
+        assert_eq!(sealer.open("session", &sealed[..sealed.len() / 2]), None);
+    }
+
+    #[test]
+    fn previous_secrets_still_open() {
+        let old = Sealer::new(OTHER, &[]).seal("session", b"x");
+        let rotated = Sealer::new(SECRET, &[OTHER]);
+        assert_eq!(rotated.open("session", &old), Some((b"x".to_vec(), false)));
+    }
+}

@@ -1,0 +1,67 @@
+//! The fixed signing keys: generating RSA keys in a debug build takes seconds, so the
+//! mock ships three committed, **public and insecure** test keys (see `keys/README.md`).
+
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rsa::pkcs1v15::SigningKey as Pkcs1v15SigningKey;
+use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _, LineEnding};
+use rsa::signature::{SignatureEncoding as _, Signer as _};
+use rsa::traits::PublicKeyParts as _;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const PEMS: [&str; 3] = [
+    include_str!("../keys/mock-key-1.pem"),
+    include_str!("../keys/mock-key-2.pem"),
+    include_str!("../keys/mock-key-3.pem"),
+];
+
+/// One RSA key with everything derived from it that the server needs.
+pub(crate) struct SigningKey {
+    pub(crate) kid: String,
+    signer: Pkcs1v15SigningKey<Sha256>,
+    /// The public JWK as served by `/jwks`.
+    pub(crate) jwk: Value,
+    /// SPKI PEM of the public key (LF line endings): the HMAC key of the HS256 attack.
+    pub(crate) public_pem: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    fn from_pem(index: usize, pem: &str) -> Self {
+        let private = RsaPrivateKey::from_pkcs8_pem(pem).expect("embedded test key is valid PKCS#8");
+        let public = RsaPublicKey::from(&private);
+        let kid = format!("mock-key-{}", index + 1);
+        let jwk = json!({
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+        });
+        let public_pem = public
+            .to_public_key_pem(LineEnding::LF)
+            .expect("a public key always encodes");
+        Self { kid, signer: Pkcs1v15SigningKey::new(private), jwk, public_pem }
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (JWS `RS256`).
+    pub(crate) fn sign_rs256(&self, message: &[u8]) -> Vec<u8> {
+        self.signer.sign(message).to_vec()
+    }
+}
+
+/// All embedded keys, parsed once per process.
+pub(crate) fn all() -> &'static [SigningKey] {
+    static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
+    KEYS.get_or_init(|| PEMS.iter().enumerate().map(|(i, pem)| SigningKey::from_pem(i, pem)).collect())
+}
