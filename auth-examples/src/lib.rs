@@ -1,1 +1,83 @@
-//! placeholder
+//! Runnable example servers for the auth workspace; see `src/bin/`.
+//!
+//! The shared piece is [`Args`], the command line every example accepts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `--config FILE` (default `auth.toml`) and `--listen ADDR` (default `127.0.0.1:3000`).
+#[derive(Debug)]
+pub struct Args {
+    /// The auth config file (Streamlit's `[auth]` format).
+    pub config: PathBuf,
+    /// The address to serve on.
+    pub listen: SocketAddr,
+}
+
+impl Args {
+    /// Parses the process arguments; prints usage and exits on `--help` or a bad flag.
+    pub fn from_env(program: &str) -> Self {
+        match Self::parse(std::env::args().skip(1)) {
+            Ok(Some(args)) => args,
+            Ok(None) => {
+                println!("usage: {program} [--config FILE] [--listen ADDR]\n  --config FILE   auth config (default auth.toml)\n  --listen ADDR   address to serve on (default 127.0.0.1:3000)");
+                std::process::exit(0)
+            }
+            Err(message) => {
+                eprintln!("{program}: {message}\nrun `{program} --help` for usage");
+                std::process::exit(2)
+            }
+        }
+    }
+
+    /// Parses `args`; `Ok(None)` means help was asked for.
+    ///
+    /// # Errors
+    /// A message naming the flag and the fix.
+    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
+        let mut out = Self { config: "auth.toml".into(), listen: SocketAddr::from(([127, 0, 0, 1], 3000)) };
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--config" => out.config = value()?.into(),
+                "--listen" => {
+                    let v = value()?;
+                    out.listen = v.parse().map_err(|_| format!("--listen {v:?} is not an address such as 127.0.0.1:3000"))?;
+                }
+                "-h" | "--help" => return Ok(None),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Escapes text for HTML.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
+        Args::parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_flags() {
+        let args = parse(&["--config", "x.toml", "--listen", "127.0.0.1:0"]).expect("ok").expect("not help");
+        assert_eq!(args.config, PathBuf::from("x.toml"));
+        assert_eq!(args.listen.port(), 0);
+        assert!(parse(&["--help"]).expect("ok").is_none());
+        assert!(parse(&["--listen", "nope"]).expect_err("bad").contains("--listen"));
+        assert!(parse(&["--config"]).expect_err("missing").contains("needs a value"));
+    }
+}

@@ -1,1 +1,475 @@
-//! placeholder
+//! `MockIdp`: a real OpenID Connect provider on `127.0.0.1`, for tests and offline demos.
+//!
+//! It speaks plain HTTP on an ephemeral port and implements what a relying party needs:
+//! discovery, JWKS, the authorization-code flow with PKCE (S256), `client_secret_basic`
+//! and `client_secret_post`, refresh-token rotation, userinfo and RP-initiated logout.
+//! Tests steer it at run time: sign users in automatically, rotate keys, inject
+//! [`Fault`]s and count [`Hits`] per endpoint.
+//!
+//! It depends on no other crate of this workspace, so it works for any OIDC client.
+//!
+//! # Starting a provider
+//!
+//! [`MockIdp::start`] serves the default client (`mock-client` / `mock-secret`) and two
+//! users, `alice` (Alice Example, `alice@example.test`) and `bob`. Point your app at
+//! [`MockIdp::metadata_url`] and use [`MockIdp::client_id`] and
+//! [`MockIdp::client_secret`]. The server stops when the handle is dropped (or with
+//! [`MockIdp::stop`]); it needs a Tokio runtime.
+//!
+//! ```
+//! use auth_testkit::{MockIdp, MockUser};
+//! use serde_json::json;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let idp = MockIdp::builder()
+//!     .user(MockUser::new("carol").email("carol@example.test").claim("groups", json!(["admins"])))
+//!     .login_as(Some("carol")) // skip the login page
+//!     .start()
+//!     .await?;
+//!
+//! let http = reqwest::Client::builder()
+//!     .redirect(reqwest::redirect::Policy::none())
+//!     .build()?;
+//! let discovery: serde_json::Value = http.get(idp.metadata_url()).send().await?.json().await?;
+//! assert_eq!(discovery["issuer"], idp.issuer());
+//!
+//! // What your app's login route does: send the browser to the authorization endpoint...
+//! let authorize = http
+//!     .get(format!("{}/authorize", idp.issuer()))
+//!     .query(&[
+//!         ("client_id", idp.client_id()),
+//!         ("redirect_uri", "http://localhost:3000/oauth2callback"),
+//!         ("response_type", "code"),
+//!         ("scope", "openid email"),
+//!         ("state", "xyz"),
+//!         ("nonce", "n-1"),
+//!     ])
+//!     .send()
+//!     .await?;
+//! // ...which, with auto-login, comes straight back with a code, the state and `iss`.
+//! let callback = url::Url::parse(authorize.headers()["location"].to_str()?)?;
+//! let code = callback.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned());
+//!
+//! // What your app's callback does: exchange the code.
+//! let tokens: serde_json::Value = http
+//!     .post(format!("{}/token", idp.issuer()))
+//!     .basic_auth(idp.client_id(), Some(idp.client_secret()))
+//!     .form(&[
+//!         ("grant_type", "authorization_code"),
+//!         ("code", code.as_deref().unwrap_or_default()),
+//!         ("redirect_uri", "http://localhost:3000/oauth2callback"),
+//!     ])
+//!     .send()
+//!     .await?
+//!     .json()
+//!     .await?;
+//! assert!(tokens["id_token"].is_string());
+//! assert_eq!(idp.hits().token, 1);
+//! assert_eq!(idp.last_authorize_params().unwrap()["nonce"], "n-1");
+//! # Ok(()) }
+//! ```
+//!
+//! # Signing in
+//!
+//! Without auto-login, `/authorize` shows a small self-contained HTML page with one
+//! button per user (`id="login-<username>"`) and a Cancel button (which sends
+//! `error=access_denied` back); users with a [`MockUser::password`] need it typed in.
+//! [`MockIdp::login_as`] switches auto-login on or off at any time.
+//!
+//! This is a test provider, so clients are not registered with redirect URIs: **any
+//! absolute `http` or `https` `redirect_uri` is accepted**, and the token request must
+//! repeat it exactly. The scope must contain `openid`; every user claim is released
+//! whatever the scope, and a refresh token is always issued.
+//!
+//! # Faults, keys and counters
+//!
+//! ```
+//! use auth_testkit::{Fault, MockIdp};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
+//! let idp = MockIdp::start().await?;
+//! idp.set_fault(Fault::AlgNone); // ID tokens now say alg "none"
+//! idp.add_fault(Fault::Delay(Duration::from_millis(10))); // ...and answers are slow
+//! idp.clear_faults();
+//!
+//! idp.rotate_keys(); // new kid; /jwks stops serving the old key
+//! let token = idp.sign_id_token(serde_json::json!({ "sub": "alice" }));
+//! assert_eq!(token.split('.').count(), 3);
+//! assert_eq!(idp.hits().jwks, 0);
+//! idp.stop().await; // the port is free again
+//! # Ok(()) }
+//! ```
+//!
+//! # The keys are public
+//!
+//! The RSA keys are three fixed test keys committed in `auth-testkit/keys/` (so that a
+//! debug build does not spend seconds generating keys). Anyone can sign tokens with them:
+//! **never trust this provider's keys outside tests and local demos.**
+//!
+//! # The `mock-idp` binary
+//!
+//! `cargo run -p auth-testkit --bin mock-idp -- --port 9000 --login-as alice` serves the
+//! same provider from the command line; `--help` lists the flags.
+
+#![warn(missing_docs)]
+
+mod fault;
+mod jwt;
+mod keys;
+mod server;
+mod user;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+pub use fault::{Fault, WRONG_AUDIENCE, WRONG_ISSUER, WRONG_NONCE};
+pub use user::MockUser;
+
+use server::{Config, Endpoint, Shared};
+
+/// A running mock OpenID provider. Dropping it stops the server.
+pub struct MockIdp {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MockIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockIdp")
+            .field("issuer", &self.shared.config.issuer)
+            .field("client_id", &self.shared.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many requests each endpoint received, from [`MockIdp::hits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hits {
+    /// `GET /.well-known/openid-configuration`
+    pub discovery: usize,
+    /// `GET /jwks`
+    pub jwks: usize,
+    /// `GET /authorize` (not the login form's POST)
+    pub authorize: usize,
+    /// `POST /token`
+    pub token: usize,
+    /// `GET` or `POST /userinfo`
+    pub userinfo: usize,
+    /// `GET` or `POST /end_session`
+    pub end_session: usize,
+}
+
+impl MockIdp {
+    /// A builder to choose the port, client, users, token lifetimes and behaviour.
+    pub fn builder() -> MockIdpBuilder {
+        MockIdpBuilder::default()
+    }
+
+    /// Starts a provider on an ephemeral port of `127.0.0.1` with the default client and
+    /// users (`alice`, `bob`); the same as `MockIdp::builder().start()`.
+    pub async fn start() -> io::Result<MockIdp> {
+        Self::builder().start().await
+    }
+
+    /// The issuer, `http://127.0.0.1:PORT` unless overridden (no trailing slash).
+    pub fn issuer(&self) -> String {
+        self.shared.config.issuer.clone()
+    }
+
+    /// The discovery URL: the issuer followed by `/.well-known/openid-configuration`.
+    pub fn metadata_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.shared.config.issuer.trim_end_matches('/'))
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The only client's id.
+    pub fn client_id(&self) -> &str {
+        &self.shared.config.client_id
+    }
+
+    /// The only client's secret.
+    pub fn client_secret(&self) -> &str {
+        &self.shared.config.client_secret
+    }
+
+    /// The users this provider can sign in.
+    pub fn users(&self) -> &[MockUser] {
+        &self.shared.config.users
+    }
+
+    /// A snapshot of the per-endpoint request counters.
+    pub fn hits(&self) -> Hits {
+        let count = |endpoint| self.shared.hit_count(endpoint);
+        Hits {
+            discovery: count(Endpoint::Discovery),
+            jwks: count(Endpoint::Jwks),
+            authorize: count(Endpoint::Authorize),
+            token: count(Endpoint::Token),
+            userinfo: count(Endpoint::Userinfo),
+            end_session: count(Endpoint::EndSession),
+        }
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset_hits(&self) {
+        self.shared.reset_hits();
+    }
+
+    /// Makes `fault` the only active fault. Faults stay until [`MockIdp::clear_faults`].
+    pub fn set_fault(&self, fault: Fault) {
+        let mut state = self.shared.lock();
+        state.faults.clear();
+        state.faults.add(fault);
+    }
+
+    /// Adds `fault` to the active ones (replacing an active fault of the same kind).
+    pub fn add_fault(&self, fault: Fault) {
+        self.shared.lock().faults.add(fault);
+    }
+
+    /// Back to correct behaviour.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// `Some(username)`: `/authorize` signs this user in at once and redirects back with
+    /// a code. `None`: `/authorize` shows the HTML login page.
+    ///
+    /// # Panics
+    ///
+    /// When there is no user with this name (a mistake in the test).
+    pub fn login_as(&self, user: Option<&str>) {
+        if let Some(name) = user {
+            assert!(self.shared.user(name).is_some(), "{}", unknown_user(name, &self.shared.config.users));
+        }
+        self.shared.lock().login_as = user.map(String::from);
+    }
+
+    /// Switches to the next embedded signing key (`mock-key-1` → `mock-key-2` → `mock-key-3`
+    /// → `mock-key-1`). New ID tokens carry the new `kid`, and `/jwks` serves only the new
+    /// key unless [`MockIdpBuilder::keep_previous_key`] is set.
+    pub fn rotate_keys(&self) {
+        let mut state = self.shared.lock();
+        state.previous_key = Some(state.key_index);
+        state.key_index = (state.key_index + 1) % keys::all().len();
+    }
+
+    /// The current signing key's id.
+    pub fn current_kid(&self) -> String {
+        self.shared.current_key().kid.clone()
+    }
+
+    /// The current public key as SPKI PEM (LF line endings), the HMAC key used by
+    /// [`Fault::Hs256WithPublicKey`].
+    pub fn public_key_pem(&self) -> String {
+        self.shared.current_key().public_pem.clone()
+    }
+
+    /// The query parameters of the most recent `/authorize` request, to assert on
+    /// `scope`, `prompt`, PKCE parameters and the like.
+    pub fn last_authorize_params(&self) -> Option<BTreeMap<String, String>> {
+        self.shared.lock().last_authorize.clone()
+    }
+
+    /// The parameters (query and form) of the most recent `/end_session` request, for
+    /// example to check that `id_token_hint` was sent.
+    pub fn last_end_session_params(&self) -> Option<BTreeMap<String, String>> {
+        self.shared.lock().last_end_session.clone()
+    }
+
+    /// Signs `claims` exactly as given (RS256, current key and `kid`, no faults): for
+    /// tests that need a hand-made token.
+    pub fn sign_id_token(&self, claims: serde_json::Value) -> String {
+        jwt::sign(self.shared.current_key(), &claims, jwt::SignOptions::default())
+    }
+
+    /// Stops serving, closes open connections and releases the port before returning,
+    /// so a new provider can start on the same port.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        // Resolves once the server future (listener and connections) has been dropped.
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for MockIdp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Configures a [`MockIdp`]; from [`MockIdp::builder`].
+#[derive(Debug, Clone)]
+pub struct MockIdpBuilder {
+    ip: IpAddr,
+    port: u16,
+    issuer: Option<String>,
+    client_id: String,
+    client_secret: String,
+    users: Vec<MockUser>,
+    login_as: Option<String>,
+    id_token_ttl: Duration,
+    access_token_ttl: Duration,
+    minimal_id_token: bool,
+    end_session: bool,
+    keep_previous_key: bool,
+}
+
+impl Default for MockIdpBuilder {
+    fn default() -> Self {
+        Self {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            issuer: None,
+            client_id: "mock-client".into(),
+            client_secret: "mock-secret".into(),
+            users: Vec::new(),
+            login_as: None,
+            id_token_ttl: Duration::from_secs(300),
+            access_token_ttl: Duration::from_secs(3600),
+            minimal_id_token: false,
+            end_session: true,
+            keep_previous_key: false,
+        }
+    }
+}
+
+impl MockIdpBuilder {
+    /// The port to listen on; `0` (the default) picks a free one. A port released by
+    /// [`MockIdp::stop`] can be reused at once.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The address to listen on (default `127.0.0.1`). When it is unspecified
+    /// (`0.0.0.0` or `::`), the issuer names the matching loopback address.
+    pub fn bind(mut self, ip: IpAddr) -> Self {
+        self.ip = ip;
+        self
+    }
+
+    /// Advertises this issuer instead of `http://IP:PORT`, for example behind a proxy.
+    /// It is used verbatim as the `iss` (a trailing slash is kept); endpoint URLs are
+    /// built from it without the trailing slash.
+    pub fn issuer(mut self, url: impl Into<String>) -> Self {
+        self.issuer = Some(url.into());
+        self
+    }
+
+    /// The client's id and secret (default `mock-client` / `mock-secret`).
+    pub fn client(mut self, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        self.client_id = client_id.into();
+        self.client_secret = client_secret.into();
+        self
+    }
+
+    /// Adds a user. When none is added, the provider has `alice` (Alice Example,
+    /// `alice@example.test`) and `bob` (Bob Example, `bob@example.test`).
+    pub fn user(mut self, user: MockUser) -> Self {
+        self.users.push(user);
+        self
+    }
+
+    /// Auto-login from the start; see [`MockIdp::login_as`].
+    pub fn login_as(mut self, user: Option<&str>) -> Self {
+        self.login_as = user.map(String::from);
+        self
+    }
+
+    /// ID token lifetime (default 5 minutes).
+    pub fn id_token_ttl(mut self, ttl: Duration) -> Self {
+        self.id_token_ttl = ttl;
+        self
+    }
+
+    /// Access token lifetime, reported as `expires_in` and enforced by `/userinfo`
+    /// (default 1 hour).
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = ttl;
+        self
+    }
+
+    /// When `true`, ID tokens carry only `iss`, `sub`, `aud`, `azp`, `exp`, `iat`,
+    /// `auth_time` and `nonce`, and profile claims come only from `/userinfo` (as with
+    /// panva's `oidc-provider`). Default `false`.
+    pub fn minimal_id_token(mut self, minimal: bool) -> Self {
+        self.minimal_id_token = minimal;
+        self
+    }
+
+    /// Whether to offer RP-initiated logout: advertise `end_session_endpoint` and serve
+    /// it (default `true`; when `false` the endpoint answers 404).
+    pub fn end_session(mut self, enabled: bool) -> Self {
+        self.end_session = enabled;
+        self
+    }
+
+    /// When `true`, `/jwks` keeps serving the previous key after
+    /// [`MockIdp::rotate_keys`] (a graceful rotation). Default `false`.
+    pub fn keep_previous_key(mut self, keep: bool) -> Self {
+        self.keep_previous_key = keep;
+        self
+    }
+
+    /// Binds the port and starts serving on the current Tokio runtime.
+    ///
+    /// Fails when the port cannot be bound, or with `InvalidInput` when `login_as`
+    /// names an unknown user.
+    pub async fn start(self) -> io::Result<MockIdp> {
+        let users = if self.users.is_empty() { MockUser::defaults() } else { self.users };
+        if let Some(name) = &self.login_as {
+            if !users.iter().any(|u| u.username() == name) {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, unknown_user(name, &users)));
+            }
+        }
+        let listener = tokio::net::TcpListener::bind((self.ip, self.port)).await?;
+        let addr = listener.local_addr()?;
+        let issuer = self.issuer.unwrap_or_else(|| format!("http://{}", advertised(addr)));
+        let config = Config {
+            issuer,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            users,
+            id_token_ttl: self.id_token_ttl,
+            access_token_ttl: self.access_token_ttl,
+            minimal_id_token: self.minimal_id_token,
+            end_session: self.end_session,
+            keep_previous_key: self.keep_previous_key,
+        };
+        keys::all(); // parse the keys now, not during the first token request
+        let shared = Arc::new(Shared::new(config, self.login_as));
+        let task = tokio::spawn(server::serve(listener, server::router(Arc::clone(&shared))));
+        Ok(MockIdp { shared, addr, task })
+    }
+}
+
+/// The address to put in the issuer: loopback instead of "any".
+fn advertised(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        _ => addr,
+    }
+}
+
+fn unknown_user(name: &str, users: &[MockUser]) -> String {
+    let known: Vec<&str> = users.iter().map(MockUser::username).collect();
+    format!("mock-idp has no user named \"{name}\" (users: {}); add it with MockIdpBuilder::user", known.join(", "))
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/env node
+// A real, OpenID Certified provider (panva's `oidc-provider`) for end-to-end tests.
+//
+//   npm ci --prefix e2e/op
+//   node e2e/op/provider.mjs --port 0 \
+//     --client-id e2e-client --client-secret e2e-secret \
+//     --redirect-uri http://127.0.0.1:3000/oauth2callback \
+//     --post-logout-redirect-uri http://127.0.0.1:3000/
+//
+// Every flag also reads an environment variable (flag wins): OP_HOST, OP_PORT,
+// OP_CLIENT_ID, OP_CLIENT_SECRET, OP_REDIRECT_URI, OP_POST_LOGOUT_REDIRECT_URI,
+// OP_ACCESS_TOKEN_TTL. The URI flags may be repeated (or comma-separated in the env).
+//
+// When ready it prints exactly one line to stdout:
+//   oidc-provider listening on http://HOST:PORT
+// which is also the issuer (no trailing slash). Diagnostics go to stderr.
+//
+// Accounts: any login id with any password. sub = login, email = `${login}@example.test`
+// (verified), name = the login capitalised ("alice" -> "Alice"). The ID token stays minimal
+// (oidc-provider's default), so email and profile claims come from userinfo. Consent is
+// kept (the dev consent page must be submitted); refresh tokens are issued to any client
+// allowed the refresh_token grant, with or without offline_access.
+//
+// This is a test fixture: the signing key in jwks.json and the cookie keys are public.
+
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+
+import Provider from 'oidc-provider';
+
+const HERE = new URL('.', import.meta.url);
+
+function fail(message) {
+  process.stderr.write(`provider.mjs: ${message}\n`);
+  process.exit(2);
+}
+
+const { values: flags } = parseArgs({
+  options: {
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'client-id': { type: 'string' },
+    'client-secret': { type: 'string' },
+    'redirect-uri': { type: 'string', multiple: true },
+    'post-logout-redirect-uri': { type: 'string', multiple: true },
+    'access-token-ttl': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  strict: true,
+});
+
+if (flags.help) {
+  process.stdout.write(readFileSync(new URL(import.meta.url), 'utf8')
+    .split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
+  process.exit(0);
+}
+
+const list = (flag, env, fallback) => {
+  if (flag && flag.length) return flag;
+  if (process.env[env]) return process.env[env].split(',').map((s) => s.trim()).filter(Boolean);
+  return fallback;
+};
+const int = (name, raw) => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+};
+
+const host = flags.host ?? process.env.OP_HOST ?? '127.0.0.1';
+const port = int('port', flags.port ?? process.env.OP_PORT ?? '0');
+const clientId = flags['client-id'] ?? process.env.OP_CLIENT_ID ?? 'e2e-client';
+const clientSecret = flags['client-secret'] ?? process.env.OP_CLIENT_SECRET ?? 'e2e-secret';
+const redirectUris = list(flags['redirect-uri'], 'OP_REDIRECT_URI', ['http://127.0.0.1:3000/oauth2callback']);
+const postLogoutRedirectUris = list(
+  flags['post-logout-redirect-uri'],
+  'OP_POST_LOGOUT_REDIRECT_URI',
+  ['http://127.0.0.1:3000/'],
+);
+const accessTokenTtl = int('access-token-ttl', flags['access-token-ttl'] ?? process.env.OP_ACCESS_TOKEN_TTL ?? '3600');
+if (accessTokenTtl === 0) fail('--access-token-ttl must be at least 1 second');
+
+const jwks = JSON.parse(readFileSync(new URL('jwks.json', HERE), 'utf8'));
+
+const capitalise = (s) => (s ? s[0].toUpperCase() + s.slice(1) : s);
+
+const configuration = {
+  clients: [{
+    client_id: clientId,
+    client_secret: clientSecret,
+    redirect_uris: redirectUris,
+    post_logout_redirect_uris: postLogoutRedirectUris,
+    response_types: ['code'],
+    grant_types: ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  // A sent code_challenge is still enforced (S256 only); it just is not mandatory.
+  pkce: { required: () => false },
+  features: {
+    devInteractions: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+    revocation: { enabled: true },
+    userinfo: { enabled: true },
+  },
+  cookies: {
+    keys: ['e2e-cookie-key-not-secret-0123456789abcdef'],
+  },
+  jwks,
+  async findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims(use, scope) {
+        return {
+          sub: id,
+          email: `${id}@example.test`,
+          email_verified: true,
+          name: capitalise(id),
+        };
+      },
+    };
+  },
+  claims: {
+    acr: null,
+    sid: null,
+    auth_time: null,
+    iss: null,
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name'],
+  },
+  scopes: ['openid', 'email', 'profile', 'offline_access'],
+  // Default is "only with offline_access"; a normal login should get a refresh token too.
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  ttl: {
+    AccessToken: accessTokenTtl,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    Interaction: 3600,
+    Grant: 14 * 24 * 3600,
+    Session: 14 * 24 * 3600,
+    RefreshToken: 14 * 24 * 3600,
+  },
+  // Keep the dev consent page: tests submit it (a later browser test wants that step).
+  // loadExistingGrant is left at its default (reuses a grant already given in this session).
+};
+
+// Listen first so port 0 works without a race: the issuer needs the real port, and
+// nothing can reach the server before we print the address.
+const server = http.createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(port, host, () => {
+    server.off('error', reject);
+    resolve();
+  });
+}).catch((err) => fail(`cannot listen on ${host}:${port}: ${err.message}`));
+
+const { port: actualPort } = server.address();
+const urlHost = host.includes(':') ? `[${host}]` : host;
+const issuer = `http://${urlHost}:${actualPort}`;
+
+const provider = new Provider(issuer, configuration);
+
+for (const event of [
+  'server_error', 'authorization.error', 'grant.error', 'userinfo.error',
+  'end_session.error', 'revocation.error', 'introspection.error', 'jwks.error',
+  'discovery.error', 'check_session.error',
+]) {
+  provider.on(event, (...args) => {
+    const err = args.find((a) => a instanceof Error);
+    const detail = err ? `${err.name}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}` : '';
+    process.stderr.write(`oidc-provider ${event}: ${detail}\n`);
+  });
+}
+
+server.on('request', provider.callback());
+
+process.stdout.write(`oidc-provider listening on ${issuer}\n`);
+
+let stopping = false;
+function stop(signal) {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`oidc-provider: ${signal}, shutting down\n`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections?.();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
