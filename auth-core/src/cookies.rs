@@ -13,15 +13,10 @@ pub const CHUNK_SIZE: usize = 3800;
 
 /// Each `name=value` pair of the request's `Cookie` headers, in order.
 pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            Some((name.trim(), value.trim().trim_matches('"')))
-        })
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        Some((name.trim(), value.trim().trim_matches('"')))
+    })
 }
 
 /// The value of cookie `name`, joined from its chunks when it was split.

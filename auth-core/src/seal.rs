@@ -50,7 +50,8 @@ impl Sealer {
     pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let payload = Payload { msg: plaintext, aad: purpose.as_bytes() };
-        let ciphertext = self.keys[0].encrypt(&nonce, payload).expect("AES-GCM sealing of an in-memory buffer cannot fail");
+        let ciphertext =
+            self.keys[0].encrypt(&nonce, payload).expect("AES-GCM sealing of an in-memory buffer cannot fail");
         let mut raw = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&ciphertext);

@@ -103,7 +103,8 @@ impl SessionStore for MemoryStore {
     async fn save(&self, session: &Session) -> Result<Ticket, StoreError> {
         let ticket = random_ticket();
         let now = unix_now();
-        let mut map = self.sessions.write().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        let mut map =
+            self.sessions.write().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
         map.retain(|_, s| !s.is_expired_at(now));
         map.insert(ticket.clone(), session.clone());
         Ok(ticket)
@@ -115,7 +116,8 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, ticket: &str) -> Result<(), StoreError> {
-        let mut map = self.sessions.write().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        let mut map =
+            self.sessions.write().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
         map.remove(ticket);
         Ok(())
     }

@@ -122,7 +122,8 @@ mod tests {
     fn alice(expose: ExposeTokens) -> User {
         let claims = json!({"sub": "alice", "email": "a@example.test", "preferred_username": "al"});
         let Value::Object(claims) = claims else { unreachable!() };
-        let tokens = TokenSet { id_token: Some("id.jwt".into()), access_token: Some("at".into()), ..Default::default() };
+        let tokens =
+            TokenSet { id_token: Some("id.jwt".into()), access_token: Some("at".into()), ..Default::default() };
         User::from_session(Arc::new(Session::new(Identity::new("default", "alice", claims), tokens, 60)), expose)
     }
 

@@ -20,7 +20,9 @@ impl Args {
         match Self::parse(std::env::args().skip(1)) {
             Ok(Some(args)) => args,
             Ok(None) => {
-                println!("usage: {program} [--config FILE] [--listen ADDR]\n  --config FILE   auth config (default auth.toml)\n  --listen ADDR   address to serve on (default 127.0.0.1:3000)");
+                println!(
+                    "usage: {program} [--config FILE] [--listen ADDR]\n  --config FILE   auth config (default auth.toml)\n  --listen ADDR   address to serve on (default 127.0.0.1:3000)"
+                );
                 std::process::exit(0)
             }
             Err(message) => {
@@ -42,7 +44,8 @@ impl Args {
                 "--config" => out.config = value()?.into(),
                 "--listen" => {
                     let v = value()?;
-                    out.listen = v.parse().map_err(|_| format!("--listen {v:?} is not an address such as 127.0.0.1:3000"))?;
+                    out.listen =
+                        v.parse().map_err(|_| format!("--listen {v:?} is not an address such as 127.0.0.1:3000"))?;
                 }
                 "-h" | "--help" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),

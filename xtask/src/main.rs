@@ -154,28 +154,46 @@ fn spawn(name: &'static str, program: &Path, args: &[&str], marker: &str) -> Res
 
 fn random_secret() -> Result<String, String> {
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn demo(args: &[String]) -> Result<(), String> {
     let port: u16 = match args {
         [] => 3000,
-        [flag, value] if flag == "--port" => value.parse().map_err(|_| format!("--port {value:?} is not a port number"))?,
+        [flag, value] if flag == "--port" => {
+            value.parse().map_err(|_| format!("--port {value:?} is not a port number"))?
+        }
         _ => return Err(format!("demo takes only --port N\n{USAGE}")),
     };
     TcpListener::bind(("127.0.0.1", port))
         .map_err(|e| format!("port {port} is busy ({e}); pick another with `cargo xtask demo --port 3001`"))?;
 
     step("building mock-idp and axum-basic");
-    cargo(&["build", "--quiet", "-p", "auth-testkit", "--bin", "mock-idp", "-p", "auth-examples", "--bin", "axum-basic"], &[])?;
+    cargo(
+        &["build", "--quiet", "-p", "auth-testkit", "--bin", "mock-idp", "-p", "auth-examples", "--bin", "axum-basic"],
+        &[],
+    )?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
     let bin = target.join("debug");
 
     let (_idp, line) = spawn(
         "mock-idp",
         &bin.join("mock-idp"),
-        &["--port", "0", "--client-id", "demo-client", "--client-secret", "demo-secret", "--user", "alice:alice@example.test:Alice Example", "--user", "bob:bob@example.test:Bob Example"],
+        &[
+            "--port",
+            "0",
+            "--client-id",
+            "demo-client",
+            "--client-secret",
+            "demo-secret",
+            "--user",
+            "alice:alice@example.test:Alice Example",
+            "--user",
+            "bob:bob@example.test:Bob Example",
+        ],
         "listening on",
     )?;
     let issuer = line.rsplit(' ').next().unwrap_or_default().trim().to_owned();
@@ -197,7 +215,8 @@ fn demo(args: &[String]) -> Result<(), String> {
 
     let config_arg = config.display().to_string();
     let listen = format!("127.0.0.1:{port}");
-    let (_app, _) = spawn("axum-basic", &bin.join("axum-basic"), &["--config", &config_arg, "--listen", &listen], "listening on")?;
+    let (_app, _) =
+        spawn("axum-basic", &bin.join("axum-basic"), &["--config", &config_arg, "--listen", &listen], "listening on")?;
 
     println!(
         "\nDemo ready, offline, on the built-in mock IdP ({issuer}).\n\

@@ -159,7 +159,9 @@ impl AuthConfig {
         let path = path.as_ref();
         let read_err = |message: String| ConfigError::Read { path: path.to_owned(), message };
         if !path.exists() {
-            return Err(read_err("the file does not exist; create it with an [auth] section (see the README's config table)".into()));
+            return Err(read_err(
+                "the file does not exist; create it with an [auth] section (see the README's config table)".into(),
+            ));
         }
         let loaded = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
@@ -187,13 +189,26 @@ impl AuthConfig {
     fn from_value(root: Value, origin: &str) -> Result<Self, ConfigError> {
         let v = Validator { origin };
         let Some(Value::Object(auth)) = root.get("auth").cloned() else {
-            return Err(v.err("auth", "is missing", "add an [auth] section with redirect_uri, cookie_secret and a provider"));
+            return Err(v.err(
+                "auth",
+                "is missing",
+                "add an [auth] section with redirect_uri, cookie_secret and a provider",
+            ));
         };
-        let redirect_uri = v.required_str(&auth, "auth", "redirect_uri", "set it to your app's callback URL, e.g. \"http://localhost:3000/oauth2callback\"")?;
+        let redirect_uri = v.required_str(
+            &auth,
+            "auth",
+            "redirect_uri",
+            "set it to your app's callback URL, e.g. \"http://localhost:3000/oauth2callback\"",
+        )?;
         let redirect = v.http_url("auth.redirect_uri", &redirect_uri)?;
         let cookie_secret = v.required_str(&auth, "auth", "cookie_secret", SECRET_FIX)?;
         if cookie_secret.len() < 32 {
-            return Err(v.err("auth.cookie_secret", &format!("is {} bytes, shorter than the 32 required", cookie_secret.len()), SECRET_FIX));
+            return Err(v.err(
+                "auth.cookie_secret",
+                &format!("is {} bytes, shorter than the 32 required", cookie_secret.len()),
+                SECRET_FIX,
+            ));
         }
         let previous_cookie_secrets = match auth.get("previous_cookie_secrets") {
             None => Vec::new(),
@@ -201,10 +216,20 @@ impl AuthConfig {
                 .iter()
                 .map(|s| match s.as_str() {
                     Some(s) if s.len() >= 32 => Ok(Secret::new(s)),
-                    _ => Err(v.err("auth.previous_cookie_secrets", "holds an entry that is not a string of at least 32 bytes", "list only earlier cookie_secret values")),
+                    _ => Err(v.err(
+                        "auth.previous_cookie_secrets",
+                        "holds an entry that is not a string of at least 32 bytes",
+                        "list only earlier cookie_secret values",
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(v.err("auth.previous_cookie_secrets", "is not a list", "write previous_cookie_secrets = [\"old secret\"]")),
+            Some(_) => {
+                return Err(v.err(
+                    "auth.previous_cookie_secrets",
+                    "is not a list",
+                    "write previous_cookie_secrets = [\"old secret\"]",
+                ));
+            }
         };
         let expose_tokens = v.expose_tokens(auth.get("expose_tokens"))?;
         let origin_root = format!("{}://{}/", redirect.0, redirect.1);
@@ -218,7 +243,11 @@ impl AuthConfig {
         };
         let cookie_name = v.optional_str(&auth, "auth", "cookie_name")?.unwrap_or_else(|| "auth_session".into());
         if cookie_name.is_empty() || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) {
-            return Err(v.err("auth.cookie_name", "is not a plain cookie name", "use letters, digits, '_' and '-' only"));
+            return Err(v.err(
+                "auth.cookie_name",
+                "is not a plain cookie name",
+                "use letters, digits, '_' and '-' only",
+            ));
         }
 
         let mut providers = BTreeMap::new();
@@ -236,7 +265,11 @@ impl AuthConfig {
             }
         }
         if providers.is_empty() {
-            return Err(v.err("auth", "configures no provider", "add client_id, client_secret and server_metadata_url to [auth], or a section such as [auth.google]"));
+            return Err(v.err(
+                "auth",
+                "configures no provider",
+                "add client_id, client_secret and server_metadata_url to [auth], or a section such as [auth.google]",
+            ));
         }
         Ok(Self {
             redirect_uri,
@@ -265,7 +298,8 @@ impl AuthConfig {
 
     /// `scheme://host[:port]` of `redirect_uri`, the app's origin.
     pub fn app_origin(&self) -> String {
-        split_url(&self.redirect_uri).map_or_else(String::new, |(scheme, authority, _)| format!("{scheme}://{authority}"))
+        split_url(&self.redirect_uri)
+            .map_or_else(String::new, |(scheme, authority, _)| format!("{scheme}://{authority}"))
     }
 }
 
@@ -280,7 +314,15 @@ const TOP_KEYS: &[&str] = &[
     "post_logout_redirect_uri",
     "cookie_name",
 ];
-const PROVIDER_KEYS: &[&str] = &["client_id", "client_secret", "server_metadata_url", "client_kwargs", "kind", "display_name", "token_endpoint_auth_method"];
+const PROVIDER_KEYS: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "server_metadata_url",
+    "client_kwargs",
+    "kind",
+    "display_name",
+    "token_endpoint_auth_method",
+];
 /// Authorization parameters the provider sets itself; `client_kwargs` may not override them.
 const RESERVED_KWARGS: &[&str] =
     &["state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri", "response_type", "client_id"];
@@ -325,7 +367,13 @@ impl Validator<'_> {
     }
 
     fn http_url<'u>(&self, key: &str, url: &'u str) -> Result<(&'u str, &'u str, &'u str), ConfigError> {
-        split_url(url).ok_or_else(|| self.err(key, &format!("is not an absolute http(s) URL ({url:?})"), "write the full URL, such as \"https://app.example.com/oauth2callback\""))
+        split_url(url).ok_or_else(|| {
+            self.err(
+                key,
+                &format!("is not an absolute http(s) URL ({url:?})"),
+                "write the full URL, such as \"https://app.example.com/oauth2callback\"",
+            )
+        })
     }
 
     fn secs(&self, table: &Map<String, Value>, key: &str, default: u64) -> Result<u64, ConfigError> {
@@ -334,7 +382,11 @@ impl Validator<'_> {
             Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or(default)),
             // Environment overrides arrive as strings.
             Some(Value::String(s)) if s.parse::<u64>().is_ok() => Ok(s.parse().unwrap_or(default)),
-            Some(_) => Err(self.err(&format!("auth.{key}"), "is not a whole number of seconds", &format!("write {key} = {default}"))),
+            Some(_) => Err(self.err(
+                &format!("auth.{key}"),
+                "is not a whole number of seconds",
+                &format!("write {key} = {default}"),
+            )),
         }
     }
 
@@ -350,7 +402,13 @@ impl Validator<'_> {
             match name {
                 "id" => expose.id = true,
                 "access" => expose.access = true,
-                _ => return Err(self.err("auth.expose_tokens", &format!("has {name:?}, which is not a token kind"), "use \"id\", \"access\" or [\"id\", \"access\"]")),
+                _ => {
+                    return Err(self.err(
+                        "auth.expose_tokens",
+                        &format!("has {name:?}, which is not a token kind"),
+                        "use \"id\", \"access\" or [\"id\", \"access\"]",
+                    ));
+                }
             }
         }
         Ok(expose)
@@ -362,7 +420,13 @@ impl Validator<'_> {
             Some("oidc") => Some(ProviderKind::Oidc),
             Some("google") => Some(ProviderKind::Google),
             Some("microsoft") => Some(ProviderKind::Microsoft),
-            Some(other) => return Err(self.err(&key("kind"), &format!("is {other:?}"), "use \"oidc\", \"google\" or \"microsoft\"")),
+            Some(other) => {
+                return Err(self.err(
+                    &key("kind"),
+                    &format!("is {other:?}"),
+                    "use \"oidc\", \"google\" or \"microsoft\"",
+                ));
+            }
             None => None,
         };
         let metadata = self.optional_str(table, at, "server_metadata_url")?;
@@ -381,16 +445,27 @@ impl Validator<'_> {
                 format!("https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration")
             }
             (None, _) => {
-                return Err(self.err(&key("server_metadata_url"), "is missing", "set it to the provider's discovery URL, ending in /.well-known/openid-configuration"));
+                return Err(self.err(
+                    &key("server_metadata_url"),
+                    "is missing",
+                    "set it to the provider's discovery URL, ending in /.well-known/openid-configuration",
+                ));
             }
         };
         self.http_url(&key("server_metadata_url"), &server_metadata_url)?;
-        let client_id = self.required_str(table, at, "client_id", "copy the client id from the provider's app registration")?;
+        let client_id =
+            self.required_str(table, at, "client_id", "copy the client id from the provider's app registration")?;
         let token_endpoint_auth_method = match self.optional_str(table, at, "token_endpoint_auth_method")?.as_deref() {
             None | Some("client_secret_basic") => TokenAuthMethod::ClientSecretBasic,
             Some("client_secret_post") => TokenAuthMethod::ClientSecretPost,
             Some("none") => TokenAuthMethod::None,
-            Some(other) => return Err(self.err(&key("token_endpoint_auth_method"), &format!("is {other:?}"), "use \"client_secret_basic\", \"client_secret_post\" or \"none\"")),
+            Some(other) => {
+                return Err(self.err(
+                    &key("token_endpoint_auth_method"),
+                    &format!("is {other:?}"),
+                    "use \"client_secret_basic\", \"client_secret_post\" or \"none\"",
+                ));
+            }
         };
         let client_secret = match token_endpoint_auth_method {
             TokenAuthMethod::None => None,
@@ -402,20 +477,40 @@ impl Validator<'_> {
             Some(Value::Object(kwargs)) => {
                 for (k, v) in kwargs {
                     if RESERVED_KWARGS.contains(&k.as_str()) {
-                        return Err(self.err(&key(&format!("client_kwargs.{k}")), "is set by the library for every login", "remove it"));
+                        return Err(self.err(
+                            &key(&format!("client_kwargs.{k}")),
+                            "is set by the library for every login",
+                            "remove it",
+                        ));
                     }
                     let v = match v {
                         Value::String(s) => s.clone(),
                         Value::Number(_) | Value::Bool(_) => v.to_string(),
-                        _ => return Err(self.err(&key(&format!("client_kwargs.{k}")), "is not a string", "quote the value")),
+                        _ => {
+                            return Err(self.err(
+                                &key(&format!("client_kwargs.{k}")),
+                                "is not a string",
+                                "quote the value",
+                            ));
+                        }
                     };
                     client_kwargs.insert(k.clone(), v);
                 }
             }
-            Some(_) => return Err(self.err(&key("client_kwargs"), "is not a table", "write client_kwargs = { prompt = \"login\" }")),
+            Some(_) => {
+                return Err(self.err(
+                    &key("client_kwargs"),
+                    "is not a table",
+                    "write client_kwargs = { prompt = \"login\" }",
+                ));
+            }
         }
         if client_kwargs.get("scope").is_some_and(|s| !s.split_whitespace().any(|s| s == "openid")) {
-            return Err(self.err(&key("client_kwargs.scope"), "lacks \"openid\"", "include openid, e.g. scope = \"openid email profile\""));
+            return Err(self.err(
+                &key("client_kwargs.scope"),
+                "lacks \"openid\"",
+                "include openid, e.g. scope = \"openid email profile\"",
+            ));
         }
         let display_name = self.optional_str(table, at, "display_name")?.unwrap_or_else(|| match kind {
             ProviderKind::Google => "Google".into(),
@@ -425,10 +520,24 @@ impl Validator<'_> {
         });
         let extra = table
             .iter()
-            .filter(|(k, _)| !PROVIDER_KEYS.contains(&k.as_str()) && (at != "auth" || !TOP_KEYS.contains(&k.as_str())) && !matches!(table.get(*k), Some(Value::Object(_)) if at == "auth"))
+            .filter(|(k, _)| {
+                !PROVIDER_KEYS.contains(&k.as_str())
+                    && (at != "auth" || !TOP_KEYS.contains(&k.as_str()))
+                    && !matches!(table.get(*k), Some(Value::Object(_)) if at == "auth")
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        Ok(ProviderConfig { name: name.to_owned(), kind, display_name, client_id, client_secret, server_metadata_url, client_kwargs, token_endpoint_auth_method, extra })
+        Ok(ProviderConfig {
+            name: name.to_owned(),
+            kind,
+            display_name,
+            client_id,
+            client_secret,
+            server_metadata_url,
+            client_kwargs,
+            token_endpoint_auth_method,
+            extra,
+        })
     }
 }
 

@@ -79,18 +79,33 @@ fn errors_name_the_key() {
     assert_eq!(invalid_key(&base), "auth");
     assert_eq!(invalid_key("[other]\nx = 1"), "auth");
     assert_eq!(invalid_key(&format!("{base}[auth.google]\nclient_secret = \"s\"\n")), "auth.google.client_id");
-    assert_eq!(invalid_key(&format!("{base}[auth.okta]\nclient_id = \"i\"\nclient_secret = \"s\"\n")), "auth.okta.server_metadata_url");
+    assert_eq!(
+        invalid_key(&format!("{base}[auth.okta]\nclient_id = \"i\"\nclient_secret = \"s\"\n")),
+        "auth.okta.server_metadata_url"
+    );
     assert_eq!(invalid_key(&format!("{base}[auth.google]\nclient_id = \"i\"\n")), "auth.google.client_secret");
     assert_eq!(
-        invalid_key(&format!("{base}[auth.google]\nclient_id = \"i\"\nclient_secret = \"s\"\nclient_kwargs = {{ state = \"x\" }}\n")),
+        invalid_key(&format!(
+            "{base}[auth.google]\nclient_id = \"i\"\nclient_secret = \"s\"\nclient_kwargs = {{ state = \"x\" }}\n"
+        )),
         "auth.google.client_kwargs.state"
     );
-    assert_eq!(invalid_key(&format!("{base}expose_tokens = \"refresh\"\n[auth.google]\nclient_id = \"i\"\nclient_secret = \"s\"\n")), "auth.expose_tokens");
+    assert_eq!(
+        invalid_key(&format!(
+            "{base}expose_tokens = \"refresh\"\n[auth.google]\nclient_id = \"i\"\nclient_secret = \"s\"\n"
+        )),
+        "auth.expose_tokens"
+    );
     assert_eq!(
         invalid_key(&format!("[auth]\nredirect_uri = \"/cb\"\ncookie_secret = \"{SECRET}\"\n")),
         "auth.redirect_uri"
     );
-    assert_eq!(invalid_key(&format!("{base}session_lifetime_secs = \"long\"\n[auth.google]\nclient_id = \"i\"\nclient_secret = \"s\"\n")), "auth.session_lifetime_secs");
+    assert_eq!(
+        invalid_key(&format!(
+            "{base}session_lifetime_secs = \"long\"\n[auth.google]\nclient_id = \"i\"\nclient_secret = \"s\"\n"
+        )),
+        "auth.session_lifetime_secs"
+    );
 }
 
 #[test]
@@ -104,7 +119,10 @@ fn presets_fill_metadata_urls_and_public_clients_need_no_secret() {
     assert!(config.secure_cookies());
     assert_eq!(config.providers["google"].server_metadata_url, GOOGLE_METADATA_URL);
     let work = &config.providers["work"];
-    assert_eq!(work.server_metadata_url, "https://login.microsoftonline.com/contoso.example/v2.0/.well-known/openid-configuration");
+    assert_eq!(
+        work.server_metadata_url,
+        "https://login.microsoftonline.com/contoso.example/v2.0/.well-known/openid-configuration"
+    );
     assert!(work.client_secret.is_none());
     assert_eq!(work.extra.get("tenant").and_then(Value::as_str), Some("contoso.example"));
 }

@@ -22,7 +22,9 @@ async fn home(user: User) -> Html<String> {
     } else {
         "<h1>Not logged in</h1><p><a href=\"/auth/login\">Log in</a></p>".to_owned()
     };
-    Html(format!("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>axum-basic</title></head><body>{body}</body></html>"))
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>axum-basic</title></head><body>{body}</body></html>"
+    ))
 }
 
 async fn me(user: User) -> impl IntoResponse {
@@ -31,7 +33,9 @@ async fn me(user: User) -> impl IntoResponse {
 
 async fn private(RequireUser(user): RequireUser) -> Html<String> {
     let name = escape(user.name().unwrap_or("friend"));
-    Html(format!("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Private</title></head><body><h1>Welcome back, {name}!</h1><p>This page needs a login.</p><p><a href=\"/\">Home</a></p></body></html>"))
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Private</title></head><body><h1>Welcome back, {name}!</h1><p>This page needs a login.</p><p><a href=\"/\">Home</a></p></body></html>"
+    ))
 }
 
 #[tokio::main]
