@@ -31,6 +31,11 @@ import Provider from 'oidc-provider';
 
 const HERE = new URL('.', import.meta.url);
 
+// oidc-provider prints its NOTICEs with console.info (stdout); keep stdout for the one
+// "listening" line that callers wait for, and send everything else to stderr.
+console.info = (...args) => console.error(...args);
+console.log = (...args) => console.error(...args);
+
 function fail(message) {
   process.stderr.write(`provider.mjs: ${message}\n`);
   process.exit(2);
