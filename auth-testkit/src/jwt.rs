@@ -42,8 +42,8 @@ pub(crate) fn sign(key: &SigningKey, claims: &Value, opts: SignOptions) -> Strin
         Alg::Rs256 => key.sign_rs256(signing_input.as_bytes()),
         Alg::None => Vec::new(),
         Alg::Hs256WithPublicKey => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key.public_pem.as_bytes())
-                .expect("HMAC accepts keys of any length");
+            let mut mac =
+                Hmac::<Sha256>::new_from_slice(key.public_pem.as_bytes()).expect("HMAC accepts keys of any length");
             mac.update(signing_input.as_bytes());
             mac.finalize().into_bytes().to_vec()
         }

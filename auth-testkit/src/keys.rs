@@ -48,9 +48,7 @@ impl SigningKey {
             "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
             "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
         });
-        let public_pem = public
-            .to_public_key_pem(LineEnding::LF)
-            .expect("a public key always encodes");
+        let public_pem = public.to_public_key_pem(LineEnding::LF).expect("a public key always encodes");
         Self { kid, signer: Pkcs1v15SigningKey::new(private), jwk, public_pem }
     }
 

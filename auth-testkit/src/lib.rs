@@ -14,7 +14,8 @@
 //! users, `alice` (Alice Example, `alice@example.test`) and `bob`. Point your app at
 //! [`MockIdp::metadata_url`] and use [`MockIdp::client_id`] and
 //! [`MockIdp::client_secret`]. The server stops when the handle is dropped (or with
-//! [`MockIdp::stop`]); it needs a Tokio runtime.
+//! [`MockIdp::stop`]). It runs on the Tokio runtime that started it, so start one per
+//! test (each `#[tokio::test]` has its own runtime) rather than sharing one in a static.
 //!
 //! ```
 //! use auth_testkit::{MockIdp, MockUser};
@@ -256,7 +257,11 @@ impl MockIdp {
     /// When there is no user with this name (a mistake in the test).
     pub fn login_as(&self, user: Option<&str>) {
         if let Some(name) = user {
-            assert!(self.shared.user(name).is_some(), "{}", unknown_user(name, &self.shared.config.users));
+            assert!(
+                self.shared.user(name).is_some(),
+                "MockIdp::login_as: {}",
+                unknown_user(name, &self.shared.config.users)
+            );
         }
         self.shared.lock().login_as = user.map(String::from);
     }
@@ -436,7 +441,11 @@ impl MockIdpBuilder {
         let users = if self.users.is_empty() { MockUser::defaults() } else { self.users };
         if let Some(name) = &self.login_as {
             if !users.iter().any(|u| u.username() == name) {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, unknown_user(name, &users)));
+                let message = format!(
+                    "MockIdpBuilder::login_as: {}; add the user with MockIdpBuilder::user",
+                    unknown_user(name, &users)
+                );
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
             }
         }
         let listener = tokio::net::TcpListener::bind((self.ip, self.port)).await?;
@@ -471,5 +480,5 @@ fn advertised(addr: SocketAddr) -> SocketAddr {
 
 fn unknown_user(name: &str, users: &[MockUser]) -> String {
     let known: Vec<&str> = users.iter().map(MockUser::username).collect();
-    format!("mock-idp has no user named \"{name}\" (users: {}); add it with MockIdpBuilder::user", known.join(", "))
+    format!("no user named \"{name}\" (users: {})", known.join(", "))
 }

@@ -5,6 +5,10 @@
 //! bad requests get a `400` (an HTML page on browser endpoints, OAuth JSON on the token
 //! endpoint).
 
+// Helpers return `Err(Response)` for an early answer; it is built once per request, so
+// boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -476,11 +480,7 @@ impl Shared {
             escape(&self.config.client_id)
         ));
         for (key, value) in params.iter().filter(|(k, _)| !matches!(k.as_str(), "login" | "password" | "cancel")) {
-            body.push_str(&format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
-                escape(key),
-                escape(value)
-            ));
+            body.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", escape(key), escape(value)));
         }
         if self.config.users.iter().any(MockUser::has_password) {
             body.push_str(
@@ -490,10 +490,7 @@ impl Shared {
         }
         body.push_str("<ul>\n");
         for user in &self.config.users {
-            let email = user
-                .email_address()
-                .map(|e| format!(" <small>{}</small>", escape(e)))
-                .unwrap_or_default();
+            let email = user.email_address().map(|e| format!(" <small>{}</small>", escape(e))).unwrap_or_default();
             body.push_str(&format!(
                 "<li><button type=\"submit\" id=\"login-{u}\" name=\"login\" value=\"{u}\">Sign in as {}{email}</button></li>\n",
                 escape(user.display_name()),
@@ -581,7 +578,9 @@ async fn token(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
     match params.get("grant_type").map(String::as_str) {
         Some("authorization_code") => code_grant(&s, &params, &faults),
         Some("refresh_token") => refresh_grant(&s, &params, &faults),
-        Some(_) => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Use authorization_code or refresh_token."),
+        Some(_) => {
+            oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Use authorization_code or refresh_token.")
+        }
         None => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing."),
     }
 }
@@ -671,7 +670,8 @@ async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
         (grant.expires > Instant::now()).then(|| grant.username.clone())
     });
     let Some(user) = username.as_deref().and_then(|u| s.user(u)) else {
-        let mut response = oauth_error(StatusCode::UNAUTHORIZED, "invalid_token", "Missing, unknown or expired access token.");
+        let mut response =
+            oauth_error(StatusCode::UNAUTHORIZED, "invalid_token", "Missing, unknown or expired access token.");
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer error=\"invalid_token\""));

@@ -53,10 +53,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             _ => (arg, None),
         };
         let mut value = |what: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value: {flag} {what}"))
+            inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value: {flag} {what}"))
         };
         match flag.as_str() {
             "-h" | "--help" => parsed.help = true,
@@ -106,7 +103,9 @@ fn read_users_file(path: &str) -> Result<Vec<MockUser>, String> {
     let json: Value = serde_json::from_str(&text)
         .map_err(|e| format!("--users-file {path}: not valid JSON ({e}); expected an array of user objects"))?;
     let Value::Array(entries) = json else {
-        return Err(format!("--users-file {path}: expected a JSON array of user objects, like [{{\"username\": \"carol\"}}]"));
+        return Err(format!(
+            "--users-file {path}: expected a JSON array of user objects, like [{{\"username\": \"carol\"}}]"
+        ));
     };
     let mut users = Vec::new();
     for (i, entry) in entries.into_iter().enumerate() {
@@ -187,6 +186,13 @@ async fn main() -> ExitCode {
             eprintln!("mock-idp: --port {}: the port is in use; pick another or use --port 0", args.port);
             return ExitCode::FAILURE;
         }
+        Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => {
+            let name = args.login_as.unwrap_or_default();
+            eprintln!(
+                "mock-idp: --login-as {name}: no user named \"{name}\"; add it with --user {name} or --users-file"
+            );
+            return ExitCode::from(2);
+        }
         Err(error) => {
             eprintln!("mock-idp: cannot start: {error}");
             return ExitCode::FAILURE;
@@ -213,4 +219,3 @@ async fn main() -> ExitCode {
     idp.stop().await;
     ExitCode::SUCCESS
 }
-
