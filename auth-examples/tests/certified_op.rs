@@ -1,0 +1,927 @@
+//! End-to-end: the `axum-basic` example, configured only by its config file, against a
+//! real, OpenID Certified provider (panva's `oidc-provider`, `e2e/op/provider.mjs`).
+//!
+//! A plain HTTP client (cookie jar, redirects followed by hand so each hop is checked)
+//! plays the browser: login form, consent form, callback, `/me`, RP-initiated logout.
+//!
+//! Needs Node.js and the provider's packages; without them these tests FAIL (never skip):
+//!
+//! ```text
+//! apt-get install -y nodejs npm     # Node 20 or newer
+//! npm ci --prefix e2e/op
+//! cargo test -p auth-examples --test certified_op
+//! ```
+//!
+//! On failure the message names the step, the request, the status, a snippet of the body,
+//! the last hops, and the tail of both processes' logs. `CERTIFIED_OP_TRACE=1` prints
+//! every hop as it happens (run with `--nocapture`).
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderValue, LOCATION, ORIGIN};
+use serde_json::Value;
+use url::Url;
+
+const CLIENT_ID: &str = "e2e-client";
+const CLIENT_SECRET: &str = "e2e-secret";
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_HOPS: usize = 15;
+
+// ---------------------------------------------------------------------------------------
+// The scenarios
+// ---------------------------------------------------------------------------------------
+
+/// Login (login form + consent form) -> claims from userinfo in `/me` -> RP-initiated
+/// logout confirmed at the OP -> anonymous again, and the OP session is gone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_consent_userinfo_and_rp_initiated_logout() {
+    let mut h = Harness::start("login-logout").await;
+
+    // Anonymous.
+    let me = h.get_json("anonymous /me", h.app("/me")).await;
+    h.check("anonymous /me", me["is_logged_in"] == Value::Bool(false), || {
+        format!("expected is_logged_in false, got {me}")
+    });
+
+    // Full login; the app then sends us to return_to.
+    let callback = h.login_at_op("alice", "/me").await;
+    let page = h.get("callback", callback).await;
+    let page = h.follow_app("callback", page).await;
+    h.expect_status("after callback", &page, StatusCode::OK);
+    let landed = page.url.path().to_owned();
+    h.check("after callback", landed == "/me", || format!("expected to land on return_to /me, landed on {}", page.url));
+    let me = h.parse_json("after callback", &page);
+    h.check("logged-in /me", me["is_logged_in"] == Value::Bool(true), || format!("expected is_logged_in true: {me}"));
+    h.check("logged-in /me", me["sub"] == "alice", || format!("expected sub \"alice\": {me}"));
+    // Not in the (minimal) ID token: these prove the userinfo call.
+    h.check("logged-in /me", me["email"] == "alice@example.test", || {
+        format!("expected email \"alice@example.test\" (from userinfo): {me}")
+    });
+    h.check("logged-in /me", me["name"] == "Alice", || format!("expected name \"Alice\" (from userinfo): {me}"));
+
+    let page = h.get("home", h.app("/")).await;
+    h.expect_status("home", &page, StatusCode::OK);
+    h.check("home", page.body.contains("Welcome back") && page.body.contains("Alice"), || {
+        "expected \"Welcome back, Alice!\" on / when logged in".to_owned()
+    });
+
+    // RP-initiated logout.
+    let origin = h.app_origin();
+    let page = h.post_form("logout", h.app("/auth/logout"), &[], Some(&origin)).await;
+    h.expect_status("logout", &page, StatusCode::SEE_OTHER);
+    let end_session = h.location("logout", &page);
+    let endpoint = h.op_endpoint("end_session_endpoint");
+    h.check("logout", without_query(&end_session) == endpoint, || {
+        format!("expected a redirect to the OP's end_session_endpoint {endpoint}, got {end_session}")
+    });
+    let params = query(&end_session);
+    for key in ["id_token_hint", "post_logout_redirect_uri"] {
+        h.check("logout", params.iter().any(|(k, _)| k == key), || {
+            format!("end_session URL lacks {key}: {end_session}")
+        });
+    }
+    let page = h.get("end_session", end_session).await;
+    let page = h.follow_op("end_session", page).await;
+    h.expect_status("logout confirmation page", &page, StatusCode::OK);
+    let form = h.form("logout confirmation page", &page, |f| f.has_field("xsrf"));
+    // "Yes, sign me out" is a `<button form="op.logoutForm" name="logout" value="yes">`
+    // outside the form; without an OP session the page auto-posts `logout=yes` itself.
+    let yes = if form.has_field("logout") { None } else { Some(("logout", "yes")) };
+    let page = h.submit("logout confirmation", &page, &form, &[], yes).await;
+    h.expect_redirect("logout confirmation", &page);
+    let back = h.location("logout confirmation", &page);
+    let root = h.app("/");
+    h.check("logout confirmation", without_query(&back) == root.as_str(), || {
+        format!("expected the OP to send us to post_logout_redirect_uri {root}, got {back}")
+    });
+    let page = h.get("post logout landing", back).await;
+    let page = h.follow_app("post logout landing", page).await;
+    h.expect_status("post logout landing", &page, StatusCode::OK);
+
+    let me = h.get_json("/me after logout", h.app("/me")).await;
+    h.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || {
+        format!("expected anonymous after logout: {me}")
+    });
+
+    // The OP session ended too: a new login asks for credentials again.
+    let page = h.get("login again", h.app("/auth/login")).await;
+    h.expect_redirect("login again", &page);
+    let page = h.get("authorize again", h.location("login again", &page)).await;
+    let page = h.follow_op("authorize again", page).await;
+    h.expect_status("authorize again", &page, StatusCode::OK);
+    h.form("authorize again (expecting the OP login form)", &page, |f| f.has_field("login"));
+}
+
+/// The callback URL of a completed login, replayed: refused with a 4xx page (never a
+/// 5xx), and it logs nobody in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_callback_is_refused() {
+    let mut h = Harness::start("replay").await;
+
+    let callback = h.login_at_op("bob", "/me").await;
+    let page = h.get("callback", callback.clone()).await;
+    let page = h.follow_app("callback", page).await;
+    h.expect_status("after callback", &page, StatusCode::OK);
+    let me = h.parse_json("after callback", &page);
+    h.check("logged-in /me", me["sub"] == "bob", || format!("expected sub \"bob\": {me}"));
+
+    // 1. Replayed in a fresh cookie jar (an attacker holding the URL).
+    h.new_jar();
+    let page = h.get("replay, fresh jar", callback.clone()).await;
+    let page = h.follow_app("replay, fresh jar", page).await;
+    h.expect_client_error("replay, fresh jar", &page);
+    let me = h.get_json("/me after replay, fresh jar", h.app("/me")).await;
+    h.check("/me after replay, fresh jar", me["is_logged_in"] == Value::Bool(false), || {
+        format!("a replayed callback logged a fresh jar in: {me}")
+    });
+
+    // 2. Replayed while a new login is pending (stale state against a fresh pending cookie).
+    let page = h.get("start a new login", h.app("/auth/login?return_to=/me")).await;
+    h.expect_redirect("start a new login", &page);
+    let page = h.get("replay, pending login", callback.clone()).await;
+    let page = h.follow_app("replay, pending login", page).await;
+    h.expect_client_error("replay, pending login", &page);
+    let me = h.get_json("/me after replay, pending login", h.app("/me")).await;
+    h.check("/me after replay, pending login", me["is_logged_in"] == Value::Bool(false), || {
+        format!("a replayed callback logged a pending jar in: {me}")
+    });
+
+    // 3. Replayed in the jar that completed the login: refused too, and the session
+    //    that login created is left alone.
+    h.restore_first_jar();
+    let page = h.get("replay, same jar", callback).await;
+    let page = h.follow_app("replay, same jar", page).await;
+    h.expect_client_error("replay, same jar", &page);
+    let me = h.get_json("/me after replay, same jar", h.app("/me")).await;
+    h.check("/me after replay, same jar", me["sub"] == "bob" && me["is_logged_in"] == Value::Bool(true), || {
+        format!("a refused replay should leave the existing session alone: {me}")
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Harness: the two processes, the client, and failure reports
+// ---------------------------------------------------------------------------------------
+
+struct Harness {
+    // Dropped first (fields drop in order): the app, then the OP, then the temp dir.
+    app: Proc,
+    op: Proc,
+    _dir: TempDir,
+    app_base: Url,
+    issuer: Url,
+    discovery: Value,
+    client: reqwest::Client,
+    first_client: Option<reqwest::Client>,
+    trail: Vec<String>,
+}
+
+impl Harness {
+    async fn start(name: &str) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = root.canonicalize().unwrap_or(root);
+        let op_dir = root.join("e2e/op");
+        preflight(&op_dir);
+
+        let dir = TempDir::new(name);
+        let app_port = free_port();
+        let app_base = Url::parse(&format!("http://127.0.0.1:{app_port}/")).expect("app url");
+        let redirect_uri = format!("http://127.0.0.1:{app_port}/oauth2callback");
+
+        let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
+        let mut cmd = Command::new(node);
+        cmd.current_dir(&op_dir)
+            .arg(op_dir.join("provider.mjs"))
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
+            .args(["--redirect-uri", &redirect_uri])
+            .args(["--post-logout-redirect-uri", app_base.as_str()]);
+        let (op, line) = Proc::spawn("oidc-provider", cmd, "oidc-provider listening on ");
+        let issuer_text = line.trim_start_matches("oidc-provider listening on ").trim().to_owned();
+        let issuer = Url::parse(&issuer_text).unwrap_or_else(|e| panic!("bad issuer line {line:?}: {e}"));
+
+        let cookie_secret = format!("e2e-{name}-{}-cookie-secret-0123456789abcdef", std::process::id());
+        let config = format!(
+            "[auth]\n\
+             redirect_uri = \"{redirect_uri}\"\n\
+             cookie_secret = \"{cookie_secret}\"\n\
+             client_id = \"{CLIENT_ID}\"\n\
+             client_secret = \"{CLIENT_SECRET}\"\n\
+             server_metadata_url = \"{issuer_text}/.well-known/openid-configuration\"\n"
+        );
+        let config_path = dir.path.join("auth.toml");
+        std::fs::write(&config_path, config).expect("write config");
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_axum-basic"));
+        let log_filter = std::env::var("RUST_LOG")
+            .unwrap_or_else(|_| "info,auth_core=debug,auth_providers=debug,auth_tower=debug".into());
+        cmd.arg("--config")
+            .arg(&config_path)
+            .args(["--listen", &format!("127.0.0.1:{app_port}")])
+            .env("RUST_LOG", log_filter)
+            // The app talks to the OP on loopback: never through a CI proxy.
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
+        let (app, _) = Proc::spawn("axum-basic", cmd, "listening on http://");
+
+        let mut h = Self {
+            app,
+            op,
+            _dir: dir,
+            app_base,
+            issuer,
+            discovery: Value::Null,
+            client: new_client(),
+            first_client: None,
+            trail: Vec::new(),
+        };
+        let url = h.issuer_url("/.well-known/openid-configuration");
+        h.discovery = h.get_json("OP discovery", url).await;
+        let issuer = h.discovery["issuer"].as_str().unwrap_or_default().to_owned();
+        h.check("OP discovery", issuer == issuer_text, || format!("issuer {issuer:?} != {issuer_text:?}"));
+        h
+    }
+
+    fn app(&self, path_and_query: &str) -> Url {
+        self.app_base.join(path_and_query).expect("app url")
+    }
+
+    fn app_origin(&self) -> String {
+        self.app_base.origin().ascii_serialization()
+    }
+
+    fn issuer_url(&self, path: &str) -> Url {
+        Url::parse(&format!("{}{path}", self.issuer.as_str().trim_end_matches('/'))).expect("issuer url")
+    }
+
+    fn op_endpoint(&self, key: &str) -> String {
+        match self.discovery[key].as_str() {
+            Some(s) => s.to_owned(),
+            None => self.fail(key, None, &format!("discovery has no {key}: {}", self.discovery)),
+        }
+    }
+
+    fn new_jar(&mut self) {
+        let fresh = new_client();
+        let old = std::mem::replace(&mut self.client, fresh);
+        self.first_client.get_or_insert(old);
+        self.trail.push("-- new cookie jar --".into());
+    }
+
+    fn restore_first_jar(&mut self) {
+        if let Some(first) = self.first_client.take() {
+            self.client = first;
+            self.trail.push("-- back to the first cookie jar --".into());
+        }
+    }
+
+    /// From `/auth/login` through the OP's login and consent forms to the redirect back to
+    /// the app; returns that callback URL (not yet visited).
+    async fn login_at_op(&mut self, login: &str, return_to: &str) -> Url {
+        let start = self.app(&format!("/auth/login?return_to={}", encode(return_to)));
+        let page = self.get("login start", start).await;
+        self.expect_redirect("login start", &page);
+        let authorize = self.location("login start", &page);
+        let endpoint = self.op_endpoint("authorization_endpoint");
+        self.check("login start", without_query(&authorize) == endpoint, || {
+            format!("expected a redirect to the OP's authorization_endpoint {endpoint}, got {authorize}")
+        });
+        let params = query(&authorize);
+        let param = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let redirect_uri = self.app("/oauth2callback");
+        let expectations: [(&str, Option<&str>); 7] = [
+            ("client_id", Some(CLIENT_ID)),
+            ("response_type", Some("code")),
+            ("redirect_uri", Some(redirect_uri.as_str())),
+            ("state", None),
+            ("nonce", None),
+            ("code_challenge", None),
+            ("code_challenge_method", Some("S256")),
+        ];
+        for (key, want) in expectations {
+            let got = param(key);
+            let ok = match (want, &got) {
+                (_, None) => false,
+                (None, Some(v)) => !v.is_empty(),
+                (Some(w), Some(v)) => v == w,
+            };
+            self.check("login start", ok, || {
+                format!("authorization URL parameter {key}: expected {want:?}, got {got:?} in {authorize}")
+            });
+        }
+        let scope = param("scope").unwrap_or_default();
+        self.check("login start", scope.split(' ').any(|s| s == "openid"), || {
+            format!("scope {scope:?} lacks openid in {authorize}")
+        });
+
+        let page = self.get("authorize", authorize).await;
+        let page = self.follow_op("authorize", page).await;
+        self.expect_status("OP login page", &page, StatusCode::OK);
+        let form = self.form("OP login page", &page, |f| f.has_field("login"));
+        let page = self.submit("OP login", &page, &form, &[("login", login), ("password", "any password")], None).await;
+        let mut page = self.follow_op("OP login", page).await;
+
+        if page.status == StatusCode::OK {
+            let form = self.form("OP consent page", &page, |f| f.field("prompt") == Some("consent"));
+            let submitted = self.submit("OP consent", &page, &form, &[], None).await;
+            page = self.follow_op("OP consent", submitted).await;
+        }
+        self.expect_redirect("back to the app", &page);
+        let callback = self.location("back to the app", &page);
+        self.check("back to the app", without_query(&callback) == redirect_uri.as_str(), || {
+            format!("expected the OP to redirect to {redirect_uri}, got {callback}")
+        });
+        let params = query(&callback);
+        let has = |k: &str| params.iter().any(|(key, v)| key == k && !v.is_empty());
+        self.check("back to the app", has("code") && has("state"), || format!("callback lacks code/state: {callback}"));
+        let iss = params.iter().find(|(k, _)| k == "iss").map(|(_, v)| v.as_str());
+        let issuer_text = self.issuer.as_str().trim_end_matches('/').to_owned();
+        self.check("back to the app", iss == Some(issuer_text.as_str()), || {
+            format!("callback iss {iss:?}, expected {issuer_text:?} (RFC 9207): {callback}")
+        });
+        callback
+    }
+
+    // -- requests ---------------------------------------------------------------------
+
+    async fn get(&mut self, step: &str, url: Url) -> Page {
+        let request = self.client.get(url.clone());
+        self.send(step, "GET", url, request).await
+    }
+
+    async fn post_form(&mut self, step: &str, url: Url, fields: &[(String, String)], origin: Option<&str>) -> Page {
+        let mut request = self.client.post(url.clone()).form(fields);
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, HeaderValue::from_str(origin).expect("origin header"));
+        }
+        self.send(step, "POST", url, request).await
+    }
+
+    async fn send(&mut self, step: &str, method: &'static str, url: Url, request: reqwest::RequestBuilder) -> Page {
+        let response = match request.timeout(Duration::from_secs(30)).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.trail.push(format!("{method} {url} -> error: {e}"));
+                self.fail(step, None, &format!("{method} {url} failed: {e:#}"));
+            }
+        };
+        let status = response.status();
+        let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = response.text().await.unwrap_or_else(|e| format!("<unreadable body: {e}>"));
+        let location = location.map(|l| url.join(&l).unwrap_or_else(|e| panic!("{step}: bad Location {l:?}: {e}")));
+        let mut hop = format!("{method} {url} -> {}", status.as_u16());
+        if let Some(l) = &location {
+            let _ = write!(hop, " -> {l}");
+        }
+        if std::env::var_os("CERTIFIED_OP_TRACE").is_some() {
+            let shown = if location.is_none() { format!("  {}", snippet(&body, 160)) } else { String::new() };
+            eprintln!("[certified_op] {step}: {hop}{shown}");
+        }
+        self.trail.push(hop);
+        Page { method, url, status, location, body }
+    }
+
+    async fn get_json(&mut self, step: &str, url: Url) -> Value {
+        let page = self.get(step, url).await;
+        self.expect_status(step, &page, StatusCode::OK);
+        self.parse_json(step, &page)
+    }
+
+    /// Submits `form` with its own fields, `fill` overriding or adding, and the named
+    /// submit button (a `<button name value>` belonging to the form, or given explicitly).
+    async fn submit(
+        &mut self,
+        step: &str,
+        page: &Page,
+        form: &Form,
+        fill: &[(&str, &str)],
+        button: Option<(&str, &str)>,
+    ) -> Page {
+        if !form.method.eq_ignore_ascii_case("post") {
+            self.fail(step, Some(page), &format!("expected a POST form, found method {:?}", form.method));
+        }
+        let action = if form.action.is_empty() { Ok(page.url.clone()) } else { page.url.join(&form.action) };
+        let action = action.unwrap_or_else(|e| self.fail(step, Some(page), &format!("bad form action: {e}")));
+        let mut fields = form.fields.clone();
+        for (name, value) in fill {
+            match fields.iter_mut().find(|(n, _)| n == name) {
+                Some(slot) => slot.1 = (*value).to_owned(),
+                None => fields.push(((*name).to_owned(), (*value).to_owned())),
+            }
+        }
+        if let Some((name, value)) = button {
+            if !form.buttons.iter().any(|(n, v)| n == name && v == value) {
+                self.fail(step, Some(page), &format!("no submit button {name}={value} for the form: {form:?}"));
+            }
+            fields.push((name.to_owned(), value.to_owned()));
+        }
+        self.post_form(step, action, &fields, None).await
+    }
+
+    /// Follows redirects within the OP; stops at a page or at a redirect leaving the OP.
+    async fn follow_op(&mut self, step: &str, page: Page) -> Page {
+        let op = self.issuer.origin();
+        self.follow(step, page, |url| url.origin() == op).await
+    }
+
+    /// Follows redirects within the app; stops at a page or at a redirect leaving the app.
+    async fn follow_app(&mut self, step: &str, page: Page) -> Page {
+        let app = self.app_base.origin();
+        self.follow(step, page, |url| url.origin() == app).await
+    }
+
+    async fn follow(&mut self, step: &str, mut page: Page, within: impl Fn(&Url) -> bool) -> Page {
+        for _ in 0..MAX_HOPS {
+            match &page.location {
+                Some(next) if page.status.is_redirection() && within(next) => {
+                    let next = next.clone();
+                    page = self.get(step, next).await;
+                }
+                _ => return page,
+            }
+        }
+        self.fail(step, Some(&page), &format!("more than {MAX_HOPS} redirects"))
+    }
+
+    // -- expectations -----------------------------------------------------------------
+
+    fn expect_status(&self, step: &str, page: &Page, want: StatusCode) {
+        if page.status != want {
+            self.fail(step, Some(page), &format!("expected status {want}"));
+        }
+    }
+
+    fn expect_redirect(&self, step: &str, page: &Page) {
+        if !page.status.is_redirection() || page.location.is_none() {
+            self.fail(step, Some(page), "expected a redirect with a Location");
+        }
+    }
+
+    fn expect_client_error(&self, step: &str, page: &Page) {
+        if !page.status.is_client_error() {
+            self.fail(step, Some(page), "expected a 4xx page (and never a 5xx)");
+        }
+    }
+
+    fn location(&self, step: &str, page: &Page) -> Url {
+        match &page.location {
+            Some(l) => l.clone(),
+            None => self.fail(step, Some(page), "expected a Location header"),
+        }
+    }
+
+    fn parse_json(&self, step: &str, page: &Page) -> Value {
+        serde_json::from_str(&page.body)
+            .unwrap_or_else(|e| self.fail(step, Some(page), &format!("body is not JSON: {e}")))
+    }
+
+    fn form(&self, step: &str, page: &Page, pick: impl Fn(&Form) -> bool) -> Form {
+        let all = forms(&page.body);
+        match all.iter().find(|f| pick(f)) {
+            Some(f) => f.clone(),
+            None => self.fail(step, Some(page), &format!("expected form not found; forms on the page: {all:?}")),
+        }
+    }
+
+    fn check(&self, step: &str, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.fail(step, None, &what());
+        }
+    }
+
+    fn fail(&self, step: &str, page: Option<&Page>, what: &str) -> ! {
+        let mut msg = format!("\n[certified_op] step \"{step}\" failed: {what}\n");
+        if let Some(p) = page {
+            let _ = writeln!(msg, "  request:  {} {}", p.method, p.url);
+            let _ = writeln!(msg, "  status:   {}", p.status);
+            if let Some(l) = &p.location {
+                let _ = writeln!(msg, "  location: {l}");
+            }
+            let _ = writeln!(msg, "  body:     {}", snippet(&p.body, 600));
+        }
+        let _ = writeln!(msg, "  last hops:");
+        for hop in &self.trail[self.trail.len().saturating_sub(12)..] {
+            let _ = writeln!(msg, "    {hop}");
+        }
+        for proc in [&self.op, &self.app] {
+            let _ = writeln!(msg, "  {} log (tail):", proc.name);
+            for line in proc.tail(25) {
+                let _ = writeln!(msg, "    | {line}");
+            }
+        }
+        panic!("{msg}");
+    }
+}
+
+#[derive(Debug)]
+struct Page {
+    method: &'static str,
+    url: Url,
+    status: StatusCode,
+    location: Option<Url>,
+    body: String,
+}
+
+fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
+/// Node and the provider's packages must be there: fail with the fix, never skip.
+fn preflight(op_dir: &Path) {
+    let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
+    let version = Command::new(&node).arg("--version").output();
+    if !version.as_ref().is_ok_and(|o| o.status.success()) {
+        panic!(
+            "\n[certified_op] Node.js (`{node}`) is required to run the certified OpenID Provider ({}): {}.\n\
+             Fix: apt-get install -y nodejs npm   (Node 20 or newer), then: npm ci --prefix e2e/op\n",
+            op_dir.display(),
+            match &version {
+                Ok(o) => format!("`{node} --version` exited with {}", o.status),
+                Err(e) => e.to_string(),
+            }
+        );
+    }
+    if !op_dir.join("node_modules/oidc-provider/package.json").is_file() {
+        panic!(
+            "\n[certified_op] the certified OpenID Provider's packages are not installed ({} is missing).\n\
+             Fix: npm ci --prefix e2e/op   (from the repository root)\n",
+            op_dir.join("node_modules/oidc-provider").display()
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes: killed by pid and reaped on drop, logs kept for failure reports
+// ---------------------------------------------------------------------------------------
+
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Proc {
+    /// Starts `cmd` (stdout and stderr piped) and waits for a stdout line starting with
+    /// `ready`; returns the guard and that line.
+    fn spawn(name: &'static str, mut cmd: Command, ready: &str) -> (Self, String) {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("[certified_op] cannot start {name} ({cmd:?}): {e}"));
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        pump(stdout, Arc::clone(&log), Some(tx));
+        pump(stderr, Arc::clone(&log), None);
+        let mut proc = Self { name, child, log };
+
+        let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(ready) => return (proc, line),
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    proc.startup_failure(&format!("did not print \"{ready}...\" within {}s", STARTUP_TIMEOUT.as_secs()))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let status = proc.child.try_wait().ok().flatten();
+                    proc.startup_failure(&format!("exited before it was ready (status: {status:?})"))
+                }
+            }
+        }
+    }
+
+    fn startup_failure(&mut self, what: &str) -> ! {
+        let mut msg = format!("\n[certified_op] {} {what}\n  log:\n", self.name);
+        for line in self.tail(60) {
+            let _ = writeln!(msg, "    | {line}");
+        }
+        panic!("{msg}");
+    }
+
+    fn tail(&self, n: usize) -> Vec<String> {
+        let log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.iter().skip(log.len().saturating_sub(n)).cloned().collect()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // `Child::kill` signals this child's pid (SIGKILL); then reap it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Copies lines from a child's pipe into `log` (bounded), forwarding them to `tx` if given.
+fn pump(pipe: impl Read + Send + 'static, log: Arc<Mutex<VecDeque<String>>>, tx: Option<mpsc::Sender<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            {
+                let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if log.len() >= 400 {
+                    log.pop_front();
+                }
+                log.push_back(line.clone());
+            }
+            if let Some(tx) = &tx {
+                let _ = tx.send(line);
+            }
+        }
+    });
+}
+
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("certified-op-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers: URLs, snippets, and just enough HTML form parsing
+// ---------------------------------------------------------------------------------------
+
+fn query(url: &Url) -> Vec<(String, String)> {
+    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn without_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The visible text of a body (scripts and styles dropped), whitespace collapsed, cut.
+fn snippet(body: &str, max: usize) -> String {
+    let mut text = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find('<') {
+        text.push_str(&rest[..start]);
+        text.push(' ');
+        let after = &rest[start..];
+        let lower = after.get(..7).unwrap_or(after).to_ascii_lowercase();
+        let skip_to = if lower.starts_with("<style") {
+            Some("</style")
+        } else if lower.starts_with("<script") {
+            Some("</script")
+        } else {
+            None
+        };
+        rest = match skip_to.and_then(|end| after.find(end)) {
+            Some(i) => &after[i + 1..],
+            None => &after[1..],
+        };
+        rest = rest.find('>').map_or("", |i| &rest[i + 1..]);
+    }
+    text.push_str(rest);
+    let text = decode_entities(&text.split_whitespace().collect::<Vec<_>>().join(" "));
+    if text.chars().count() > max { format!("{}…", text.chars().take(max).collect::<String>()) } else { text }
+}
+
+/// A `<form>` as a browser would submit it.
+#[derive(Debug, Clone, Default)]
+struct Form {
+    id: Option<String>,
+    action: String,
+    method: String,
+    /// Named `<input>`s (not submit buttons, not unchecked boxes) with their values.
+    fields: Vec<(String, String)>,
+    /// Named submit buttons (`<button>` or `<input type=submit>`), inside the form or
+    /// pointing at it with `form="id"`.
+    buttons: Vec<(String, String)>,
+}
+
+impl Form {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn has_field(&self, name: &str) -> bool {
+        self.field(name).is_some()
+    }
+}
+
+/// Finds the forms of an HTML page, with their inputs and submit buttons.
+fn forms(html: &str) -> Vec<Form> {
+    let mut forms: Vec<Form> = Vec::new();
+    let mut current: Option<usize> = None;
+    // (form id, is button, name, value) for controls with a `form=` attribute.
+    let mut detached: Vec<(String, bool, String, String)> = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        if rest.starts_with("!--") {
+            rest = rest.find("-->").map_or("", |i| &rest[i + 3..]);
+            continue;
+        }
+        let Some(end) = tag_end(rest) else { break };
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        let (name, attrs) = parse_tag(tag);
+        let attr = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        match name.as_str() {
+            "script" | "style" => {
+                let close = format!("</{name}");
+                rest = rest.to_ascii_lowercase().find(&close).map_or("", |i| &rest[i..]);
+            }
+            "form" => {
+                forms.push(Form {
+                    id: attr("id"),
+                    action: attr("action").unwrap_or_default(),
+                    method: attr("method").unwrap_or_else(|| "get".into()),
+                    ..Form::default()
+                });
+                current = Some(forms.len() - 1);
+            }
+            "/form" => current = None,
+            "input" | "button" => {
+                let Some(control) = attr("name") else { continue };
+                let kind =
+                    attr("type").unwrap_or_else(|| if name == "button" { "submit".into() } else { "text".into() });
+                let kind = kind.to_ascii_lowercase();
+                let is_button = kind == "submit" || kind == "image";
+                if kind == "button" || kind == "reset" {
+                    continue;
+                }
+                if (kind == "checkbox" || kind == "radio") && attr("checked").is_none() {
+                    continue;
+                }
+                let value =
+                    attr("value").unwrap_or_else(|| if kind == "checkbox" { "on".into() } else { String::new() });
+                if let Some(owner) = attr("form") {
+                    detached.push((owner, is_button, control, value));
+                } else if let Some(i) = current {
+                    let list = if is_button { &mut forms[i].buttons } else { &mut forms[i].fields };
+                    list.push((control, value));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (owner, is_button, control, value) in detached {
+        if let Some(form) = forms.iter_mut().find(|f| f.id.as_deref() == Some(owner.as_str())) {
+            let list = if is_button { &mut form.buttons } else { &mut form.fields };
+            list.push((control, value));
+        }
+    }
+    forms
+}
+
+/// Index of the `>` closing a tag, skipping quoted attribute values.
+fn tag_end(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Splits `name attr="v" attr='v' attr=v attr` (the text between `<` and `>`).
+fn parse_tag(tag: &str) -> (String, Vec<(String, String)>) {
+    let tag = tag.trim_end_matches('/');
+    let name_end = tag.find(|c: char| c.is_whitespace()).unwrap_or(tag.len());
+    let name = tag[..name_end].to_ascii_lowercase();
+    let mut attrs = Vec::new();
+    let mut rest = tag[name_end..].trim_start();
+    while !rest.is_empty() {
+        let key_end = rest.find(|c: char| c.is_whitespace() || c == '=' || c == '/').unwrap_or(rest.len());
+        let key = rest[..key_end].to_ascii_lowercase();
+        rest = rest[key_end..].trim_start();
+        let mut value = String::new();
+        if let Some(after) = rest.strip_prefix('=') {
+            let after = after.trim_start();
+            let (v, remaining) = match after.chars().next() {
+                Some(q @ ('"' | '\'')) => {
+                    let inner = &after[1..];
+                    let close = inner.find(q).unwrap_or(inner.len());
+                    (&inner[..close], inner.get(close + 1..).unwrap_or(""))
+                }
+                _ => {
+                    let close = after.find(char::is_whitespace).unwrap_or(after.len());
+                    (&after[..close], &after[close..])
+                }
+            };
+            value = decode_entities(v);
+            rest = remaining;
+        } else if rest.starts_with('/') {
+            rest = &rest[1..];
+        }
+        if !key.is_empty() {
+            attrs.push((key, value));
+        }
+        rest = rest.trim_start();
+    }
+    (name, attrs)
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let entity = &rest[1..end];
+            let c = match entity {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => entity
+                    .strip_prefix("#x")
+                    .or_else(|| entity.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            };
+            c.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn form_parser_reads_the_op_pages() {
+    let login = r#"<form autocomplete="off" action="http://127.0.0.1:1/interaction/abc" method="post">
+  <input type="hidden" name="prompt" value="login"/>
+  <input required type="text" name="login" placeholder="Enter any login" autofocus="on">
+  <input required type="password" name="password" placeholder="and password" >
+  <button type="submit" class="login login-submit">Sign-in</button>
+</form>"#;
+    let f = forms(login);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].action, "http://127.0.0.1:1/interaction/abc");
+    assert_eq!(
+        f[0].fields,
+        [("prompt".into(), "login".into()), ("login".into(), String::new()), ("password".into(), String::new())]
+    );
+
+    let logout = r#"<style>a>b{}</style><form id="op.logoutForm" method="post" action="http://x/session/end/confirm"><input type="hidden" name="xsrf" value="a&amp;b"/></form>
+        <button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+        <button type="submit" form="op.logoutForm">No, stay signed in</button>"#;
+    let f = forms(logout);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].id.as_deref(), Some("op.logoutForm"));
+    assert_eq!(f[0].fields, [("xsrf".into(), "a&b".into())]);
+    assert_eq!(f[0].buttons, [("logout".into(), "yes".into())]);
+
+    assert_eq!(snippet("<html><style>x{}</style><h1>Hi &amp; bye</h1>\n  <p>there</p></html>", 100), "Hi & bye there");
+}
