@@ -79,7 +79,9 @@ mod tests {
 
     #[test]
     fn failures_keep_their_kind() {
-        assert!(matches!(ProviderError::from(Failure::Unavailable("x".into())), ProviderError::Unavailable(m) if m == "x"));
+        assert!(
+            matches!(ProviderError::from(Failure::Unavailable("x".into())), ProviderError::Unavailable(m) if m == "x")
+        );
         assert!(matches!(ProviderError::from(Failure::Rejected("y".into())), ProviderError::Rejected(m) if m == "y"));
     }
 }

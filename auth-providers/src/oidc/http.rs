@@ -27,7 +27,12 @@ pub(crate) struct Answer {
 
 impl Answer {
     /// The body as JSON of type `T`, or `Unavailable` naming `what`.
-    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, http: &Http, what: &str, url: &Url) -> Result<T, Failure> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        http: &Http,
+        what: &str,
+        url: &Url,
+    ) -> Result<T, Failure> {
         serde_json::from_slice(&self.body)
             .map_err(|e| http.unavailable(what, url, &format!("answered with an unusable document ({e})")))
     }
@@ -52,11 +57,6 @@ impl Http {
         Ok(Self { client, provider: provider.to_owned(), timeout })
     }
 
-    /// The provider's name, for messages.
-    pub(crate) fn provider(&self) -> &str {
-        &self.provider
-    }
-
     pub(crate) fn get(&self, url: &Url) -> RequestBuilder {
         self.client.get(url.clone()).header(header::ACCEPT, "application/json")
     }
@@ -74,11 +74,8 @@ impl Http {
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(self.unavailable(what, url, &format!("answered HTTP {status}")));
         }
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.to_ascii_lowercase());
+        let content_type =
+            response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.to_ascii_lowercase());
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(what, url, &e))? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -135,7 +132,10 @@ mod tests {
         let http = Http::new("google", Duration::from_secs(3)).expect("client");
         let url = Url::parse("https://idp.example:8443/token?secret=x").expect("url");
         let failure = http.unavailable("the token request", &url, "answered HTTP 503");
-        assert_eq!(failure, Failure::Unavailable("google: the token request to idp.example:8443 answered HTTP 503".into()));
+        assert_eq!(
+            failure,
+            Failure::Unavailable("google: the token request to idp.example:8443 answered HTTP 503".into())
+        );
     }
 
     #[tokio::test]
@@ -148,7 +148,10 @@ mod tests {
         let Err(Failure::Unavailable(message)) = http.send("the discovery request", &url, http.get(&url)).await else {
             panic!("expected Unavailable");
         };
-        assert!(message.starts_with(&format!("p: the discovery request to 127.0.0.1:{port} could not connect")), "{message}");
+        assert!(
+            message.starts_with(&format!("p: the discovery request to 127.0.0.1:{port} could not connect")),
+            "{message}"
+        );
         assert!(!message.contains("secret"), "{message}");
     }
 }

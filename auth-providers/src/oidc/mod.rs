@@ -1,0 +1,496 @@
+//! [`OidcProvider`]: one OpenID Connect relying party (authorization-code flow with PKCE)
+//! for one provider section of the config.
+//!
+//! The provider talks to the network only when a login needs it: discovery and keys are
+//! fetched lazily and cached ([`cache`]), so an app starts while its IdP is down and
+//! recovers when it is back. openidconnect's types stay inside this module; the public
+//! type is plain and can be stored anywhere (`Arc<dyn IdentityProvider>`).
+
+mod cache;
+pub(crate) mod discovery;
+mod http;
+mod id_token;
+mod token;
+
+use crate::ProviderSettings;
+use crate::error::{BuildError, Failure};
+use crate::profile::Profile;
+use async_trait::async_trait;
+use auth_core::{
+    Authorization, CallbackParams, Claims, Identity, IdentityProvider, LoginResult, PendingLogin, ProviderConfig,
+    ProviderError, Session, TokenAuthMethod, TokenSet,
+};
+use cache::Cache;
+use discovery::Metadata;
+use http::Http;
+use id_token::{Expected, Keys, Refusal};
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use token::{ClientAuth, Grant};
+use tracing::Instrument as _;
+use url::Url;
+
+/// The key set is fetched again for an unknown `kid` at most this often, so a flood of
+/// forged tokens cannot make us hammer the provider.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Authorization parameters this provider sets itself; `client_kwargs` may not set them.
+const RESERVED_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// Claims of an earlier ID token that describe that token, not the person: not carried
+/// over to the identity after a refresh.
+const PER_TOKEN_CLAIMS: &[&str] = &["nonce", "at_hash", "c_hash", "jti"];
+
+/// A relying party of one OpenID Connect provider, found by discovery.
+///
+/// Build it with [`OidcProvider::new`] (no network) or all providers of a config with
+/// [`from_config`](crate::from_config). `Debug` never shows the client secret.
+pub struct OidcProvider {
+    name: String,
+    display_name: String,
+    client: ClientAuth,
+    scope: String,
+    /// `client_kwargs` other than `scope`, appended to every authorization URL.
+    extra_params: Vec<(String, String)>,
+    metadata_url: Url,
+    expected_issuer: String,
+    leeway: Duration,
+    profile: Profile,
+    http: Http,
+    metadata: Cache<Metadata>,
+    keys: Cache<Keys>,
+}
+
+impl fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("name", &self.name)
+            .field("kind", &self.profile.kind())
+            .field("client_id", &self.client.client_id)
+            .field("client_secret", &self.client.secret.as_ref().map(|_| "<redacted>"))
+            .field("token_endpoint_auth_method", &self.client.method)
+            .field("server_metadata_url", &self.metadata_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcProvider {
+    /// A provider for `config`. Makes no network call: discovery happens on the first
+    /// login, so this succeeds while the provider is unreachable.
+    ///
+    /// # Errors
+    /// [`BuildError`] naming the config key when the section cannot work: an empty
+    /// `client_id`, a missing `client_secret` (unless `token_endpoint_auth_method =
+    /// "none"`), a `server_metadata_url` that is not a discovery URL, a scope without
+    /// `openid`, or a `client_kwargs` entry this provider sets itself.
+    pub fn new(config: &ProviderConfig, settings: &ProviderSettings) -> Result<Self, BuildError> {
+        let name = config.name.as_str();
+        if config.client_id.trim().is_empty() {
+            return Err(BuildError::invalid(
+                name,
+                "client_id",
+                "is empty",
+                "copy the client id from the provider's app registration",
+            ));
+        }
+        let secret = match config.token_endpoint_auth_method {
+            TokenAuthMethod::None => None,
+            _ => match &config.client_secret {
+                Some(secret) if !secret.expose().is_empty() => Some(secret.clone()),
+                _ => {
+                    return Err(BuildError::invalid(
+                        name,
+                        "client_secret",
+                        "is missing or empty",
+                        "copy the client secret from the provider's app registration (or set token_endpoint_auth_method = \"none\" for a public client)",
+                    ));
+                }
+            },
+        };
+        let metadata_url = Url::parse(&config.server_metadata_url)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "https" | "http"))
+            .ok_or_else(|| {
+                BuildError::invalid(
+                    name,
+                    "server_metadata_url",
+                    "is not an absolute http(s) URL",
+                    "write the provider's full discovery URL",
+                )
+            })?;
+        let profile = Profile::of(config);
+        let expected_issuer = profile.expected_issuer(&metadata_url).ok_or_else(|| {
+            BuildError::invalid(
+                name,
+                "server_metadata_url",
+                format!("does not end in {}, so the issuer cannot be told from it", discovery::WELL_KNOWN),
+                "use the provider's discovery URL: its issuer followed by /.well-known/openid-configuration",
+            )
+        })?;
+        let scope = config.scope().to_owned();
+        if !scope.split_whitespace().any(|s| s == "openid") {
+            return Err(BuildError::invalid(
+                name,
+                "client_kwargs.scope",
+                "lacks \"openid\"",
+                "include openid, e.g. scope = \"openid email profile\"",
+            ));
+        }
+        let mut extra_params = Vec::new();
+        for (key, value) in &config.client_kwargs {
+            if key == "scope" {
+                continue;
+            }
+            if RESERVED_PARAMS.contains(&key.as_str()) {
+                return Err(BuildError::invalid(
+                    name,
+                    &format!("client_kwargs.{key}"),
+                    "is set by the library for every login",
+                    "remove it",
+                ));
+            }
+            extra_params.push((key.clone(), value.clone()));
+        }
+        let timeout = Duration::from_secs(settings.http_timeout_secs.max(1));
+        let http = Http::new(name, timeout)
+            .map_err(|e| BuildError::HttpClient { provider: name.to_owned(), message: e.to_string() })?;
+        Ok(Self {
+            name: name.to_owned(),
+            display_name: config.display_name.clone(),
+            client: ClientAuth {
+                client_id: config.client_id.clone(),
+                secret,
+                method: config.token_endpoint_auth_method,
+            },
+            scope,
+            extra_params,
+            metadata_url,
+            expected_issuer,
+            leeway: Duration::from_secs(settings.leeway_secs),
+            profile,
+            http,
+            metadata: Cache::default(),
+            keys: Cache::default(),
+        })
+    }
+
+    /// The issuer this provider trusts, as told by its `server_metadata_url`.
+    pub fn issuer(&self) -> &str {
+        &self.expected_issuer
+    }
+
+    /// The discovery document, fetched on first use.
+    async fn metadata(&self) -> Result<Arc<Metadata>, Failure> {
+        self.metadata.get(|| discovery::fetch(&self.http, &self.metadata_url, &self.expected_issuer)).await
+    }
+
+    /// Verifies an ID token; on an unknown `kid`, fetches the key set once more (rate
+    /// limited) and tries again.
+    async fn verify_id_token(&self, metadata: &Metadata, raw: &str, nonce: Option<&str>) -> Result<Claims, Failure> {
+        let expected =
+            Expected { issuer: &metadata.issuer, client_id: &self.client.client_id, nonce, leeway: self.leeway };
+        let fetch = || id_token::fetch_keys(&self.http, &metadata.jwks_uri);
+        let keys = self.keys.get(fetch).await?;
+        let outcome = match id_token::verify(raw, &keys, &expected) {
+            Err(Refusal::UnknownKey) => match self.keys.refresh(&keys, JWKS_REFETCH_INTERVAL, fetch).await? {
+                Some(fresh) => id_token::verify(raw, &fresh, &expected),
+                None => Err(Refusal::UnknownKey),
+            },
+            outcome => outcome,
+        };
+        match outcome {
+            Ok(claims) => {
+                tracing::debug!("ID token verified");
+                Ok(claims)
+            }
+            Err(refusal) => {
+                let reason = match refusal {
+                    Refusal::UnknownKey => format!(
+                        "the ID token is signed with a key the provider does not publish (kid {:?})",
+                        id_token::key_id(raw).map(|kid| token::clip(&kid))
+                    ),
+                    Refusal::Invalid(reason) => reason,
+                };
+                tracing::debug!(%reason, "ID token rejected");
+                Err(self.http.rejected(&reason))
+            }
+        }
+    }
+
+    /// Adds the userinfo endpoint's claims when the ID token lacks `email` or `name`.
+    /// ID token claims win; userinfo only adds claims the ID token does not have.
+    async fn with_userinfo(
+        &self,
+        metadata: &Metadata,
+        mut claims: Claims,
+        access_token: &str,
+    ) -> Result<Claims, Failure> {
+        const WHAT: &str = "the userinfo request";
+        let Some(endpoint) = metadata.userinfo_endpoint.as_ref() else { return Ok(claims) };
+        if claims.contains_key("email") && claims.contains_key("name") {
+            return Ok(claims);
+        }
+        let answer = self.http.send(WHAT, endpoint, self.http.get(endpoint).bearer_auth(access_token)).await?;
+        if answer.status == reqwest::StatusCode::UNAUTHORIZED || answer.status == reqwest::StatusCode::FORBIDDEN {
+            return Err(self
+                .http
+                .rejected(&format!("the userinfo endpoint refused the access token (HTTP {})", answer.status)));
+        }
+        if !answer.status.is_success() {
+            return Err(self.http.unavailable(WHAT, endpoint, &format!("answered HTTP {}", answer.status)));
+        }
+        if answer.content_type.as_deref().is_some_and(|t| t.starts_with("application/jwt")) {
+            return Err(self
+                .http
+                .rejected("signed or encrypted userinfo responses (application/jwt) are not supported"));
+        }
+        let info: Claims = answer.json(&self.http, WHAT, endpoint)?;
+        if info.get("sub") != claims.get("sub") {
+            return Err(self
+                .http
+                .rejected("the userinfo response is about another subject than the ID token (sub differs)"));
+        }
+        for (claim, value) in info {
+            claims.entry(claim).or_insert(value);
+        }
+        Ok(claims)
+    }
+
+    async fn complete_login(
+        &self,
+        callback: &CallbackParams,
+        pending: &PendingLogin,
+        redirect_uri: &str,
+    ) -> Result<LoginResult, ProviderError> {
+        let metadata = self.metadata().await?;
+        // RFC 9207: the callback names the issuer that answered; a mix-up attack shows as
+        // another issuer here, or as none from a provider that promises to send it.
+        match &callback.iss {
+            Some(iss) if *iss != metadata.issuer => {
+                let message = format!(
+                    "the callback comes from issuer {:?}, not {:?} (RFC 9207)",
+                    token::clip(iss),
+                    metadata.issuer
+                );
+                return Err(self.http.rejected(&message).into());
+            }
+            None if metadata.authorization_response_iss_parameter_supported => {
+                let message = "the callback lacks the iss parameter this provider promises to send (RFC 9207)";
+                return Err(self.http.rejected(message).into());
+            }
+            _ => {}
+        }
+        let (Some(nonce), Some(pkce_verifier)) = (pending.nonce.as_deref(), pending.pkce_verifier.as_deref()) else {
+            return Err(self
+                .http
+                .rejected("the pending login lacks its nonce or PKCE verifier; start the login again")
+                .into());
+        };
+        let grant = Grant::Code { code: &callback.code, pkce_verifier, redirect_uri };
+        let tokens = token::request(&self.http, &metadata.token_endpoint, &self.client, grant).await?;
+        tracing::debug!("authorization code exchanged");
+        let Some(raw_id_token) = tokens.id_token.as_deref() else {
+            return Err(self
+                .http
+                .rejected("the token endpoint returned no ID token; is \"openid\" in the scope?")
+                .into());
+        };
+        let claims = self.verify_id_token(&metadata, raw_id_token, Some(nonce)).await?;
+        let claims = self.with_userinfo(&metadata, claims, &tokens.access_token).await?;
+        self.profile.admit(&claims)?;
+        let subject = subject(&claims);
+        Ok(LoginResult {
+            identity: Identity::new(&self.name, subject, claims),
+            tokens: TokenSet {
+                expires_at: tokens.expires_at(),
+                access_token: Some(tokens.access_token),
+                id_token: tokens.id_token,
+                refresh_token: tokens.refresh_token,
+                scope: tokens.scope,
+            },
+        })
+    }
+
+    async fn refresh_session(&self, session: &Session) -> Result<LoginResult, ProviderError> {
+        if session.identity.provider != self.name {
+            return Err(self
+                .http
+                .rejected(&format!("the session belongs to provider {:?}", session.identity.provider))
+                .into());
+        }
+        let Some(refresh_token) = session.tokens.refresh_token.as_deref() else {
+            return Err(ProviderError::Unsupported("refreshing a session without a refresh token"));
+        };
+        let metadata = self.metadata().await?;
+        let tokens =
+            token::request(&self.http, &metadata.token_endpoint, &self.client, Grant::Refresh { refresh_token })
+                .await?;
+        let mut identity = session.identity.clone();
+        if let Some(raw) = tokens.id_token.as_deref() {
+            let mut claims = self.verify_id_token(&metadata, raw, None).await?;
+            // OpenID Connect Core §12.2: same issuer, same subject.
+            if let Some(old_iss) = identity.claims.get("iss") {
+                if claims.get("iss") != Some(old_iss) {
+                    return Err(self
+                        .http
+                        .rejected("the refreshed ID token names another issuer than the session's")
+                        .into());
+                }
+            }
+            if subject(&claims) != identity.subject {
+                return Err(self
+                    .http
+                    .rejected("the refreshed ID token is about another subject than the session's")
+                    .into());
+            }
+            // Keep what userinfo added at login; the new token's claims win.
+            for (claim, value) in &identity.claims {
+                if !PER_TOKEN_CLAIMS.contains(&claim.as_str()) && !claims.contains_key(claim) {
+                    claims.insert(claim.clone(), value.clone());
+                }
+            }
+            self.profile.admit(&claims)?;
+            identity.claims = claims;
+        }
+        tracing::debug!(new_id_token = tokens.id_token.is_some(), "tokens refreshed");
+        let old = &session.tokens;
+        Ok(LoginResult {
+            identity,
+            tokens: TokenSet {
+                expires_at: tokens.expires_at(),
+                access_token: Some(tokens.access_token),
+                id_token: tokens.id_token.or_else(|| old.id_token.clone()),
+                refresh_token: tokens.refresh_token.or_else(|| old.refresh_token.clone()),
+                scope: tokens.scope.or_else(|| old.scope.clone()),
+            },
+        })
+    }
+
+    /// RP-initiated logout: the provider's `end_session_endpoint` with the session's ID
+    /// token as `id_token_hint`; `None` when the provider has no such endpoint.
+    async fn logout_url(
+        &self,
+        session: &Session,
+        post_logout_redirect_uri: &str,
+        state: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let metadata = self.metadata().await?;
+        let Some(endpoint) = metadata.end_session_endpoint.as_ref() else { return Ok(None) };
+        let mut url = endpoint.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(id_token) = session.tokens.id_token.as_deref() {
+                query.append_pair("id_token_hint", id_token);
+            }
+            query
+                .append_pair("client_id", &self.client.client_id)
+                .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+                .append_pair("state", state);
+        }
+        Ok(Some(url.into()))
+    }
+}
+
+/// Logs the outcome of `operation` in `span`: the one event per login or refresh that
+/// says whether it worked (messages hold no token, code or secret).
+fn logged(
+    operation: &str,
+    result: Result<LoginResult, ProviderError>,
+    span: &tracing::Span,
+) -> Result<LoginResult, ProviderError> {
+    let _entered = span.enter();
+    match &result {
+        Ok(_) => tracing::info!(operation, "succeeded"),
+        Err(error) => tracing::warn!(operation, %error, "failed"),
+    }
+    result
+}
+
+/// The `sub` of verified claims (verification guarantees a non-empty string).
+fn subject(claims: &Claims) -> String {
+    claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+#[async_trait]
+impl IdentityProvider for OidcProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    async fn authorize(&self, redirect_uri: &str) -> Result<Authorization, ProviderError> {
+        let span = tracing::info_span!("oidc_authorize", provider = %self.name);
+        async {
+            let metadata = self.metadata().await?;
+            let state = CsrfToken::new_random_len(32);
+            let nonce = Nonce::new_random_len(32);
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            let mut url = metadata.authorization_endpoint.clone();
+            {
+                let mut query = url.query_pairs_mut();
+                query
+                    .append_pair("response_type", "code")
+                    .append_pair("client_id", &self.client.client_id)
+                    .append_pair("redirect_uri", redirect_uri)
+                    .append_pair("scope", &self.scope)
+                    .append_pair("state", state.secret())
+                    .append_pair("nonce", nonce.secret())
+                    .append_pair("code_challenge", challenge.as_str())
+                    .append_pair("code_challenge_method", "S256");
+                for (key, value) in &self.extra_params {
+                    query.append_pair(key, value);
+                }
+            }
+            Ok(Authorization {
+                url: url.into(),
+                pending: PendingLogin {
+                    state: state.into_secret(),
+                    nonce: Some(nonce.secret().clone()),
+                    pkce_verifier: Some(verifier.into_secret()),
+                },
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn complete(
+        &self,
+        callback: &CallbackParams,
+        pending: &PendingLogin,
+        redirect_uri: &str,
+    ) -> Result<LoginResult, ProviderError> {
+        let span = tracing::info_span!("oidc_complete", provider = %self.name);
+        logged("login", self.complete_login(callback, pending, redirect_uri).instrument(span.clone()).await, &span)
+    }
+
+    async fn refresh(&self, session: &Session) -> Result<LoginResult, ProviderError> {
+        let span = tracing::info_span!("oidc_refresh", provider = %self.name);
+        logged("refresh", self.refresh_session(session).instrument(span.clone()).await, &span)
+    }
+
+    async fn end_session_url(
+        &self,
+        session: &Session,
+        post_logout_redirect_uri: &str,
+        state: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let span = tracing::info_span!("oidc_end_session", provider = %self.name);
+        self.logout_url(session, post_logout_redirect_uri, state).instrument(span).await
+    }
+}

@@ -1,0 +1,168 @@
+//! The token endpoint: authorization-code and refresh-token grants, client
+//! authentication, and what the endpoint's errors mean for the login.
+//!
+//! Written on reqwest directly rather than through openidconnect's `Client`, so that the
+//! distinctions the auth layer needs survive: `invalid_grant` (a replayed or expired
+//! code: start again) versus other refusals versus an unreachable provider.
+
+use super::http::Http;
+use crate::error::Failure;
+use auth_core::{Secret, TokenAuthMethod, unix_now};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+use url::Url;
+
+/// Who the client is at the token endpoint (`Secret`'s `Debug` shows no secret).
+#[derive(Clone, Debug)]
+pub(crate) struct ClientAuth {
+    pub(crate) client_id: String,
+    pub(crate) secret: Option<Secret>,
+    pub(crate) method: TokenAuthMethod,
+}
+
+/// What the client trades for tokens.
+#[derive(Debug)]
+pub(crate) enum Grant<'a> {
+    Code { code: &'a str, pkce_verifier: &'a str, redirect_uri: &'a str },
+    Refresh { refresh_token: &'a str },
+}
+
+/// A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
+#[derive(Deserialize)]
+pub(crate) struct Tokens {
+    pub(crate) access_token: String,
+    #[serde(default)]
+    pub(crate) id_token: Option<String>,
+    #[serde(default)]
+    pub(crate) refresh_token: Option<String>,
+    /// A number per the RFC; some providers send a string.
+    #[serde(default)]
+    expires_in: Option<Value>,
+    #[serde(default)]
+    pub(crate) scope: Option<String>,
+}
+
+impl Tokens {
+    /// When the access token expires, in Unix seconds, if the provider said.
+    pub(crate) fn expires_at(&self) -> Option<u64> {
+        let secs = match self.expires_in.as_ref()? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }?;
+        Some(unix_now().saturating_add(secs))
+    }
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tokens { .. }")
+    }
+}
+
+/// An error response (RFC 6749 §5.2).
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Performs `grant` at `endpoint`.
+pub(crate) async fn request(
+    http: &Http,
+    endpoint: &Url,
+    client: &ClientAuth,
+    grant: Grant<'_>,
+) -> Result<Tokens, Failure> {
+    const WHAT: &str = "the token request";
+    let mut form: Vec<(&str, &str)> = match &grant {
+        Grant::Code { code, pkce_verifier, redirect_uri } => vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", pkce_verifier),
+        ],
+        Grant::Refresh { refresh_token } => vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
+    };
+    let mut request = http.post(endpoint);
+    let secret = client.secret.as_ref().map(Secret::expose);
+    match (client.method, secret) {
+        (TokenAuthMethod::ClientSecretPost, Some(secret)) => {
+            form.push(("client_id", &client.client_id));
+            form.push(("client_secret", secret));
+        }
+        (TokenAuthMethod::None, _) | (_, None) => form.push(("client_id", &client.client_id)),
+        (_, Some(secret)) => {
+            request = request.header(reqwest::header::AUTHORIZATION, basic_auth(&client.client_id, secret));
+        }
+    }
+    let answer = http.send(WHAT, endpoint, request.form(&form)).await?;
+    if answer.status.is_success() {
+        return answer.json(http, WHAT, endpoint);
+    }
+    let refused = match serde_json::from_slice::<OAuthError>(&answer.body) {
+        Ok(error) if error.error == "invalid_grant" => match grant {
+            Grant::Code { .. } => {
+                "the authorization code was refused (invalid_grant): it may have been used already or expired"
+                    .to_owned()
+            }
+            Grant::Refresh { .. } => {
+                "the refresh token was refused (invalid_grant): it may have been used already, expired or been revoked"
+                    .to_owned()
+            }
+        },
+        Ok(error) => {
+            let description = error.error_description.map(|d| format!(": {}", clip(&d))).unwrap_or_default();
+            format!("the token endpoint refused the request ({}{description})", clip(&error.error))
+        }
+        Err(_) => format!("the token endpoint answered HTTP {}", answer.status),
+    };
+    tracing::debug!(status = answer.status.as_u16(), "token request refused");
+    Err(http.rejected(&refused))
+}
+
+/// `client_secret_basic` (RFC 6749 §2.3.1): id and secret are form-urlencoded first.
+fn basic_auth(client_id: &str, secret: &str) -> String {
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", encode(client_id), encode(secret));
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+}
+
+/// Provider-supplied text, shortened and stripped of control characters for messages.
+pub(crate) fn clip(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_encodes_both_parts() {
+        // "a b:c" and "p@ss:w/rd" form-urlencoded, then base64.
+        let header = basic_auth("a b:c", "p@ss:w/rd");
+        let encoded = header.strip_prefix("Basic ").expect("scheme");
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).expect("base64");
+        assert_eq!(String::from_utf8(decoded).expect("utf8"), "a+b%3Ac:p%40ss%3Aw%2Frd");
+    }
+
+    #[test]
+    fn expires_in_may_be_a_string() {
+        let tokens: Tokens =
+            serde_json::from_str(r#"{"access_token":"a","token_type":"Bearer","expires_in":"60"}"#).expect("parses");
+        let at = tokens.expires_at().expect("expiry");
+        assert!(at >= unix_now() + 59 && at <= unix_now() + 61);
+        let tokens: Tokens = serde_json::from_str(r#"{"access_token":"a","token_type":"Bearer"}"#).expect("parses");
+        assert_eq!(tokens.expires_at(), None);
+        assert_eq!(format!("{tokens:?}"), "Tokens { .. }");
+    }
+
+    #[test]
+    fn clip_bounds_provider_text() {
+        assert_eq!(clip("bad\r\nthing"), "badthing");
+        assert_eq!(clip(&"x".repeat(500)).len(), 200);
+    }
+}

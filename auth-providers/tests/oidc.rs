@@ -1,0 +1,543 @@
+//! `OidcProvider` against `MockIdp` on loopback: the login flow as a browser drives it
+//! (authorize -> follow the redirect -> complete), every ID-token attack the mock can
+//! stage, key rotation, outages, timeouts, refresh and logout.
+
+use auth_core::{
+    CallbackParams, IdentityProvider, LoginResult, PendingLogin, ProviderConfig, ProviderError, ProviderKind, Secret,
+    Session, TokenAuthMethod, unix_now,
+};
+use auth_providers::{OidcProvider, ProviderSettings};
+use auth_testkit::{Fault, MockIdp, MockIdpBuilder};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use url::Url;
+
+const REDIRECT_URI: &str = "http://localhost:3000/oauth2callback";
+/// A little more than the provider's pause after a failed discovery.
+const AFTER_RETRY_PAUSE: Duration = Duration::from_millis(1100);
+
+fn settings() -> ProviderSettings {
+    ProviderSettings { leeway_secs: 60, http_timeout_secs: 5 }
+}
+
+fn config(idp: &MockIdp) -> ProviderConfig {
+    ProviderConfig {
+        name: "mock".into(),
+        kind: ProviderKind::Oidc,
+        display_name: "Mock".into(),
+        client_id: idp.client_id().into(),
+        client_secret: Some(Secret::new(idp.client_secret())),
+        server_metadata_url: idp.metadata_url(),
+        client_kwargs: BTreeMap::new(),
+        token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
+        extra: serde_json::Map::new(),
+    }
+}
+
+fn provider(idp: &MockIdp) -> OidcProvider {
+    OidcProvider::new(&config(idp), &settings()).expect("provider builds")
+}
+
+async fn start(builder: MockIdpBuilder) -> MockIdp {
+    builder.login_as(Some("alice")).start().await.expect("mock idp starts")
+}
+
+/// A browser's visit to the authorization URL: the auto-login answers with a redirect
+/// to `REDIRECT_URI?code=..&state=..&iss=..`.
+async fn visit(authorization_url: &str) -> Url {
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let response = browser.get(authorization_url).send().await.expect("authorize answers");
+    assert_eq!(response.status(), reqwest::StatusCode::FOUND, "authorize redirects back");
+    let location = response.headers()["location"].to_str().expect("ascii location");
+    let callback = Url::parse(location).expect("absolute callback URL");
+    assert!(callback.as_str().starts_with(REDIRECT_URI), "{callback}");
+    callback
+}
+
+fn param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// What the auth layer does between the redirect back and `complete`: check `state`,
+/// take `code` and `iss`.
+fn callback_params(callback: &Url, pending: &PendingLogin) -> CallbackParams {
+    assert_eq!(param(callback, "state").as_deref(), Some(pending.state.as_str()), "state comes back");
+    CallbackParams { code: param(callback, "code").expect("code"), iss: param(callback, "iss") }
+}
+
+async fn login(provider: &OidcProvider) -> Result<LoginResult, ProviderError> {
+    let authorization = provider.authorize(REDIRECT_URI).await?;
+    let callback = visit(&authorization.url).await;
+    let params = callback_params(&callback, &authorization.pending);
+    provider.complete(&params, &authorization.pending, REDIRECT_URI).await
+}
+
+fn rejection(result: Result<LoginResult, ProviderError>) -> String {
+    match result {
+        Err(ProviderError::Rejected(message)) => message,
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+}
+
+fn unavailable<T: std::fmt::Debug>(result: Result<T, ProviderError>) -> String {
+    match result {
+        Err(ProviderError::Unavailable(message)) => message,
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+/// Logs in once with `fault` active and returns the rejection message.
+async fn rejected_with(fault: Fault) -> String {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    idp.set_fault(fault);
+    rejection(login(&provider).await)
+}
+
+#[tokio::test]
+async fn happy_path_yields_claims_and_tokens() {
+    let idp = start(MockIdp::builder()).await;
+    let mut config = config(&idp);
+    config.client_kwargs.insert("prompt".into(), "login".into());
+    config.client_kwargs.insert("login_hint".into(), "alice@example.test".into());
+    let provider = OidcProvider::new(&config, &settings()).expect("provider");
+
+    let authorization = provider.authorize(REDIRECT_URI).await.expect("authorize");
+    let callback = visit(&authorization.url).await;
+    let pending = &authorization.pending;
+    let sent = idp.last_authorize_params().expect("authorize params");
+    assert_eq!(sent["response_type"], "code");
+    assert_eq!(sent["client_id"], idp.client_id());
+    assert_eq!(sent["redirect_uri"], REDIRECT_URI);
+    assert_eq!(sent["scope"], "openid email profile");
+    assert_eq!(sent["state"], pending.state);
+    assert_eq!(Some(&sent["nonce"]), pending.nonce.as_ref());
+    assert_eq!(sent["code_challenge_method"], "S256");
+    assert_eq!(sent["code_challenge"].len(), 43, "a base64url SHA-256");
+    assert_eq!(sent["prompt"], "login");
+    assert_eq!(sent["login_hint"], "alice@example.test");
+    let verifier = pending.pkce_verifier.as_deref().expect("PKCE verifier");
+    assert!(verifier.len() >= 43 && !sent.values().any(|v| v == verifier), "the verifier stays secret");
+
+    let params = callback_params(&callback, pending);
+    assert_eq!(params.iss.as_deref(), Some(idp.issuer().as_str()));
+    let result = provider.complete(&params, pending, REDIRECT_URI).await.expect("login completes");
+
+    let identity = &result.identity;
+    assert_eq!(identity.provider, "mock");
+    assert_eq!(identity.subject, "alice");
+    assert_eq!(identity.claims["sub"], "alice");
+    assert_eq!(identity.claims["iss"], idp.issuer());
+    assert_eq!(identity.claims["aud"], idp.client_id());
+    assert_eq!(identity.claims["email"], "alice@example.test");
+    assert_eq!(identity.claims["name"], "Alice Example");
+    assert_eq!(
+        identity.claims.get("nonce"),
+        pending.nonce.as_ref().map(|n| serde_json::Value::from(n.as_str())).as_ref()
+    );
+    let tokens = &result.tokens;
+    assert!(tokens.access_token.is_some() && tokens.refresh_token.is_some());
+    assert_eq!(tokens.id_token.as_ref().map(|t| t.split('.').count()), Some(3));
+    let expires_at = tokens.expires_at.expect("expires_at");
+    assert!(expires_at.abs_diff(unix_now() + 3600) <= 5, "expires_at = now + expires_in");
+    assert_eq!(tokens.scope.as_deref(), Some("openid email profile"));
+
+    let hits = idp.hits();
+    assert_eq!((hits.discovery, hits.jwks, hits.token, hits.userinfo), (1, 1, 1, 0), "{hits:?}");
+}
+
+#[tokio::test]
+async fn client_secret_post_and_a_custom_scope_work() {
+    let idp = start(MockIdp::builder()).await;
+    let mut config = config(&idp);
+    config.token_endpoint_auth_method = TokenAuthMethod::ClientSecretPost;
+    config.client_kwargs.insert("scope".into(), "openid email".into());
+    let provider = OidcProvider::new(&config, &settings()).expect("provider");
+    let result = login(&provider).await.expect("login with client_secret_post");
+    assert_eq!(result.identity.subject, "alice");
+    assert_eq!(idp.last_authorize_params().expect("params")["scope"], "openid email");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_rejected() {
+    let idp = start(MockIdp::builder()).await;
+    let mut config = config(&idp);
+    config.client_secret = Some(Secret::new("not-the-secret"));
+    let provider = OidcProvider::new(&config, &settings()).expect("provider");
+    let message = rejection(login(&provider).await);
+    assert!(message.contains("invalid_client"), "{message}");
+    assert!(!message.contains("not-the-secret"), "{message}");
+}
+
+#[tokio::test]
+async fn userinfo_fills_in_a_minimal_id_token() {
+    let idp = start(MockIdp::builder().minimal_id_token(true)).await;
+    let result = login(&provider(&idp)).await.expect("login");
+    assert_eq!(result.identity.claims["email"], "alice@example.test");
+    assert_eq!(result.identity.claims["name"], "Alice Example");
+    assert_eq!(result.identity.claims["iss"], idp.issuer(), "ID token claims stay");
+    assert_eq!(idp.hits().userinfo, 1);
+}
+
+#[tokio::test]
+async fn userinfo_about_another_subject_is_rejected() {
+    let idp = start(MockIdp::builder().minimal_id_token(true)).await;
+    let provider = provider(&idp);
+    idp.set_fault(Fault::UserinfoSubMismatch);
+    let message = rejection(login(&provider).await);
+    assert!(message.contains("userinfo") && message.contains("sub"), "{message}");
+}
+
+#[tokio::test]
+async fn a_bad_signature_is_rejected() {
+    let message = rejected_with(Fault::BadSignature).await;
+    assert!(message.contains("signature"), "{message}");
+}
+
+#[tokio::test]
+async fn alg_none_is_rejected() {
+    let message = rejected_with(Fault::AlgNone).await;
+    assert!(message.contains("not signed"), "{message}");
+}
+
+#[tokio::test]
+async fn hs256_keyed_with_the_public_key_is_rejected() {
+    let message = rejected_with(Fault::Hs256WithPublicKey).await;
+    assert!(message.contains("\"HS256\" is not allowed"), "{message}");
+}
+
+#[tokio::test]
+async fn a_wrong_issuer_is_rejected() {
+    let message = rejected_with(Fault::WrongIssuer).await;
+    assert!(message.contains("issuer"), "{message}");
+}
+
+#[tokio::test]
+async fn a_wrong_audience_is_rejected() {
+    let message = rejected_with(Fault::WrongAudience).await;
+    assert!(message.contains("audience"), "{message}");
+}
+
+#[tokio::test]
+async fn a_missing_sub_is_rejected() {
+    let message = rejected_with(Fault::MissingSub).await;
+    assert!(message.contains("no sub claim"), "{message}");
+}
+
+#[tokio::test]
+async fn a_missing_iat_is_rejected() {
+    let message = rejected_with(Fault::MissingIat).await;
+    assert!(message.contains("no iat claim"), "{message}");
+}
+
+#[tokio::test]
+async fn a_token_expired_beyond_the_leeway_is_rejected() {
+    let message = rejected_with(Fault::Expired(Duration::from_secs(120))).await;
+    assert!(message.contains("expired"), "{message}");
+}
+
+#[tokio::test]
+async fn a_token_expired_within_the_leeway_is_accepted() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    idp.set_fault(Fault::Expired(Duration::from_secs(10)));
+    let result = login(&provider).await.expect("10 s past exp is within the 60 s leeway");
+    assert_eq!(result.identity.subject, "alice");
+}
+
+#[tokio::test]
+async fn a_nonce_mismatch_is_rejected() {
+    let message = rejected_with(Fault::WrongNonce).await;
+    assert!(message.contains("nonce"), "{message}");
+}
+
+#[tokio::test]
+async fn claims_azp_and_several_audiences_are_checked() {
+    let message = rejected_with(Fault::IdTokenClaims(serde_json::json!({"azp": "someone-else"}))).await;
+    assert!(message.contains("azp"), "{message}");
+    let message =
+        rejected_with(Fault::IdTokenClaims(serde_json::json!({"aud": ["mock-client", "api"], "azp": null}))).await;
+    assert!(message.contains("several audiences"), "{message}");
+
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    idp.set_fault(Fault::IdTokenClaims(serde_json::json!({"aud": ["mock-client", "api"]})));
+    login(&provider).await.expect("several audiences with azp = client id");
+}
+
+#[tokio::test]
+async fn a_callback_from_another_issuer_is_rejected() {
+    let message = rejected_with(Fault::CallbackIssuer("https://attacker.example".into())).await;
+    assert!(message.contains("RFC 9207") && message.contains("attacker.example"), "{message}");
+}
+
+#[tokio::test]
+async fn a_callback_without_iss_is_rejected_when_the_idp_promises_one() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    let authorization = provider.authorize(REDIRECT_URI).await.expect("authorize");
+    let callback = visit(&authorization.url).await;
+    let params = CallbackParams { iss: None, ..callback_params(&callback, &authorization.pending) };
+    let message = rejection(provider.complete(&params, &authorization.pending, REDIRECT_URI).await);
+    assert!(message.contains("lacks the iss parameter"), "{message}");
+    assert_eq!(idp.hits().token, 0, "the code is not even exchanged");
+}
+
+#[tokio::test]
+async fn a_discovery_issuer_mismatch_is_rejected() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    idp.set_fault(Fault::DiscoveryIssuerMismatch);
+    let message = match provider.authorize(REDIRECT_URI).await {
+        Err(ProviderError::Rejected(message)) => message,
+        other => panic!("expected Rejected, got {other:?}"),
+    };
+    assert!(message.contains("discovery issuer \"https://wrong-issuer.invalid\" does not match"), "{message}");
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    let authorization = provider.authorize(REDIRECT_URI).await.expect("authorize");
+    let callback = visit(&authorization.url).await;
+    let params = callback_params(&callback, &authorization.pending);
+    provider.complete(&params, &authorization.pending, REDIRECT_URI).await.expect("first use");
+    let message = rejection(provider.complete(&params, &authorization.pending, REDIRECT_URI).await);
+    assert!(
+        message
+            .contains("the authorization code was refused (invalid_grant): it may have been used already or expired"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn other_token_errors_are_rejected() {
+    let message = rejected_with(Fault::TokenError("unauthorized_client".into())).await;
+    assert!(message.contains("unauthorized_client"), "{message}");
+}
+
+#[tokio::test]
+async fn key_rotation_costs_one_key_fetch_and_refetches_are_rate_limited() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    login(&provider).await.expect("first login");
+    assert_eq!(idp.hits().jwks, 1);
+
+    idp.rotate_keys();
+    login(&provider).await.expect("login after rotation");
+    assert_eq!(idp.hits().jwks, 2, "the unknown kid made the provider fetch the keys once more");
+    login(&provider).await.expect("a third login");
+    assert_eq!(idp.hits().jwks, 2, "known keys are cached");
+
+    // Within 10 s of that refetch, another unknown kid does not reach the IdP.
+    idp.rotate_keys();
+    for _ in 0..3 {
+        let message = rejection(login(&provider).await);
+        assert!(message.contains("does not publish"), "{message}");
+    }
+    assert_eq!(idp.hits().jwks, 2, "refetches are rate limited");
+}
+
+#[tokio::test]
+async fn a_token_without_kid_is_accepted_when_one_key_fits() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    idp.set_fault(Fault::NoKid);
+    let result = login(&provider).await.expect("no kid, one key");
+    assert_eq!(result.identity.subject, "alice");
+}
+
+#[tokio::test]
+async fn an_idp_that_is_not_listening_is_unavailable_until_it_is_back() {
+    let idp = start(MockIdp::builder()).await;
+    let port = idp.port();
+    let config = config(&idp);
+    idp.stop().await;
+
+    // The provider builds while the IdP is down; the login fails cleanly.
+    let provider = OidcProvider::new(&config, &settings()).expect("builds offline");
+    let message = unavailable(provider.authorize(REDIRECT_URI).await);
+    assert!(message.contains(&format!("127.0.0.1:{port}")) && message.contains("could not connect"), "{message}");
+
+    let idp = start(MockIdp::builder().port(port)).await;
+    tokio::time::sleep(AFTER_RETRY_PAUSE).await;
+    login(&provider).await.expect("works once the IdP is back");
+    assert_eq!(idp.hits().discovery, 1);
+}
+
+#[tokio::test]
+async fn a_failing_idp_is_unavailable_and_asked_once_per_second() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = Arc::new(provider(&idp));
+    idp.set_fault(Fault::Unavailable);
+
+    let mut storm = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let provider = Arc::clone(&provider);
+        storm.spawn(async move { provider.authorize(REDIRECT_URI).await });
+    }
+    while let Some(result) = storm.join_next().await {
+        let message = unavailable(result.expect("task"));
+        assert!(message.contains("503"), "{message}");
+    }
+    assert_eq!(idp.hits().discovery, 1, "concurrent logins share one discovery attempt");
+
+    idp.clear_faults();
+    tokio::time::sleep(AFTER_RETRY_PAUSE).await;
+    login(&provider).await.expect("works once the IdP recovers");
+}
+
+#[tokio::test]
+async fn a_token_endpoint_outage_is_unavailable() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    let authorization = provider.authorize(REDIRECT_URI).await.expect("authorize");
+    let callback = visit(&authorization.url).await;
+    let params = callback_params(&callback, &authorization.pending);
+    idp.set_fault(Fault::Unavailable);
+    let message = unavailable(provider.complete(&params, &authorization.pending, REDIRECT_URI).await);
+    assert!(message.contains("the token request") && message.contains("503"), "{message}");
+}
+
+#[tokio::test]
+async fn a_slow_idp_times_out() {
+    let idp = start(MockIdp::builder()).await;
+    let settings = ProviderSettings { leeway_secs: 60, http_timeout_secs: 1 };
+    let provider = OidcProvider::new(&config(&idp), &settings).expect("provider");
+
+    // Discovery.
+    idp.set_fault(Fault::Delay(Duration::from_secs(5)));
+    let started = Instant::now();
+    let message = unavailable(provider.authorize(REDIRECT_URI).await);
+    assert!(started.elapsed() < Duration::from_millis(2500), "bounded: {:?}", started.elapsed());
+    assert!(message.contains("timed out"), "{message}");
+
+    // The token endpoint, once discovery is cached.
+    idp.clear_faults();
+    tokio::time::sleep(AFTER_RETRY_PAUSE).await;
+    let authorization = provider.authorize(REDIRECT_URI).await.expect("authorize");
+    let callback = visit(&authorization.url).await;
+    let params = callback_params(&callback, &authorization.pending);
+    idp.set_fault(Fault::Delay(Duration::from_secs(5)));
+    let started = Instant::now();
+    let message = unavailable(provider.complete(&params, &authorization.pending, REDIRECT_URI).await);
+    assert!(started.elapsed() < Duration::from_millis(2500), "bounded: {:?}", started.elapsed());
+    assert!(message.contains("the token request") && message.contains("timed out"), "{message}");
+}
+
+#[tokio::test]
+async fn refresh_rotates_tokens_and_keeps_the_identity() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    let first = login(&provider).await.expect("login");
+    let session = Session::new(first.identity.clone(), first.tokens.clone(), 3600);
+
+    let refreshed = provider.refresh(&session).await.expect("refresh");
+    assert_eq!(refreshed.identity.subject, "alice");
+    assert_eq!(refreshed.identity.claims["email"], "alice@example.test");
+    assert!(!refreshed.identity.claims.contains_key("nonce"), "a refreshed token's claims carry no old nonce");
+    assert_ne!(refreshed.tokens.access_token, first.tokens.access_token);
+    assert_ne!(refreshed.tokens.id_token, first.tokens.id_token);
+    assert!(refreshed.tokens.refresh_token.is_some());
+    assert_ne!(refreshed.tokens.refresh_token, first.tokens.refresh_token, "the rotated refresh token is returned");
+    assert_eq!(idp.hits().token, 2);
+
+    // The spent refresh token is refused: the session should end.
+    let message = rejection(provider.refresh(&session).await);
+    assert!(message.contains("invalid_grant"), "{message}");
+}
+
+#[tokio::test]
+async fn a_refresh_about_another_subject_is_rejected() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    let first = login(&provider).await.expect("login");
+    let session = Session::new(first.identity, first.tokens, 3600);
+    idp.set_fault(Fault::IdTokenClaims(serde_json::json!({"sub": "mallory"})));
+    let message = rejection(provider.refresh(&session).await);
+    assert!(message.contains("another subject"), "{message}");
+}
+
+#[tokio::test]
+async fn end_session_url_carries_the_logout_parameters() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    let result = login(&provider).await.expect("login");
+    let id_token = result.tokens.id_token.clone().expect("id token");
+    let session = Session::new(result.identity, result.tokens, 3600);
+
+    let url = provider
+        .end_session_url(&session, "http://localhost:3000/", "logout-state")
+        .await
+        .expect("metadata")
+        .expect("the mock offers RP-initiated logout");
+    let url = Url::parse(&url).expect("url");
+    assert_eq!(url.as_str().split('?').next(), Some(format!("{}/end_session", idp.issuer()).as_str()));
+    assert_eq!(param(&url, "id_token_hint"), Some(id_token));
+    assert_eq!(param(&url, "client_id").as_deref(), Some(idp.client_id()));
+    assert_eq!(param(&url, "post_logout_redirect_uri").as_deref(), Some("http://localhost:3000/"));
+    assert_eq!(param(&url, "state").as_deref(), Some("logout-state"));
+
+    let without = start(MockIdp::builder().end_session(false)).await;
+    let provider = self::provider(&without);
+    assert_eq!(provider.end_session_url(&session, "http://localhost:3000/", "s").await.expect("metadata"), None);
+}
+
+/// Captures this crate's log lines (every level) on the current thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_name_the_provider_and_hold_no_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("auth_providers=trace")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    let authorization = provider.authorize(REDIRECT_URI).await.expect("authorize");
+    let callback = visit(&authorization.url).await;
+    let params = callback_params(&callback, &authorization.pending);
+    let result = provider.complete(&params, &authorization.pending, REDIRECT_URI).await.expect("login");
+    let session = Session::new(result.identity.clone(), result.tokens.clone(), 3600);
+    let refreshed = provider.refresh(&session).await.expect("refresh");
+    let replayed = provider.complete(&params, &authorization.pending, REDIRECT_URI).await;
+    assert!(replayed.is_err());
+
+    let logs = String::from_utf8(captured.0.lock().expect("logs").clone()).expect("utf8");
+    assert!(logs.contains("discovery document loaded") && logs.contains("mock"), "{logs}");
+    assert!(logs.contains("succeeded") && logs.contains("failed"), "{logs}");
+    let pending = &authorization.pending;
+    let secrets = [
+        Some(idp.client_secret().to_owned()),
+        Some(params.code.clone()),
+        Some(pending.state.clone()),
+        pending.nonce.clone(),
+        pending.pkce_verifier.clone(),
+        result.tokens.access_token.clone(),
+        result.tokens.id_token.clone(),
+        result.tokens.refresh_token.clone(),
+        refreshed.tokens.access_token.clone(),
+        refreshed.tokens.refresh_token.clone(),
+    ];
+    for secret in secrets.iter().flatten() {
+        assert!(!logs.contains(secret.as_str()), "a secret leaked into the logs:\n{logs}");
+    }
+}
