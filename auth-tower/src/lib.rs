@@ -1,1 +1,162 @@
-//! placeholder
+//! Streamlit-style login for any tower service: one config section, three routes, and a
+//! [`User`] on every request.
+//!
+//! | Streamlit | `auth-tower` |
+//! |---|---|
+//! | `[auth]` in `secrets.toml` | the same TOML, read by [`AuthConfig::from_file`] |
+//! | `st.login("google")` | a link to `/auth/login?provider=google&return_to=/page` |
+//! | `st.logout()` | `POST /auth/logout` (a same-site `GET` works too) |
+//! | `st.user` | the [`User`] extractor, or `request.extensions().get::<User>()` |
+//!
+//! # Quick start (axum)
+//!
+//! ```no_run
+//! use auth_tower::{AuthConfig, AuthLayer, User};
+//! use axum::{Router, routing::get};
+//!
+//! async fn home(user: User) -> String {
+//!     if user.is_logged_in() {
+//!         format!("Welcome back, {}!", user.name().unwrap_or("friend"))
+//!     } else {
+//!         "Not logged in: visit /auth/login".into()
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = AuthLayer::from_config(AuthConfig::from_file(".streamlit/secrets.toml")?).await?;
+//! let app = Router::new().route("/", get(home)).layer(auth);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The layer serves:
+//!
+//! - `GET /auth/login?provider=NAME&return_to=/path`: redirects to the provider (with
+//!   `state`, `nonce` and PKCE kept in a short-lived sealed cookie), or shows a chooser
+//!   page when several providers are configured and none is named. `return_to` must be a
+//!   relative path on this site; anything else becomes `/`.
+//! - the callback, at the path of `redirect_uri`: checks `state`, lets the provider
+//!   verify the response, stores the session and redirects to `return_to`. Errors end on a
+//!   small page saying what happened, never a bare 500.
+//! - `POST /auth/logout` (and `GET`, refused when cross-site): ends the session, clears
+//!   its cookies, and signs out at the provider when it supports RP-initiated logout.
+//!
+//! Every other request gets a [`User`] (anonymous unless a valid session cookie came
+//! with it) and the [`AuthRoutes`] in its extensions, then goes to your service.
+//!
+//! # Requiring login
+//!
+//! With feature `axum` (on by default), [`RequireUser`] rejects anonymous requests:
+//! browsers are redirected to log in and come back, API clients get a `401`.
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use auth_tower::RequireUser;
+//!
+//! async fn private(RequireUser(user): RequireUser) -> String {
+//!     format!("Hello {}", user.email().unwrap_or("you"))
+//! }
+//! # }
+//! ```
+//!
+//! # Your own provider, store or routes
+//!
+//! [`AuthLayer::builder`] takes any [`IdentityProvider`], any [`SessionStore`] (such as
+//! [`MemoryStore`], for revocable server-side sessions) and a route prefix. The layer works
+//! with any tower service; here with a plain `service_fn`:
+//!
+//! ```
+//! use auth_tower::{AuthConfig, AuthLayer, Authorization, CallbackParams, IdentityProvider, LoginResult};
+//! use auth_tower::{MemoryStore, PendingLogin, ProviderError, User};
+//! use std::sync::Arc;
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! #[derive(Debug)]
+//! struct MyProvider;
+//!
+//! #[async_trait::async_trait]
+//! impl IdentityProvider for MyProvider {
+//!     fn name(&self) -> &str { "mine" }
+//!     async fn authorize(&self, redirect_uri: &str) -> Result<Authorization, ProviderError> {
+//!         let pending = PendingLogin { state: "random".into(), nonce: None, pkce_verifier: None };
+//!         Ok(Authorization { url: format!("https://idp.example/authorize?state=random&redirect_uri={redirect_uri}"), pending })
+//!     }
+//!     async fn complete(&self, _: &CallbackParams, _: &PendingLogin, _: &str) -> Result<LoginResult, ProviderError> {
+//!         Err(ProviderError::Unsupported("this example"))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = AuthConfig::from_toml_str(r#"
+//! [auth]
+//! redirect_uri = "http://localhost:3000/oauth2callback"
+//! cookie_secret = "a secret of at least thirty-two bytes"
+//! client_id = "unused by MyProvider"
+//! client_secret = "unused"
+//! server_metadata_url = "https://idp.example/.well-known/openid-configuration"
+//! "#, "example")?;
+//! let auth = AuthLayer::builder(config)
+//!     .with_provider(Arc::new(MyProvider))
+//!     .with_store(Arc::new(MemoryStore::new()))
+//!     .with_prefix("/account")
+//!     .build()?;
+//!
+//! let app = auth.layer(service_fn(|request: http::Request<String>| async move {
+//!     let user = request.extensions().get::<User>().cloned().unwrap_or_default();
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(user.to_json().to_string()))
+//! }));
+//!
+//! let login = app.clone().oneshot(http::Request::get("/account/login").body(String::new())?).await?;
+//! assert_eq!(login.status(), http::StatusCode::FOUND);
+//! assert!(login.headers()["set-cookie"].to_str()?.starts_with("auth_pending="));
+//!
+//! let home = app.oneshot(http::Request::get("/").body(String::new())?).await?;
+//! assert_eq!(home.status(), http::StatusCode::OK);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Sessions and cookies
+//!
+//! By default the session is sealed (AES-256-GCM, key derived from `cookie_secret`) into
+//! the `auth_session` cookie, split into `auth_session.0`, `.1`, ... past ~3800 bytes, so
+//! any instance with the same secret reads it and nothing is kept on the server. Cookies are
+//! `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` when `redirect_uri` is https. A
+//! cookie that does not open (tampered, sealed with an unknown secret, expired) makes the
+//! request anonymous and is deleted.
+//!
+//! # Observability
+//!
+//! The routes run in `tracing` spans `auth.login`, `auth.callback` and `auth.logout` with
+//! the fields `provider` and `outcome`; codes, states, tokens and secrets are never logged.
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod cache;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod layer;
+mod page;
+mod return_to;
+mod routes;
+mod service;
+mod state;
+
+pub use body::AuthBody;
+pub use error::AuthError;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use extract::{LoginRequired, RequireUser};
+pub use layer::{AuthLayer, AuthLayerBuilder, AuthRoutes};
+pub use service::{AuthService, ResponseFuture};
+
+pub use auth_core::{
+    AuthConfig, Authorization, CallbackParams, Claims, ConfigError, CookieStore, ExposeTokens, ExposedTokens, Identity,
+    IdentityProvider, LoginResult, MemoryStore, PendingLogin, ProviderError, Session, SessionStore, StoreError, Ticket,
+    TokenSet, User,
+};

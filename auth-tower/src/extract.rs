@@ -1,0 +1,150 @@
+//! [`RequireUser`]: the axum extractor for handlers only signed-in people may reach
+//! (feature `axum`). The plain [`User`] extractor, which never fails, lives in `auth-core`.
+
+use crate::layer::AuthRoutes;
+use auth_core::User;
+use axum_core::body::Body;
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use std::ops::Deref;
+
+/// The signed-in user; anyone else is sent to log in.
+///
+/// Browsers are redirected to `{prefix}/login?return_to=<this page>`; API clients get
+/// `401` with the JSON body `{"error": "login_required", "login_url": "..."}`. A browser is
+/// a client whose `Accept` names `text/html`, or is absent or `*/*` (as with `curl`)
+/// without naming JSON; an `Accept` naming JSON (or only other types) gets the 401.
+///
+/// `return_to` is the path the handler sees: under `Router::nest`, that is the path
+/// inside the nested router, so apply the layer (and use `RequireUser`) on the outer one.
+#[derive(Clone, Debug)]
+pub struct RequireUser(pub User);
+
+impl Deref for RequireUser {
+    type Target = User;
+
+    fn deref(&self) -> &User {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireUser {
+    type Rejection = LoginRequired;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<User>().filter(|u| u.is_logged_in()) {
+            return Ok(Self(user.clone()));
+        }
+        let return_to = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let login_url = match parts.extensions.get::<AuthRoutes>() {
+            Some(routes) => routes.login_url(None, return_to),
+            None => {
+                tracing::warn!("RequireUser without AuthLayer: is the layer applied to this route?");
+                AuthRoutes::default().login_url(None, return_to)
+            }
+        };
+        Err(LoginRequired { login_url, browser: wants_html(&parts.headers) })
+    }
+}
+
+/// Whether the client is a browser navigating (redirect it) rather than an API client
+/// (answer 401): `Accept` names `text/html`, or is absent or `*/*` without naming JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    let mut any = false;
+    let (mut html, mut json, mut wildcard) = (false, false, false);
+    for value in headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok()) {
+        for media in value.split(',') {
+            any = true;
+            let media = media.split(';').next().unwrap_or_default().trim();
+            html |= media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case("application/xhtml+xml");
+            json |= media.eq_ignore_ascii_case("application/json") || media.to_ascii_lowercase().ends_with("+json");
+            wildcard |= media == "*/*";
+        }
+    }
+    html || !any || (wildcard && !json)
+}
+
+/// The rejection of [`RequireUser`]: a redirect to the login route, or a `401`.
+#[derive(Debug)]
+pub struct LoginRequired {
+    login_url: String,
+    browser: bool,
+}
+
+impl LoginRequired {
+    /// Where to log in, returning to the requested page afterwards.
+    pub fn login_url(&self) -> &str {
+        &self.login_url
+    }
+}
+
+impl IntoResponse for LoginRequired {
+    fn into_response(self) -> Response {
+        let mut response = if self.browser {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::FOUND;
+            if let Ok(location) = HeaderValue::try_from(self.login_url) {
+                response.headers_mut().insert(LOCATION, location);
+            }
+            response
+        } else {
+            let body = serde_json::json!({ "error": "login_required", "login_url": self.login_url });
+            let mut response = Response::new(Body::from(body.to_string()));
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        };
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+
+    async fn extract(request: Request<()>) -> Result<RequireUser, LoginRequired> {
+        let (mut parts, ()) = request.into_parts();
+        RequireUser::from_request_parts(&mut parts, &()).await
+    }
+
+    #[tokio::test]
+    async fn anonymous_browsers_are_redirected_and_apis_get_401() {
+        let browser = Request::get("/private?x=1").header(ACCEPT, "text/html,*/*").body(()).unwrap_or_default();
+        let rejection = extract(browser).await.err();
+        let response = rejection.map(IntoResponse::into_response);
+        assert_eq!(response.as_ref().map(|r| r.status()), Some(StatusCode::FOUND));
+        assert_eq!(
+            response.as_ref().and_then(|r| r.headers().get(LOCATION)).and_then(|l| l.to_str().ok()),
+            Some("/auth/login?return_to=%2Fprivate%3Fx%3D1")
+        );
+
+        let api = Request::get("/api").header(ACCEPT, "application/json").body(()).unwrap_or_default();
+        let response = extract(api).await.err().map(IntoResponse::into_response);
+        assert_eq!(response.as_ref().map(|r| r.status()), Some(StatusCode::UNAUTHORIZED));
+        assert!(response.as_ref().is_some_and(|r| !r.headers().contains_key(http::header::WWW_AUTHENTICATE)));
+    }
+
+    #[test]
+    fn browsers_are_told_from_api_clients() {
+        let accept = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(ACCEPT, HeaderValue::from_static(v));
+            }
+            wants_html(&headers)
+        };
+        assert!(accept(&["text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"]));
+        assert!(accept(&[]));
+        assert!(accept(&["*/*"]));
+        assert!(accept(&["application/json", "text/html"]));
+        assert!(!accept(&["application/json"]));
+        assert!(!accept(&["application/json, */*;q=0.1"]));
+        assert!(!accept(&["application/problem+json"]));
+        assert!(!accept(&["text/plain"]));
+    }
+}

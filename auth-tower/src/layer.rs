@@ -1,0 +1,268 @@
+//! [`AuthLayer`], its builder, and [`AuthRoutes`].
+//!
+//! Everything that can be wrong with a setup (no provider, two providers with one name,
+//! routes that collide) is found by [`AuthLayerBuilder::build`], so that serving never has
+//! to fail.
+
+use crate::cache::SessionCache;
+use crate::error::AuthError;
+use crate::service::AuthService;
+use crate::state::{PENDING_COOKIE, Shared};
+use auth_core::cookies::CookieAttrs;
+use auth_core::seal::Sealer;
+use auth_core::{AuthConfig, ConfigError, CookieStore, IdentityProvider, SessionStore};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use tower_layer::Layer;
+
+/// The route prefix used unless [`AuthLayerBuilder::with_prefix`] says otherwise.
+const DEFAULT_PREFIX: &str = "/auth";
+
+/// The tower layer of Streamlit-style login.
+///
+/// It serves `GET {prefix}/login`, the callback at the path of `redirect_uri`, and
+/// `POST`/`GET {prefix}/logout`; on every other request it puts a [`User`](crate::User)
+/// (anonymous or signed in) and the [`AuthRoutes`] into the request extensions.
+/// Cloning is cheap (one reference count).
+#[derive(Clone)]
+pub struct AuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let providers: Vec<&str> = self.shared.providers.iter().map(|p| p.name()).collect();
+        f.debug_struct("AuthLayer")
+            .field("login", &self.shared.routes.login_path())
+            .field("callback", &self.shared.callback_path)
+            .field("logout", &self.shared.routes.logout_path())
+            .field("providers", &providers)
+            .field("store", &self.shared.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthLayer {
+    /// Builds the providers configured in `config` (discovery included) and the layer.
+    ///
+    /// # Errors
+    /// [`AuthError::Providers`] when a provider cannot be built, and any error of
+    /// [`AuthLayerBuilder::build`].
+    #[cfg(feature = "oidc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+    pub async fn from_config(config: AuthConfig) -> Result<Self, AuthError> {
+        let providers = auth_providers::from_config(&config)?;
+        Self::builder(config).with_providers(providers).build()
+    }
+
+    /// A builder for a layer with your own providers, store or prefix.
+    pub fn builder(config: AuthConfig) -> AuthLayerBuilder {
+        AuthLayerBuilder { config, providers: Vec::new(), store: None, prefix: DEFAULT_PREFIX.to_owned() }
+    }
+
+    /// The paths of the login and logout routes.
+    pub fn routes(&self) -> &AuthRoutes {
+        &self.shared.routes
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> AuthService<S> {
+        AuthService::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+/// Configures an [`AuthLayer`]; from [`AuthLayer::builder`].
+#[derive(Debug)]
+#[must_use = "call .build() to get the layer"]
+pub struct AuthLayerBuilder {
+    config: AuthConfig,
+    providers: Vec<Arc<dyn IdentityProvider>>,
+    store: Option<Arc<dyn SessionStore>>,
+    prefix: String,
+}
+
+impl AuthLayerBuilder {
+    /// Adds an identity provider; its [`name`](IdentityProvider::name) selects it in
+    /// `{prefix}/login?provider=NAME`.
+    pub fn with_provider(mut self, provider: Arc<dyn IdentityProvider>) -> Self {
+        self.providers.push(provider);
+        self
+    }
+
+    /// Adds identity providers, in the order the chooser page lists them.
+    pub fn with_providers(mut self, providers: impl IntoIterator<Item = Arc<dyn IdentityProvider>>) -> Self {
+        self.providers.extend(providers);
+        self
+    }
+
+    /// Keeps sessions in `store` instead of the default: a [`CookieStore`] sealing with
+    /// `cookie_secret` (and opening with `previous_cookie_secrets`).
+    pub fn with_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Serves the routes under `prefix` (default `/auth`): `{prefix}/login` and
+    /// `{prefix}/logout`. The callback's path is always the path of `redirect_uri`.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        prefix.clone_into(&mut self.prefix);
+        self
+    }
+
+    /// Checks the setup and builds the layer.
+    ///
+    /// # Errors
+    /// [`AuthError::NoProviders`], [`AuthError::DuplicateProvider`],
+    /// [`AuthError::InvalidPrefix`], or [`AuthError::Config`] when the callback path
+    /// collides with another route or the session cookie is named like the pending-login one.
+    pub fn build(self) -> Result<AuthLayer, AuthError> {
+        let Self { config, providers, store, prefix } = self;
+        if providers.is_empty() {
+            return Err(AuthError::NoProviders);
+        }
+        let mut names = BTreeSet::new();
+        if let Some(dup) = providers.iter().find(|p| !names.insert(p.name())) {
+            return Err(AuthError::DuplicateProvider { name: dup.name().to_owned() });
+        }
+        let prefix = normalize_prefix(&prefix)?;
+        let routes = AuthRoutes::new(&prefix);
+        let invalid = |key: &str, problem: String, fix: &str| {
+            AuthError::Config(ConfigError::Invalid {
+                origin: config.origin.clone(),
+                key: key.to_owned(),
+                problem,
+                fix: fix.to_owned(),
+            })
+        };
+        let callback_path = config.callback_path().to_owned();
+        if callback_path == "/" {
+            return Err(invalid(
+                "auth.redirect_uri",
+                "has no path, so the callback would take over the home page".into(),
+                "add a path, such as \"http://localhost:3000/oauth2callback\"",
+            ));
+        }
+        if callback_path == routes.login_path() || callback_path == routes.logout_path() {
+            return Err(invalid(
+                "auth.redirect_uri",
+                format!("has the path {callback_path}, which is also a login or logout route"),
+                "use another path, such as /oauth2callback, or another prefix with AuthLayerBuilder::with_prefix",
+            ));
+        }
+        if config.cookie_name == PENDING_COOKIE {
+            return Err(invalid(
+                "auth.cookie_name",
+                format!("is {PENDING_COOKIE:?}, the name of the pending-login cookie"),
+                "choose another name, such as \"auth_session\"",
+            ));
+        }
+
+        let previous: Vec<&[u8]> = config.previous_cookie_secrets.iter().map(|s| s.expose().as_bytes()).collect();
+        let sealer = Sealer::new(config.cookie_secret.expose().as_bytes(), &previous);
+        let (store, cache) = match store {
+            Some(store) => (store, None),
+            None => {
+                let store: Arc<dyn SessionStore> = Arc::new(CookieStore::new(Arc::new(sealer.clone())));
+                (store, Some(SessionCache::new()))
+            }
+        };
+        let attrs = CookieAttrs { path: "/".to_owned(), secure: config.secure_cookies(), domain: None };
+        let shared = Shared { config, providers, store, cache, sealer, routes, callback_path, attrs };
+        Ok(AuthLayer { shared: Arc::new(shared) })
+    }
+}
+
+/// `prefix` without its trailing `/` (`"/"` becomes `""`), when it is a plain absolute path.
+fn normalize_prefix(prefix: &str) -> Result<String, AuthError> {
+    let invalid = |problem| AuthError::InvalidPrefix { prefix: prefix.to_owned(), problem };
+    if !prefix.starts_with('/') {
+        return Err(invalid("does not start with '/'"));
+    }
+    if prefix.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '?' | '#' | '\\' | '%')) {
+        return Err(invalid("holds a character that does not belong in a plain path"));
+    }
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.contains("//") {
+        return Err(invalid("holds an empty segment"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Where the login and logout routes are, for links and redirects in your handlers.
+///
+/// The layer puts one in every request's extensions (axum: `Extension<AuthRoutes>`).
+#[derive(Clone, Debug)]
+pub struct AuthRoutes {
+    paths: Arc<RoutePaths>,
+}
+
+#[derive(Debug)]
+struct RoutePaths {
+    login: String,
+    logout: String,
+}
+
+impl Default for AuthRoutes {
+    /// The routes of a layer with the default prefix: `/auth/login` and `/auth/logout`.
+    fn default() -> Self {
+        Self::new(DEFAULT_PREFIX)
+    }
+}
+
+impl AuthRoutes {
+    fn new(prefix: &str) -> Self {
+        Self { paths: Arc::new(RoutePaths { login: format!("{prefix}/login"), logout: format!("{prefix}/logout") }) }
+    }
+
+    /// The login route, such as `/auth/login`.
+    pub fn login_path(&self) -> &str {
+        &self.paths.login
+    }
+
+    /// The logout route, such as `/auth/logout`.
+    pub fn logout_path(&self) -> &str {
+        &self.paths.logout
+    }
+
+    /// A login link: `{login}?provider=NAME&return_to=PATH`, query-encoded. Without a
+    /// provider, the login route picks the only one or shows the chooser.
+    pub fn login_url(&self, provider: Option<&str>, return_to: &str) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(provider) = provider {
+            query.append_pair("provider", provider);
+        }
+        query.append_pair("return_to", return_to);
+        format!("{}?{}", self.paths.login, query.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(normalize_prefix("/auth").ok().as_deref(), Some("/auth"));
+        assert_eq!(normalize_prefix("/auth/").ok().as_deref(), Some("/auth"));
+        assert_eq!(normalize_prefix("/").ok().as_deref(), Some(""));
+        assert_eq!(normalize_prefix("/a/b").ok().as_deref(), Some("/a/b"));
+        for bad in ["auth", "", "/a b", "/a?x", "//auth", "/a//b", "/a\\b"] {
+            assert!(matches!(normalize_prefix(bad), Err(AuthError::InvalidPrefix { .. })), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn login_urls_are_encoded() {
+        let routes = AuthRoutes::new("/auth");
+        assert_eq!(routes.login_url(None, "/"), "/auth/login?return_to=%2F");
+        assert_eq!(
+            routes.login_url(Some("my idp"), "/p?x=1&y=2"),
+            "/auth/login?provider=my+idp&return_to=%2Fp%3Fx%3D1%26y%3D2"
+        );
+        assert_eq!(AuthRoutes::new("").logout_path(), "/logout");
+    }
+}

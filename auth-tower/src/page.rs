@@ -1,0 +1,133 @@
+//! The layer's own responses: one small HTML page template and redirects.
+//!
+//! Every page the layer serves (provider chooser, expired login, unavailable provider,
+//! refused logout) goes through [`page`], so escaping and headers are decided in one place.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_CONTENT_TYPE_OPTIONS};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use std::fmt::Write;
+
+/// A response of the layer itself.
+pub(crate) type Page = Response<Full<Bytes>>;
+
+/// A link on a page: where it goes, and its text.
+pub(crate) struct Link<'a> {
+    pub(crate) href: &'a str,
+    pub(crate) text: &'a str,
+}
+
+/// An HTML page: `title` as heading, `message` as paragraph, then `links` as a list.
+/// Everything is HTML-escaped; the page is never cached and loads nothing.
+pub(crate) fn page(status: StatusCode, title: &str, message: &str, links: &[Link<'_>]) -> Page {
+    let mut html = String::with_capacity(900);
+    html.push_str(concat!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>"
+    ));
+    escape_into(&mut html, title);
+    html.push_str(concat!(
+        "</title>\n<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;",
+        "padding:0 1rem;line-height:1.5}li{margin:.5rem 0}</style>\n</head>\n<body>\n<main>\n<h1>"
+    ));
+    escape_into(&mut html, title);
+    html.push_str("</h1>\n<p>");
+    escape_into(&mut html, message);
+    html.push_str("</p>\n");
+    if !links.is_empty() {
+        html.push_str("<ul>\n");
+        for link in links {
+            html.push_str("<li><a href=\"");
+            escape_into(&mut html, link.href);
+            html.push_str("\">");
+            escape_into(&mut html, link.text);
+            html.push_str("</a></li>\n");
+        }
+        html.push_str("</ul>\n");
+    }
+    html.push_str("</main>\n</body>\n</html>\n");
+
+    let mut response = Response::new(Full::new(Bytes::from(html)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+/// A redirect to `location` (never cached). A location that is not a valid header value
+/// (only a provider bug can produce one) becomes a 502 page.
+pub(crate) fn redirect(status: StatusCode, location: &str) -> Page {
+    let Ok(value) = HeaderValue::from_str(location) else {
+        tracing::error!("redirect location is not a valid header value");
+        return page(
+            StatusCode::BAD_GATEWAY,
+            "Sign-in failed",
+            "The sign-in service returned an address this app cannot follow.",
+            &[],
+        );
+    };
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(LOCATION, value);
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Appends `text` to `out` with `& < > " '` escaped, safe in element text and in
+/// double-quoted attributes.
+pub(crate) fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => {
+                let _ = out.write_char(c);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn text(page: Page) -> String {
+        let bytes = page.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        String::from_utf8(bytes.to_vec()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn page_escapes_everything() {
+        let link = Link { href: "/auth/login?provider=a&return_to=%2F\"><script>", text: "<b>Go</b>" };
+        let page = page(StatusCode::BAD_REQUEST, "<T>", "it's \"bad\" & <script>", &[link]);
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(page.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(page.headers()[CACHE_CONTROL], "no-store");
+        let html = text(page).await;
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(html.contains("<h1>&lt;T&gt;</h1>"));
+        assert!(html.contains("it&#39;s &quot;bad&quot; &amp; &lt;script&gt;"));
+        assert!(html.contains("href=\"/auth/login?provider=a&amp;return_to=%2F&quot;&gt;&lt;script&gt;\""));
+    }
+
+    #[test]
+    fn redirect_sets_location_and_refuses_bad_values() {
+        let ok = redirect(StatusCode::FOUND, "https://idp.test/authorize?x=1");
+        assert_eq!(ok.status(), StatusCode::FOUND);
+        assert_eq!(ok.headers()[LOCATION], "https://idp.test/authorize?x=1");
+        assert_eq!(ok.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(redirect(StatusCode::FOUND, "https://x\r\nSet-Cookie: a=b").status(), StatusCode::BAD_GATEWAY);
+    }
+}
