@@ -59,4 +59,7 @@ pub enum StoreError {
     /// The session could not be encoded.
     #[error("cannot encode session: {0}")]
     Encode(String),
+    /// The store cannot do this.
+    #[error("this session store does not support {0}")]
+    Unsupported(&'static str),
 }

@@ -9,9 +9,37 @@ use rand::RngCore;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// What the session cookie carries: the sealed session, or an opaque id.
 pub type Ticket = String;
+
+/// Which sessions a back-channel logout ends: those of `provider` matching `sid` when
+/// given, else every session of `subject`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// The provider whose logout token asked for it.
+    pub provider: String,
+    /// The subject (`Identity::subject`), when the logout token named one.
+    pub subject: Option<String>,
+    /// The provider's session id (the ID token's `sid` claim), when named.
+    pub sid: Option<String>,
+}
+
+impl Revocation {
+    /// Whether `session` is one of those to end.
+    pub fn matches(&self, session: &Session) -> bool {
+        let identity = &session.identity;
+        if identity.provider != self.provider {
+            return false;
+        }
+        match (&self.sid, &self.subject) {
+            (Some(sid), _) => identity.claims.get("sid").and_then(|v| v.as_str()) == Some(sid.as_str()),
+            (None, Some(subject)) => identity.subject == *subject,
+            (None, None) => false,
+        }
+    }
+}
 
 /// Keeps sessions between requests.
 ///
@@ -25,6 +53,41 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn load(&self, ticket: &str) -> Result<Option<Session>, StoreError>;
     /// Forgets the session behind `ticket` (logout); unknown tickets are fine.
     async fn delete(&self, ticket: &str) -> Result<(), StoreError>;
+
+    /// Replaces the session behind `ticket` (after a refresh or a renewal) and returns the
+    /// ticket the cookie must carry from now on: the same id for server-side stores, a new
+    /// sealed value for the cookie store. The default saves anew and forgets the old one.
+    async fn update(&self, ticket: &str, session: &Session) -> Result<Ticket, StoreError> {
+        let new = self.save(session).await?;
+        self.delete(ticket).await?;
+        Ok(new)
+    }
+
+    /// Ends every session `which` matches (OpenID Connect back-channel logout) and says how
+    /// many. Only server-side stores can: the default is [`StoreError::Unsupported`].
+    async fn revoke(&self, which: &Revocation) -> Result<usize, StoreError> {
+        let _ = which;
+        Err(StoreError::Unsupported("revoking sessions (use a server-side store)"))
+    }
+
+    /// Takes the lock `key` for at most `ttl`, shared by every instance using this store;
+    /// `Ok(false)` when another holder has it. Refreshes use it so that one session is
+    /// refreshed once at a time. The default is a lock that is always free (no sharing).
+    async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let _ = (key, ttl);
+        Ok(true)
+    }
+
+    /// Releases a lock taken with [`try_lock`](Self::try_lock).
+    async fn unlock(&self, key: &str) -> Result<(), StoreError> {
+        let _ = key;
+        Ok(())
+    }
+
+    /// Whether sessions live on the server behind random tickets (revocable, tiny cookies).
+    fn is_server_side(&self) -> bool {
+        false
+    }
 }
 
 /// The purpose (associated data) of sealed session cookies.
@@ -64,6 +127,10 @@ impl SessionStore for CookieStore {
     async fn delete(&self, _ticket: &str) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn update(&self, _ticket: &str, session: &Session) -> Result<Ticket, StoreError> {
+        self.save(session).await
+    }
 }
 
 /// A random 256-bit ticket, base64url.
@@ -78,6 +145,7 @@ pub fn random_ticket() -> Ticket {
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
     sessions: Arc<RwLock<HashMap<Ticket, Session>>>,
+    locks: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
 }
 
 impl MemoryStore {
@@ -96,6 +164,10 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, HashMap<Ticket, Session>>, StoreError> {
+        self.sessions.write().map_err(|_| poisoned())
+    }
 }
 
 #[async_trait]
@@ -103,24 +175,61 @@ impl SessionStore for MemoryStore {
     async fn save(&self, session: &Session) -> Result<Ticket, StoreError> {
         let ticket = random_ticket();
         let now = unix_now();
-        let mut map =
-            self.sessions.write().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        let mut map = self.sessions.write().map_err(|_| poisoned())?;
         map.retain(|_, s| !s.is_expired_at(now));
         map.insert(ticket.clone(), session.clone());
         Ok(ticket)
     }
 
     async fn load(&self, ticket: &str) -> Result<Option<Session>, StoreError> {
-        let map = self.sessions.read().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        let map = self.sessions.read().map_err(|_| poisoned())?;
         Ok(map.get(ticket).filter(|s| !s.is_expired_at(unix_now())).cloned())
     }
 
     async fn delete(&self, ticket: &str) -> Result<(), StoreError> {
-        let mut map =
-            self.sessions.write().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
-        map.remove(ticket);
+        self.write()?.remove(ticket);
         Ok(())
     }
+
+    async fn update(&self, ticket: &str, session: &Session) -> Result<Ticket, StoreError> {
+        let mut map = self.write()?;
+        if !map.contains_key(ticket) {
+            return Err(StoreError::Unavailable("the session was revoked while it was being updated".into()));
+        }
+        map.insert(ticket.to_owned(), session.clone());
+        Ok(ticket.to_owned())
+    }
+
+    async fn revoke(&self, which: &Revocation) -> Result<usize, StoreError> {
+        let mut map = self.write()?;
+        let before = map.len();
+        map.retain(|_, s| !which.matches(s));
+        Ok(before - map.len())
+    }
+
+    async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = std::time::Instant::now();
+        let mut locks = self.locks.lock().map_err(|_| poisoned())?;
+        locks.retain(|_, until| *until > now);
+        if locks.contains_key(key) {
+            return Ok(false);
+        }
+        locks.insert(key.to_owned(), now + ttl);
+        Ok(true)
+    }
+
+    async fn unlock(&self, key: &str) -> Result<(), StoreError> {
+        self.locks.lock().map_err(|_| poisoned())?.remove(key);
+        Ok(())
+    }
+
+    fn is_server_side(&self) -> bool {
+        true
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("memory store lock poisoned".into())
 }
 
 #[cfg(test)]
@@ -152,5 +261,33 @@ mod tests {
         store.delete(&ticket).await.expect("delete");
         assert_eq!(store.load(&ticket).await.expect("load"), None);
         assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn memory_store_updates_revokes_and_locks() {
+        let store = MemoryStore::new();
+        let mut s = session(60);
+        s.identity.claims.insert("sid".into(), "sid-1".into());
+        let ticket = store.save(&s).await.expect("save");
+        let other = store.save(&session(60)).await.expect("save");
+        s.tokens.access_token = Some("fresh".into());
+        assert_eq!(store.update(&ticket, &s).await.expect("update"), ticket);
+        assert_eq!(store.load(&ticket).await.expect("load").and_then(|s| s.tokens.access_token), Some("fresh".into()));
+
+        let by_sid = Revocation { provider: "p".into(), subject: None, sid: Some("sid-1".into()) };
+        assert_eq!(store.revoke(&by_sid).await.expect("revoke"), 1);
+        assert!(store.load(&other).await.expect("load").is_some(), "another sid is kept");
+        assert!(store.update(&ticket, &s).await.is_err(), "a revoked session is not resurrected");
+        let by_sub = Revocation { provider: "p".into(), subject: Some("alice".into()), sid: None };
+        let wrong_provider = Revocation { provider: "q".into(), ..by_sub.clone() };
+        assert_eq!(store.revoke(&wrong_provider).await.expect("revoke"), 0);
+        assert_eq!(store.revoke(&by_sub).await.expect("revoke"), 1);
+
+        assert!(store.try_lock("k", Duration::from_secs(5)).await.expect("lock"));
+        assert!(!store.try_lock("k", Duration::from_secs(5)).await.expect("lock"));
+        store.unlock("k").await.expect("unlock");
+        assert!(store.try_lock("k", Duration::from_millis(1)).await.expect("lock"));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(store.try_lock("k", Duration::from_secs(5)).await.expect("lock"), "an expired lock is free");
     }
 }
