@@ -4,8 +4,8 @@
 //! chunks: `NAME` when it fits, else `NAME.0`, `NAME.1`, ... Reading joins them back.
 //! Values written here are sealed (base64url), so they never need escaping.
 
-use http::HeaderMap;
 use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
 use std::borrow::Cow;
 
 /// The largest value put in one cookie; leaves room for name and attributes in 4096 bytes.
@@ -55,6 +55,43 @@ pub fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
 
 fn chunk_index(candidate: &str, name: &str) -> Option<usize> {
     candidate.strip_prefix(name)?.strip_prefix('.')?.parse().ok()
+}
+
+/// Whether `candidate` is cookie `name` or one of its chunks (`NAME.0`, `NAME.1`, ...).
+pub fn is_cookie_or_chunk(candidate: &str, name: &str) -> bool {
+    candidate == name || chunk_index(candidate, name).is_some()
+}
+
+/// Removes every cookie whose name `is_own` accepts from the request's `Cookie` headers.
+///
+/// The other cookies are kept exactly as sent (each `name=value` as it was, joined by
+/// `"; "`); a header left with none is removed, as is a header value that is not text
+/// (it cannot be split, so it cannot be told apart). Returns whether anything was removed;
+/// when nothing is, the headers are not touched and nothing is allocated.
+pub fn strip(headers: &mut HeaderMap, is_own: impl Fn(&str) -> bool) -> bool {
+    let owned = |pair: &str| pair.split_once('=').is_some_and(|(name, _)| is_own(name.trim()));
+    let any = headers.get_all(COOKIE).iter().any(|v| v.to_str().is_ok_and(|v| v.split(';').any(owned)));
+    if !any {
+        return false;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| {
+            let text = value.to_str().ok()?;
+            if !text.split(';').any(owned) {
+                return Some(value.clone());
+            }
+            let rest: Vec<&str> =
+                text.split(';').map(str::trim).filter(|pair| !pair.is_empty() && !owned(pair)).collect();
+            if rest.is_empty() { None } else { HeaderValue::from_str(&rest.join("; ")).ok() }
+        })
+        .collect();
+    headers.remove(COOKIE);
+    for value in kept {
+        headers.append(COOKIE, value);
+    }
+    true
 }
 
 /// Splits `value` into `(cookie name, part)` pairs: one cookie when it fits, chunks otherwise.
@@ -133,6 +170,25 @@ mod tests {
         assert_eq!(read(&headers(&cookie), "s").as_deref(), Some(long.as_str()));
         assert_eq!(split("s", "short"), vec![("s".to_owned(), "short")]);
         assert_eq!(present_names(&headers(&cookie), "s").len(), 3);
+    }
+
+    #[test]
+    fn strip_removes_only_own_cookies() {
+        let own = |n: &str| is_cookie_or_chunk(n, "s") || n == "p";
+        let mut h = headers("a=1;s=sealed; s.0=x;b=\"quoted\";  p=pending; sx=keep");
+        assert!(strip(&mut h, own));
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1; b=\"quoted\"; sx=keep"]);
+
+        let mut h = headers("s=only; p=mine");
+        h.append(COOKIE, HeaderValue::from_static("c=3"));
+        assert!(strip(&mut h, own));
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["c=3"], "an emptied header is removed");
+
+        let mut h = headers("a=1;b=2");
+        assert!(!strip(&mut h, own));
+        assert_eq!(h[COOKIE], "a=1;b=2", "untouched when nothing is ours");
+        let mut none = HeaderMap::new();
+        assert!(!strip(&mut none, own));
     }
 
     #[test]

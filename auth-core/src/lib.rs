@@ -44,10 +44,12 @@ mod extract;
 
 /// Re-exported so providers and stores written outside this workspace use the same macro.
 pub use async_trait::async_trait;
-pub use config::{AuthConfig, ExposeTokens, ProviderConfig, ProviderKind, Secret, TokenAuthMethod};
+pub use config::{
+    AuthConfig, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, Secret, SessionStoreConfig, TokenAuthMethod,
+};
 pub use error::{ConfigError, ProviderError, StoreError};
 pub use identity::{Claims, Identity, TokenSet};
-pub use provider::{Authorization, CallbackParams, IdentityProvider, LoginResult, PendingLogin};
+pub use provider::{Authorization, CallbackParams, IdentityProvider, LoginResult, LogoutClaims, PendingLogin};
 pub use session::{Session, unix_now};
 pub use store::{CookieStore, MemoryStore, Revocation, SESSION_PURPOSE, SessionStore, Ticket, random_ticket};
 pub use user::{ExposedTokens, User};

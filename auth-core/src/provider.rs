@@ -53,6 +53,24 @@ pub struct LoginResult {
     pub tokens: TokenSet,
 }
 
+/// What a verified OpenID Connect back-channel logout token names: the sessions of
+/// `subject`, or the one provider session `sid` (at least one of them is present).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogoutClaims {
+    /// The `sub` claim: every session of this subject ends (unless `sid` narrows it).
+    pub subject: Option<String>,
+    /// The `sid` claim: the provider's session id, as in the ID token's `sid`.
+    pub sid: Option<String>,
+}
+
+impl LogoutClaims {
+    /// Claims naming `subject` and/or `sid`.
+    pub fn new(subject: Option<String>, sid: Option<String>) -> Self {
+        Self { subject, sid }
+    }
+}
+
 /// An identity provider: builds authorization URLs and turns callbacks into identities.
 ///
 /// The trait is object safe; the layer holds `Arc<dyn IdentityProvider>`s. A provider
@@ -107,5 +125,22 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Option<String>, ProviderError> {
         let _ = (session, post_logout_redirect_uri, state);
         Ok(None)
+    }
+
+    /// Verifies an OpenID Connect Back-Channel Logout 1.0 logout token (a signed JWT the
+    /// provider POSTs to the app) and returns the sessions it names.
+    ///
+    /// An implementation must check the signature with the provider's keys (never `none`,
+    /// never an HMAC keyed with public material), `iss`, `aud` (this client), `iat`, `exp`
+    /// when present, the `events` member naming
+    /// `http://schemas.openid.net/event/backchannel-logout`, the absence of `nonce` (an ID
+    /// token is not a logout token), and the presence of `sub` or `sid`.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unsupported`] by default; [`ProviderError::Rejected`] for a token
+    /// that fails any check; [`ProviderError::Unavailable`] when the keys cannot be fetched.
+    async fn verify_logout_token(&self, token: &str) -> Result<LogoutClaims, ProviderError> {
+        let _ = token;
+        Err(ProviderError::Unsupported("back-channel logout"))
     }
 }

@@ -46,6 +46,11 @@ impl Sealer {
         Self { keys }
     }
 
+    /// Whether previous secrets are configured (values may need re-sealing).
+    pub fn has_previous(&self) -> bool {
+        self.keys.len() > 1
+    }
+
     /// Encrypts and authenticates `plaintext` for `purpose`.
     pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);

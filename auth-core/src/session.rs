@@ -10,6 +10,11 @@ pub fn unix_now() -> u64 {
 }
 
 /// What a [`SessionStore`](crate::SessionStore) keeps between requests.
+///
+/// A session ends at its [`deadline`](Self::deadline): the absolute `expires_at`, or the
+/// idle deadline `idle_expires_at` when that comes first. Stores must treat a session past
+/// its deadline as absent ([`is_expired_at`](Self::is_expired_at)); server-side stores can
+/// use [`remaining_secs`](Self::remaining_secs) as the entry's time to live.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     /// Who is signed in.
@@ -19,24 +24,63 @@ pub struct Session {
     pub tokens: TokenSet,
     /// When the login completed, in Unix seconds.
     pub created_at: u64,
-    /// When the session ends, whatever happens, in Unix seconds.
+    /// When the session ends, whatever happens, in Unix seconds (`session_lifetime_secs`
+    /// after the login, or the ID token's expiry with `end_with_id_token`).
     pub expires_at: u64,
+    /// When the session ends unless it is used before, in Unix seconds (`idle_timeout_secs`
+    /// after the last renewal); `None` without an idle timeout. Absent in sessions written
+    /// before idle timeouts existed, which therefore still open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_expires_at: Option<u64>,
 }
 
 impl Session {
-    /// A session starting now and lasting `lifetime_secs`.
+    /// A session starting now and lasting `lifetime_secs`, without an idle timeout.
     pub fn new(identity: Identity, tokens: TokenSet, lifetime_secs: u64) -> Self {
         let now = unix_now();
-        Self { identity, tokens, created_at: now, expires_at: now.saturating_add(lifetime_secs) }
+        Self { identity, tokens, created_at: now, expires_at: now.saturating_add(lifetime_secs), idle_expires_at: None }
+    }
+
+    /// When the session ends: the earlier of `expires_at` and `idle_expires_at`.
+    pub fn deadline(&self) -> u64 {
+        self.idle_expires_at.map_or(self.expires_at, |idle| idle.min(self.expires_at))
     }
 
     /// Whether the session has ended at `now` (Unix seconds).
     pub fn is_expired_at(&self, now: u64) -> bool {
-        now >= self.expires_at
+        now >= self.deadline()
     }
 
-    /// Seconds left before the session ends (0 when it has).
+    /// Seconds left before the session ends (0 when it has): the cookie's `Max-Age`, and
+    /// the time to live of a server-side entry.
     pub fn remaining_secs(&self, now: u64) -> u64 {
-        self.expires_at.saturating_sub(now)
+        self.deadline().saturating_sub(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_deadline_ends_a_session_early() {
+        let mut session = Session::new(Identity::new("p", "alice", Default::default()), TokenSet::default(), 100);
+        let now = session.created_at;
+        assert_eq!(session.remaining_secs(now), 100);
+        session.idle_expires_at = Some(now + 10);
+        assert_eq!(session.deadline(), now + 10);
+        assert_eq!(session.remaining_secs(now), 10);
+        assert!(!session.is_expired_at(now + 9));
+        assert!(session.is_expired_at(now + 10));
+        session.idle_expires_at = Some(now + 1000);
+        assert_eq!(session.deadline(), now + 100, "never beyond the absolute lifetime");
+    }
+
+    #[test]
+    fn sessions_written_before_idle_timeouts_still_parse() {
+        let old = r#"{"identity":{"provider":"p","subject":"a","claims":{}},"created_at":1,"expires_at":2}"#;
+        let session: Session = serde_json::from_str(old).expect("parses");
+        assert_eq!(session.idle_expires_at, None);
+        assert!(!serde_json::to_string(&session).expect("json").contains("idle"), "absent stays absent");
     }
 }

@@ -27,6 +27,11 @@ pub struct Revocation {
 }
 
 impl Revocation {
+    /// The sessions of `provider` that a verified logout token names.
+    pub fn of(provider: impl Into<String>, claims: crate::LogoutClaims) -> Self {
+        Self { provider: provider.into(), subject: claims.subject, sid: claims.sid }
+    }
+
     /// Whether `session` is one of those to end.
     pub fn matches(&self, session: &Session) -> bool {
         let identity = &session.identity;
@@ -88,6 +93,16 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn is_server_side(&self) -> bool {
         false
     }
+
+    /// Whether the cookie carrying `ticket`, which just loaded, should be written again
+    /// although its session did not change; the layer then calls [`update`](Self::update)
+    /// and sets the cookie it returns. The cookie store says so for a session sealed with
+    /// one of `previous_cookie_secrets`, so that secret rotation re-seals live sessions.
+    /// Called only after a successful [`load`](Self::load), never for cached sessions.
+    fn needs_reissue(&self, ticket: &str) -> bool {
+        let _ = ticket;
+        false
+    }
 }
 
 /// The purpose (associated data) of sealed session cookies.
@@ -130,6 +145,10 @@ impl SessionStore for CookieStore {
 
     async fn update(&self, _ticket: &str, session: &Session) -> Result<Ticket, StoreError> {
         self.save(session).await
+    }
+
+    fn needs_reissue(&self, ticket: &str) -> bool {
+        self.sealer.has_previous() && self.sealer.open(SESSION_PURPOSE, ticket).is_some_and(|(_, current)| !current)
     }
 }
 
@@ -250,6 +269,21 @@ mod tests {
         let expired = store.save(&session(0)).await.expect("save");
         assert_eq!(store.load(&expired).await.expect("load"), None);
         assert_eq!(store.load("v1.tampered").await.expect("load"), None);
+        assert!(!store.needs_reissue(&ticket), "no previous secrets, nothing to re-seal");
+    }
+
+    #[tokio::test]
+    async fn cookie_store_asks_to_reseal_sessions_of_previous_secrets() {
+        let old = CookieStore::new(Arc::new(Sealer::new(&[1; 32], &[])));
+        let rotated = CookieStore::new(Arc::new(Sealer::new(&[2; 32], &[&[1; 32]])));
+        let s = session(60);
+        let old_ticket = old.save(&s).await.expect("save");
+        assert_eq!(rotated.load(&old_ticket).await.expect("load"), Some(s.clone()), "still opens");
+        assert!(rotated.needs_reissue(&old_ticket));
+        let resealed = rotated.update(&old_ticket, &s).await.expect("update");
+        assert!(!rotated.needs_reissue(&resealed));
+        assert_eq!(old.load(&resealed).await.expect("load"), None, "sealed with the new secret");
+        assert!(!rotated.needs_reissue("v1.garbage"));
     }
 
     #[tokio::test]

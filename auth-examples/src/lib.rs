@@ -1,7 +1,10 @@
 //! Runnable example servers for the auth workspace; see `src/bin/`.
 //!
-//! The shared piece is [`Args`], the command line every example accepts.
+//! What the examples share lives here, so each is written once: [`Args`], the command line
+//! every example accepts; the pages ([`home_page`], [`private_page`]); and
+//! [`shutdown_signal`]. The end-to-end suites (`tests/`) read these pages in a browser.
 
+use auth_tower::User;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -61,6 +64,55 @@ pub fn init_tracing() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// The home page: "Welcome back, NAME!" with a logout button when someone is signed in,
+/// a login link otherwise. `title` names the example in the browser tab.
+pub fn home_page(title: &str, user: &User) -> String {
+    let body = if user.is_logged_in() {
+        let name = escape(user.name().or(user.email()).unwrap_or("friend"));
+        format!(
+            "<h1>Welcome back, {name}!</h1>\
+             <p><a href=\"/me\">Your claims as JSON</a> · <a href=\"/private\">A private page</a></p>\
+             <form method=\"post\" action=\"/auth/logout\"><button type=\"submit\">Log out</button></form>"
+        )
+    } else {
+        "<h1>Not logged in</h1><p><a href=\"/auth/login\">Log in</a></p>".to_owned()
+    };
+    html_document(title, &body)
+}
+
+/// The page behind a login, for a signed-in `user` (the caller turns anonymous visitors away).
+pub fn private_page(user: &User) -> String {
+    let name = escape(user.name().or(user.email()).unwrap_or("friend"));
+    html_document(
+        "Private",
+        &format!("<h1>Welcome back, {name}!</h1><p>This page needs a login.</p><p><a href=\"/\">Home</a></p>"),
+    )
+}
+
+fn html_document(title: &str, body: &str) -> String {
+    let title = escape(title);
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head><body>{body}</body></html>"
+    )
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: the moment to stop accepting and drain.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
@@ -72,6 +124,12 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Option<Args>, String> {
         Args::parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn pages_escape_names() {
+        assert!(home_page("t", &User::anonymous()).contains("Not logged in"));
+        assert_eq!(escape("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! End-to-end: the `axum-basic` example, configured only by its config file, against a
-//! real, OpenID Certified provider (panva's `oidc-provider`, `e2e/op/provider.mjs`).
+//! End-to-end: the `axum-basic` and `hyper-basic` examples, each configured only by its
+//! config file, against a real, OpenID Certified provider (panva's `oidc-provider`,
+//! `e2e/op/provider.mjs`). Every scenario runs against both.
 //!
 //! A plain HTTP client (cookie jar, redirects followed by hand so each hop is checked)
 //! plays the browser: login form, consent form, callback, `/me`, RP-initiated logout.
@@ -16,24 +17,17 @@
 //! the last hops, and the tail of both processes' logs. `CERTIFIED_OP_TRACE=1` prints
 //! every hop as it happens (run with `--nocapture`).
 
-use std::collections::VecDeque;
+mod support;
+
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderValue, LOCATION, ORIGIN};
 use serde_json::Value;
+use support::{CLIENT_ID, Example, OpOptions, Stack, decode_entities, snippet};
 use url::Url;
 
-const CLIENT_ID: &str = "e2e-client";
-const CLIENT_SECRET: &str = "e2e-secret";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_HOPS: usize = 15;
 
 // ---------------------------------------------------------------------------------------
@@ -43,14 +37,40 @@ const MAX_HOPS: usize = 15;
 /// Login (login form + consent form) -> claims from userinfo in `/me` -> RP-initiated
 /// logout confirmed at the OP -> anonymous again, and the OP session is gone too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_consent_userinfo_and_rp_initiated_logout() {
-    let mut h = Harness::start("login-logout").await;
+async fn axum_basic_login_consent_userinfo_and_rp_initiated_logout() {
+    login_consent_userinfo_and_rp_initiated_logout(Example::AxumBasic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyper_basic_login_consent_userinfo_and_rp_initiated_logout() {
+    login_consent_userinfo_and_rp_initiated_logout(Example::HyperBasic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_basic_replayed_callback_is_refused() {
+    replayed_callback_is_refused(Example::AxumBasic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyper_basic_replayed_callback_is_refused() {
+    replayed_callback_is_refused(Example::HyperBasic).await;
+}
+
+async fn login_consent_userinfo_and_rp_initiated_logout(example: Example) {
+    let mut h = Harness::start("login-logout", example).await;
 
     // Anonymous.
     let me = h.get_json("anonymous /me", h.app("/me")).await;
     h.check("anonymous /me", me["is_logged_in"] == Value::Bool(false), || {
         format!("expected is_logged_in false, got {me}")
     });
+
+    // A page that needs a login sends an anonymous visitor to log in and come back.
+    let page = h.get("anonymous /private", h.app("/private?x=1")).await;
+    h.expect_status("anonymous /private", &page, StatusCode::FOUND);
+    let login = h.location("anonymous /private", &page);
+    let want = h.app("/auth/login?return_to=%2Fprivate%3Fx%3D1");
+    h.check("anonymous /private", login == want, || format!("expected a redirect to {want}, got {login}"));
 
     // Full login; the app then sends us to return_to.
     let callback = h.login_at_op("alice", "/me").await;
@@ -67,6 +87,12 @@ async fn login_consent_userinfo_and_rp_initiated_logout() {
         format!("expected email \"alice@example.test\" (from userinfo): {me}")
     });
     h.check("logged-in /me", me["name"] == "Alice", || format!("expected name \"Alice\" (from userinfo): {me}"));
+
+    let page = h.get("logged-in /private", h.app("/private?x=1")).await;
+    h.expect_status("logged-in /private", &page, StatusCode::OK);
+    h.check("logged-in /private", page.body.contains("Welcome back, Alice!"), || {
+        "expected \"Welcome back, Alice!\" on /private when logged in".to_owned()
+    });
 
     let page = h.get("home", h.app("/")).await;
     h.expect_status("home", &page, StatusCode::OK);
@@ -123,9 +149,8 @@ async fn login_consent_userinfo_and_rp_initiated_logout() {
 
 /// The callback URL of a completed login, replayed: refused with a 4xx page (never a
 /// 5xx), and it logs nobody in.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_callback_is_refused() {
-    let mut h = Harness::start("replay").await;
+async fn replayed_callback_is_refused(example: Example) {
+    let mut h = Harness::start("replay", example).await;
 
     let callback = h.login_at_op("bob", "/me").await;
     let page = h.get("callback", callback.clone()).await;
@@ -172,12 +197,7 @@ async fn replayed_callback_is_refused() {
 // ---------------------------------------------------------------------------------------
 
 struct Harness {
-    // Dropped first (fields drop in order): the app, then the OP, then the temp dir.
-    app: Proc,
-    op: Proc,
-    _dir: TempDir,
-    app_base: Url,
-    issuer: Url,
+    stack: Stack,
     discovery: Value,
     client: reqwest::Client,
     first_client: Option<reqwest::Client>,
@@ -185,81 +205,23 @@ struct Harness {
 }
 
 impl Harness {
-    async fn start(name: &str) -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let root = root.canonicalize().unwrap_or(root);
-        let op_dir = root.join("e2e/op");
-        preflight(&op_dir);
-
-        let dir = TempDir::new(name);
-        let app_port = free_port();
-        let app_base = Url::parse(&format!("http://127.0.0.1:{app_port}/")).expect("app url");
-        let redirect_uri = format!("http://127.0.0.1:{app_port}/oauth2callback");
-
-        let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
-        let mut cmd = Command::new(node);
-        cmd.current_dir(&op_dir)
-            .arg(op_dir.join("provider.mjs"))
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
-            .args(["--redirect-uri", &redirect_uri])
-            .args(["--post-logout-redirect-uri", app_base.as_str()]);
-        let (op, line) = Proc::spawn("oidc-provider", cmd, "oidc-provider listening on ");
-        let issuer_text = line.trim_start_matches("oidc-provider listening on ").trim().to_owned();
-        let issuer = Url::parse(&issuer_text).unwrap_or_else(|e| panic!("bad issuer line {line:?}: {e}"));
-
-        let cookie_secret = format!("e2e-{name}-{}-cookie-secret-0123456789abcdef", std::process::id());
-        let config = format!(
-            "[auth]\n\
-             redirect_uri = \"{redirect_uri}\"\n\
-             cookie_secret = \"{cookie_secret}\"\n\
-             client_id = \"{CLIENT_ID}\"\n\
-             client_secret = \"{CLIENT_SECRET}\"\n\
-             server_metadata_url = \"{issuer_text}/.well-known/openid-configuration\"\n"
-        );
-        let config_path = dir.path.join("auth.toml");
-        std::fs::write(&config_path, config).expect("write config");
-
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_axum-basic"));
-        let log_filter = std::env::var("RUST_LOG")
-            .unwrap_or_else(|_| "info,auth_core=debug,auth_providers=debug,auth_tower=debug".into());
-        cmd.arg("--config")
-            .arg(&config_path)
-            .args(["--listen", &format!("127.0.0.1:{app_port}")])
-            .env("RUST_LOG", log_filter)
-            // The app talks to the OP on loopback: never through a CI proxy.
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost");
-        let (app, _) = Proc::spawn("axum-basic", cmd, "listening on http://");
-
-        let mut h = Self {
-            app,
-            op,
-            _dir: dir,
-            app_base,
-            issuer,
-            discovery: Value::Null,
-            client: new_client(),
-            first_client: None,
-            trail: Vec::new(),
-        };
-        let url = h.issuer_url("/.well-known/openid-configuration");
+    async fn start(name: &str, example: Example) -> Self {
+        let stack = Stack::start(&format!("{name}-{}", example.name()), example, OpOptions::default());
+        let mut h = Self { stack, discovery: Value::Null, client: new_client(), first_client: None, trail: Vec::new() };
+        let url = h.stack.issuer_url("/.well-known/openid-configuration");
         h.discovery = h.get_json("OP discovery", url).await;
         let issuer = h.discovery["issuer"].as_str().unwrap_or_default().to_owned();
-        h.check("OP discovery", issuer == issuer_text, || format!("issuer {issuer:?} != {issuer_text:?}"));
+        let announced = h.stack.issuer().to_owned();
+        h.check("OP discovery", issuer == announced, || format!("issuer {issuer:?} != {announced:?}"));
         h
     }
 
     fn app(&self, path_and_query: &str) -> Url {
-        self.app_base.join(path_and_query).expect("app url")
+        self.stack.app(path_and_query)
     }
 
     fn app_origin(&self) -> String {
-        self.app_base.origin().ascii_serialization()
-    }
-
-    fn issuer_url(&self, path: &str) -> Url {
-        Url::parse(&format!("{}{path}", self.issuer.as_str().trim_end_matches('/'))).expect("issuer url")
+        self.app("/").origin().ascii_serialization()
     }
 
     fn op_endpoint(&self, key: &str) -> String {
@@ -343,7 +305,7 @@ impl Harness {
         let has = |k: &str| params.iter().any(|(key, v)| key == k && !v.is_empty());
         self.check("back to the app", has("code") && has("state"), || format!("callback lacks code/state: {callback}"));
         let iss = params.iter().find(|(k, _)| k == "iss").map(|(_, v)| v.as_str());
-        let issuer_text = self.issuer.as_str().trim_end_matches('/').to_owned();
+        let issuer_text = self.stack.issuer().to_owned();
         self.check("back to the app", iss == Some(issuer_text.as_str()), || {
             format!("callback iss {iss:?}, expected {issuer_text:?} (RFC 9207): {callback}")
         });
@@ -428,13 +390,13 @@ impl Harness {
 
     /// Follows redirects within the OP; stops at a page or at a redirect leaving the OP.
     async fn follow_op(&mut self, step: &str, page: Page) -> Page {
-        let op = self.issuer.origin();
+        let op = self.stack.issuer_url("/").origin();
         self.follow(step, page, |url| url.origin() == op).await
     }
 
     /// Follows redirects within the app; stops at a page or at a redirect leaving the app.
     async fn follow_app(&mut self, step: &str, page: Page) -> Page {
-        let app = self.app_base.origin();
+        let app = self.app("/").origin();
         self.follow(step, page, |url| url.origin() == app).await
     }
 
@@ -511,12 +473,7 @@ impl Harness {
         for hop in &self.trail[self.trail.len().saturating_sub(12)..] {
             let _ = writeln!(msg, "    {hop}");
         }
-        for proc in [&self.op, &self.app] {
-            let _ = writeln!(msg, "  {} log (tail):", proc.name);
-            for line in proc.tail(25) {
-                let _ = writeln!(msg, "    | {line}");
-            }
-        }
+        msg.push_str(&self.stack.logs(25));
         panic!("{msg}");
     }
 }
@@ -539,137 +496,6 @@ fn new_client() -> reqwest::Client {
         .expect("http client")
 }
 
-/// Node and the provider's packages must be there: fail with the fix, never skip.
-fn preflight(op_dir: &Path) {
-    let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
-    let version = Command::new(&node).arg("--version").output();
-    if !version.as_ref().is_ok_and(|o| o.status.success()) {
-        panic!(
-            "\n[certified_op] Node.js (`{node}`) is required to run the certified OpenID Provider ({}): {}.\n\
-             Fix: apt-get install -y nodejs npm   (Node 20 or newer), then: npm ci --prefix e2e/op\n",
-            op_dir.display(),
-            match &version {
-                Ok(o) => format!("`{node} --version` exited with {}", o.status),
-                Err(e) => e.to_string(),
-            }
-        );
-    }
-    if !op_dir.join("node_modules/oidc-provider/package.json").is_file() {
-        panic!(
-            "\n[certified_op] the certified OpenID Provider's packages are not installed ({} is missing).\n\
-             Fix: npm ci --prefix e2e/op   (from the repository root)\n",
-            op_dir.join("node_modules/oidc-provider").display()
-        );
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-// ---------------------------------------------------------------------------------------
-// Child processes: killed by pid and reaped on drop, logs kept for failure reports
-// ---------------------------------------------------------------------------------------
-
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: Arc<Mutex<VecDeque<String>>>,
-}
-
-impl Proc {
-    /// Starts `cmd` (stdout and stderr piped) and waits for a stdout line starting with
-    /// `ready`; returns the guard and that line.
-    fn spawn(name: &'static str, mut cmd: Command, ready: &str) -> (Self, String) {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("[certified_op] cannot start {name} ({cmd:?}): {e}"));
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        pump(stdout, Arc::clone(&log), Some(tx));
-        pump(stderr, Arc::clone(&log), None);
-        let mut proc = Self { name, child, log };
-
-        let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.starts_with(ready) => return (proc, line),
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    proc.startup_failure(&format!("did not print \"{ready}...\" within {}s", STARTUP_TIMEOUT.as_secs()))
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(Duration::from_millis(200));
-                    let status = proc.child.try_wait().ok().flatten();
-                    proc.startup_failure(&format!("exited before it was ready (status: {status:?})"))
-                }
-            }
-        }
-    }
-
-    fn startup_failure(&mut self, what: &str) -> ! {
-        let mut msg = format!("\n[certified_op] {} {what}\n  log:\n", self.name);
-        for line in self.tail(60) {
-            let _ = writeln!(msg, "    | {line}");
-        }
-        panic!("{msg}");
-    }
-
-    fn tail(&self, n: usize) -> Vec<String> {
-        let log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        log.iter().skip(log.len().saturating_sub(n)).cloned().collect()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // `Child::kill` signals this child's pid (SIGKILL); then reap it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Copies lines from a child's pipe into `log` (bounded), forwarding them to `tx` if given.
-fn pump(pipe: impl Read + Send + 'static, log: Arc<Mutex<VecDeque<String>>>, tx: Option<mpsc::Sender<String>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            {
-                let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if log.len() >= 400 {
-                    log.pop_front();
-                }
-                log.push_back(line.clone());
-            }
-            if let Some(tx) = &tx {
-                let _ = tx.send(line);
-            }
-        }
-    });
-}
-
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!("certified-op-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Small helpers: URLs, snippets, and just enough HTML form parsing
 // ---------------------------------------------------------------------------------------
@@ -687,33 +513,6 @@ fn without_query(url: &Url) -> String {
 
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// The visible text of a body (scripts and styles dropped), whitespace collapsed, cut.
-fn snippet(body: &str, max: usize) -> String {
-    let mut text = String::new();
-    let mut rest = body;
-    while let Some(start) = rest.find('<') {
-        text.push_str(&rest[..start]);
-        text.push(' ');
-        let after = &rest[start..];
-        let lower = after.get(..7).unwrap_or(after).to_ascii_lowercase();
-        let skip_to = if lower.starts_with("<style") {
-            Some("</style")
-        } else if lower.starts_with("<script") {
-            Some("</script")
-        } else {
-            None
-        };
-        rest = match skip_to.and_then(|end| after.find(end)) {
-            Some(i) => &after[i + 1..],
-            None => &after[1..],
-        };
-        rest = rest.find('>').map_or("", |i| &rest[i + 1..]);
-    }
-    text.push_str(rest);
-    let text = decode_entities(&text.split_whitespace().collect::<Vec<_>>().join(" "));
-    if text.chars().count() > max { format!("{}…", text.chars().take(max).collect::<String>()) } else { text }
 }
 
 /// A `<form>` as a browser would submit it.
@@ -855,47 +654,6 @@ fn parse_tag(tag: &str) -> (String, Vec<(String, String)>) {
         rest = rest.trim_start();
     }
     (name, attrs)
-}
-
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
-            let entity = &rest[1..end];
-            let c = match entity {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                _ => entity
-                    .strip_prefix("#x")
-                    .or_else(|| entity.strip_prefix("#X"))
-                    .and_then(|h| u32::from_str_radix(h, 16).ok())
-                    .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                    .and_then(char::from_u32),
-            };
-            c.map(|c| (c, end))
-        });
-        match decoded {
-            Some((c, end)) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[test]

@@ -34,7 +34,61 @@
 //! an unknown `kid`, at most every 10 seconds), an asymmetric algorithm (never `none`,
 //! never `HS*`), `iss`, `aud` and `azp`, `exp` and `iat` within `leeway_secs`, and the
 //! `nonce`. When the ID token lacks `email` or `name`, the userinfo endpoint fills them
-//! in, if its `sub` matches.
+//! in, if its `sub` matches. Then the preset completes the claims and decides whether the
+//! identity is admitted (`ProviderError::Denied` when not).
+//!
+//! # Presets
+//!
+//! A section's `kind` (from `kind = "..."`, the section name `google` or `microsoft`, or
+//! the metadata URL's host) picks a preset; each is generic OpenID Connect plus a few
+//! hooks and keys, all checked when the provider is built:
+//!
+//! - **Google**: tokens may name the issuer with or without `https://`;
+//!   `hosted_domains = ["example.com"]` admits only Google Workspace accounts of those
+//!   domains (the `hd` claim; with one domain, `hd` is also sent as a hint).
+//! - **Microsoft** (Entra ID v2.0): `tenant` (`common` by default, `organizations`,
+//!   `consumers`, a tenant id or domain); on the multi-tenant endpoints each token's `iss`
+//!   must be discovery's `{tenantid}` template filled with the token's own `tid`;
+//!   `allowed_tenants = ["GUID"]`; the subject is `TID:OID`; `email` falls back to
+//!   `preferred_username`; a groups overage shows as `"groups_overage": true`.
+//! - **Every kind**: `allowed_email_domains = ["example.com"]` (requires `email_verified`),
+//!   `logout_params = { ... }` for the end-session URL, and `end_session_endpoint` for
+//!   providers whose discovery lacks one.
+//!
+//! ```
+//! use auth_core::{AuthConfig, IdentityProvider};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = AuthConfig::from_toml_str(r#"
+//!     [auth]
+//!     redirect_uri = "http://localhost:3000/oauth2callback"
+//!     cookie_secret = "an example secret of at least 32 bytes"
+//!     [auth.google]
+//!     client_id = "g"
+//!     client_secret = "gs"
+//!     hosted_domains = ["example.com"]
+//!     [auth.microsoft]
+//!     client_id = "m"
+//!     client_secret = "ms"
+//!     allowed_tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+//! "#, "example")?;
+//! let providers = auth_providers::from_config(&config)?;
+//! assert_eq!(providers.iter().map(|p| p.display_name()).collect::<Vec<_>>(), ["Google", "Microsoft"]);
+//!
+//! // Keys are checked before any login: this one belongs to Google providers.
+//! let wrong = AuthConfig::from_toml_str(r#"
+//!     [auth]
+//!     redirect_uri = "http://localhost:3000/oauth2callback"
+//!     cookie_secret = "an example secret of at least 32 bytes"
+//!     [auth.microsoft]
+//!     client_id = "m"
+//!     client_secret = "ms"
+//!     hosted_domains = ["example.com"]
+//! "#, "example")?;
+//! let error = auth_providers::from_config(&wrong).unwrap_err().to_string();
+//! assert!(error.starts_with("`auth.microsoft.hosted_domains` applies only to kind = \"google\""));
+//! # Ok(()) }
+//! ```
 //!
 //! Errors are [`auth_core::ProviderError`]s: `Unavailable` when the provider cannot be
 //! reached in `http_timeout_secs` or answers with a server error, `Rejected` when
@@ -57,14 +111,24 @@ use std::sync::Arc;
 /// One provider per entry of `config.providers`, in name order.
 ///
 /// # Errors
-/// The first [`BuildError`], naming the config key to fix.
+/// The first [`BuildError`], naming the config key to fix; also when the config has no
+/// provider at all (an app that brings its own providers does not call this).
 pub fn from_config(config: &AuthConfig) -> Result<Vec<Arc<dyn IdentityProvider>>, BuildError> {
+    if config.providers.is_empty() {
+        return Err(BuildError::Invalid {
+            key: "auth".into(),
+            problem: format!("in {} configures no provider", config.origin),
+            fix: "add client_id, client_secret and server_metadata_url to [auth], or a section such as [auth.google] \
+                  (or add your own provider with AuthLayer::builder(config).with_provider(...))"
+                .into(),
+        });
+    }
     let settings = ProviderSettings::from_config(config);
     config.providers.values().map(|provider| build(provider, &settings)).collect()
 }
 
-/// The provider for one section. Every kind is generic OpenID Connect for now; the
-/// presets differ through [`profile::Profile`].
+/// The provider for one section: every kind is an [`OidcProvider`]; the presets differ
+/// through its [`profile::Profile`].
 fn build(config: &ProviderConfig, settings: &ProviderSettings) -> Result<Arc<dyn IdentityProvider>, BuildError> {
     Ok(Arc::new(OidcProvider::new(config, settings)?))
 }
@@ -170,5 +234,17 @@ mod tests {
         let providers = from_config(&config).expect("providers");
         let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         assert_eq!(names, ["corp", "google"]);
+    }
+
+    #[test]
+    fn a_config_without_providers_is_refused_here() {
+        // AuthConfig accepts it (an app may bring its own providers); building from it cannot.
+        let config = AuthConfig::from_toml_str(
+            "[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"0123456789abcdef0123456789abcdef\"\n",
+            "app.toml",
+        )
+        .expect("config");
+        let message = from_config(&config).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.starts_with("`auth` in app.toml configures no provider. Fix: add client_id"), "{message}");
     }
 }

@@ -2,38 +2,18 @@
 //! (authorize -> follow the redirect -> complete), every ID-token attack the mock can
 //! stage, key rotation, outages, timeouts, refresh and logout.
 
-use auth_core::{
-    CallbackParams, IdentityProvider, LoginResult, PendingLogin, ProviderConfig, ProviderError, ProviderKind, Secret,
-    Session, TokenAuthMethod, unix_now,
-};
+mod support;
+
+use auth_core::{CallbackParams, IdentityProvider, ProviderError, Secret, Session, TokenAuthMethod, unix_now};
 use auth_providers::{OidcProvider, ProviderSettings};
 use auth_testkit::{Fault, MockIdp, MockIdpBuilder};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{REDIRECT_URI, callback_params, config, login, param, rejection, settings, visit};
 use url::Url;
 
-const REDIRECT_URI: &str = "http://localhost:3000/oauth2callback";
 /// A little more than the provider's pause after a failed discovery.
 const AFTER_RETRY_PAUSE: Duration = Duration::from_millis(1100);
-
-fn settings() -> ProviderSettings {
-    ProviderSettings { leeway_secs: 60, http_timeout_secs: 5 }
-}
-
-fn config(idp: &MockIdp) -> ProviderConfig {
-    ProviderConfig {
-        name: "mock".into(),
-        kind: ProviderKind::Oidc,
-        display_name: "Mock".into(),
-        client_id: idp.client_id().into(),
-        client_secret: Some(Secret::new(idp.client_secret())),
-        server_metadata_url: idp.metadata_url(),
-        client_kwargs: BTreeMap::new(),
-        token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
-        extra: serde_json::Map::new(),
-    }
-}
 
 fn provider(idp: &MockIdp) -> OidcProvider {
     OidcProvider::new(&config(idp), &settings()).expect("provider builds")
@@ -41,43 +21,6 @@ fn provider(idp: &MockIdp) -> OidcProvider {
 
 async fn start(builder: MockIdpBuilder) -> MockIdp {
     builder.login_as(Some("alice")).start().await.expect("mock idp starts")
-}
-
-/// A browser's visit to the authorization URL: the auto-login answers with a redirect
-/// to `REDIRECT_URI?code=..&state=..&iss=..`.
-async fn visit(authorization_url: &str) -> Url {
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let response = browser.get(authorization_url).send().await.expect("authorize answers");
-    assert_eq!(response.status(), reqwest::StatusCode::FOUND, "authorize redirects back");
-    let location = response.headers()["location"].to_str().expect("ascii location");
-    let callback = Url::parse(location).expect("absolute callback URL");
-    assert!(callback.as_str().starts_with(REDIRECT_URI), "{callback}");
-    callback
-}
-
-fn param(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
-
-/// What the auth layer does between the redirect back and `complete`: check `state`,
-/// take `code` and `iss`.
-fn callback_params(callback: &Url, pending: &PendingLogin) -> CallbackParams {
-    assert_eq!(param(callback, "state").as_deref(), Some(pending.state.as_str()), "state comes back");
-    CallbackParams { code: param(callback, "code").expect("code"), iss: param(callback, "iss") }
-}
-
-async fn login(provider: &OidcProvider) -> Result<LoginResult, ProviderError> {
-    let authorization = provider.authorize(REDIRECT_URI).await?;
-    let callback = visit(&authorization.url).await;
-    let params = callback_params(&callback, &authorization.pending);
-    provider.complete(&params, &authorization.pending, REDIRECT_URI).await
-}
-
-fn rejection(result: Result<LoginResult, ProviderError>) -> String {
-    match result {
-        Err(ProviderError::Rejected(message)) => message,
-        other => panic!("expected Rejected, got {other:?}"),
-    }
 }
 
 fn unavailable<T: std::fmt::Debug>(result: Result<T, ProviderError>) -> String {

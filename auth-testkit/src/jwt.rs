@@ -28,12 +28,17 @@ pub(crate) enum Alg {
 }
 
 pub(crate) fn sign(key: &SigningKey, claims: &Value, opts: SignOptions) -> String {
+    sign_typed(key, claims, opts, "JWT")
+}
+
+/// [`sign`] with another `typ` header (`logout+jwt` for logout tokens).
+pub(crate) fn sign_typed(key: &SigningKey, claims: &Value, opts: SignOptions, typ: &str) -> String {
     let alg = match opts.alg {
         Alg::Rs256 => "RS256",
         Alg::None => "none",
         Alg::Hs256WithPublicKey => "HS256",
     };
-    let mut header = json!({ "alg": alg, "typ": "JWT" });
+    let mut header = json!({ "alg": alg, "typ": typ });
     if !opts.omit_kid {
         header["kid"] = Value::String(key.kid.clone());
     }

@@ -2,7 +2,8 @@
 //!
 //! It speaks plain HTTP on an ephemeral port and implements what a relying party needs:
 //! discovery, JWKS, the authorization-code flow with PKCE (S256), `client_secret_basic`
-//! and `client_secret_post`, refresh-token rotation, userinfo and RP-initiated logout.
+//! and `client_secret_post`, refresh-token rotation, userinfo, RP-initiated logout and
+//! back-channel logout (it signs logout tokens and POSTs them to your app).
 //! Tests steer it at run time: sign users in automatically, rotate keys, inject
 //! [`Fault`]s and count [`Hits`] per endpoint.
 //!
@@ -82,6 +83,15 @@
 //! repeat it exactly. The scope must contain `openid`; every user claim is released
 //! whatever the scope, and a refresh token is always issued.
 //!
+//! # Sessions and back-channel logout
+//!
+//! Each login opens a provider session: full ID tokens carry its `sid` (kept across
+//! refreshes, absent from minimal ID tokens). Each refresh spends the refresh token and
+//! issues a new one (rotation); a spent one answers `invalid_grant`. Short
+//! [`MockIdpBuilder::access_token_ttl`] and [`MockIdpBuilder::id_token_ttl`] make
+//! refreshes and expiry quick to test. [`MockIdp::backchannel_logout`] sends a
+//! [`LogoutToken`], correct or broken on purpose, to your app's back-channel logout route.
+//!
 //! # Faults, keys and counters
 //!
 //! ```
@@ -102,6 +112,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Emulating Google, Microsoft and other shapes
+//!
+//! The mock has no provider-specific modes; a few generic knobs reproduce each
+//! provider's documents. Google: users with an `hd` claim ([`MockUser::claim`]), and
+//! [`Fault::IdTokenClaims`] with `{"iss": "127.0.0.1:PORT"}` for the issuer spelt without
+//! its scheme. Microsoft Entra ID's multi-tenant `common` endpoint:
+//!
+//! ```
+//! use auth_testkit::{MockIdp, MockUser};
+//! use serde_json::json;
+//!
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
+//! let idp = MockIdp::builder()
+//!     .path("/common/v2.0") // the discovery URL names the tenant, as Entra's does
+//!     .issuer_template("/{tenantid}/v2.0", "tid") // discovery: the template; tokens: the user's tid
+//!     .user(MockUser::new("sub-1").claim("tid", json!("9188040d-6c67-4c5b-b112-36a304b66dad")))
+//!     .start()
+//!     .await?;
+//! assert!(idp.metadata_url().ends_with("/common/v2.0/.well-known/openid-configuration"));
+//! # Ok(()) }
+//! ```
+//!
+//! [`MockIdpBuilder::path`] alone gives Keycloak's `/realms/NAME` shape, and
+//! [`Fault::DiscoveryExtra`] adds or removes any discovery field.
+//!
 //! # The keys are public
 //!
 //! The RSA keys are three fixed test keys committed in `auth-testkit/keys/` (so that a
@@ -115,6 +150,7 @@
 
 #![warn(missing_docs)]
 
+mod backchannel;
 mod fault;
 mod jwt;
 mod keys;
@@ -128,11 +164,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use url::Url;
 
+pub use backchannel::{BACKCHANNEL_LOGOUT_EVENT, LogoutDelivery, LogoutToken};
 pub use fault::{Fault, WRONG_AUDIENCE, WRONG_ISSUER, WRONG_NONCE};
 pub use user::MockUser;
 
-use server::{Config, Endpoint, Shared};
+use server::{Config, Endpoint, Shared, TenantIssuer};
 
 /// A running mock OpenID provider. Dropping it stops the server.
 pub struct MockIdp {
@@ -179,7 +217,10 @@ impl MockIdp {
         Self::builder().start().await
     }
 
-    /// The issuer, `http://127.0.0.1:PORT` unless overridden (no trailing slash).
+    /// The issuer, `http://127.0.0.1:PORT` followed by the [path](MockIdpBuilder::path)
+    /// unless overridden (no trailing slash). The endpoints are served under it. With an
+    /// [issuer template](MockIdpBuilder::issuer_template), discovery and tokens name the
+    /// template's issuers instead.
     pub fn issuer(&self) -> String {
         self.shared.config.issuer.clone()
     }
@@ -304,6 +345,47 @@ impl MockIdp {
         jwt::sign(self.shared.current_key(), &claims, jwt::SignOptions::default())
     }
 
+    /// Changes the lifetime of the access tokens issued from now on (first set by
+    /// [`MockIdpBuilder::access_token_ttl`]): for example short for the login, then long, so
+    /// that a test sees exactly one refresh.
+    pub fn set_access_token_ttl(&self, ttl: Duration) {
+        self.shared.lock().access_token_ttl = Some(ttl);
+    }
+
+    /// Signs `token`, a back-channel logout token (correct unless `token` breaks it on
+    /// purpose), with the current key.
+    pub fn logout_token(&self, token: &LogoutToken) -> String {
+        token.sign(&self.shared)
+    }
+
+    /// Sends a back-channel logout, as a provider does when a person signs out there:
+    /// POSTs `logout_token=<token>` (form-encoded) to the app's back-channel logout URI
+    /// `uri` (plain `http` only) and returns the app's answer.
+    ///
+    /// ```no_run
+    /// # async fn f(idp: auth_testkit::MockIdp) -> std::io::Result<()> {
+    /// use auth_testkit::LogoutToken;
+    /// let answer = idp.backchannel_logout("http://127.0.0.1:3000/auth/backchannel-logout", &LogoutToken::for_subject("alice")).await?;
+    /// assert_eq!(answer.status, 200);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// When `uri` is not an `http` URL, the app cannot be reached, or it does not answer
+    /// within 10 seconds.
+    pub async fn backchannel_logout(&self, uri: &str, token: &LogoutToken) -> io::Result<LogoutDelivery> {
+        backchannel::deliver(uri, &self.logout_token(token)).await
+    }
+
+    /// Sends `raw` (any text, such as a hand-made or replayed token) as the logout token of a
+    /// back-channel logout to `uri`; see [`MockIdp::backchannel_logout`].
+    ///
+    /// # Errors
+    /// As [`MockIdp::backchannel_logout`].
+    pub async fn send_logout_token(&self, uri: &str, raw: &str) -> io::Result<LogoutDelivery> {
+        backchannel::deliver(uri, raw).await
+    }
+
     /// Stops serving, closes open connections and releases the port before returning,
     /// so a new provider can start on the same port.
     pub async fn stop(mut self) {
@@ -324,7 +406,9 @@ impl Drop for MockIdp {
 pub struct MockIdpBuilder {
     ip: IpAddr,
     port: u16,
+    path: String,
     issuer: Option<String>,
+    issuer_template: Option<(String, String)>,
     client_id: String,
     client_secret: String,
     users: Vec<MockUser>,
@@ -341,7 +425,9 @@ impl Default for MockIdpBuilder {
         Self {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
+            path: String::new(),
             issuer: None,
+            issuer_template: None,
             client_id: "mock-client".into(),
             client_secret: "mock-secret".into(),
             users: Vec::new(),
@@ -375,6 +461,30 @@ impl MockIdpBuilder {
     /// built from it without the trailing slash.
     pub fn issuer(mut self, url: impl Into<String>) -> Self {
         self.issuer = Some(url.into());
+        self
+    }
+
+    /// Serves every endpoint under `path`, such as `/realms/demo` (Keycloak's shape) or
+    /// `/common/v2.0` (Microsoft Entra ID's): the issuer becomes `http://IP:PORT{path}` and
+    /// the discovery URL `http://IP:PORT{path}/.well-known/openid-configuration`. It must
+    /// start with `/` and not end with one; [`start`](Self::start) refuses anything else.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Emulates a multi-tenant issuer, as Microsoft Entra ID's `common` endpoint does: the
+    /// discovery document advertises the issuer `ORIGIN{template}` (`ORIGIN` is
+    /// `http://IP:PORT`, or the scheme and host of [`issuer`](Self::issuer) when set), and
+    /// each ID token's `iss`, like the callback's `iss` parameter, is that issuer with the
+    /// template's one `{placeholder}` replaced by the signed-in user's `claim`.
+    ///
+    /// `issuer_template("/{tenantid}/v2.0", "tid")` with a user whose `tid` is `T` gives
+    /// discovery `http://IP:PORT/{tenantid}/v2.0` and tokens from `http://IP:PORT/T/v2.0`.
+    /// A user without the claim gets the template itself. [`start`](Self::start) refuses a
+    /// template that does not start with `/` or lacks a `{placeholder}`.
+    pub fn issuer_template(mut self, template: impl Into<String>, claim: impl Into<String>) -> Self {
+        self.issuer_template = Some((template.into(), claim.into()));
         self
     }
 
@@ -448,11 +558,37 @@ impl MockIdpBuilder {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
             }
         }
+        let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+        let path = self.path;
+        if !path.is_empty() && (!path.starts_with('/') || path.ends_with('/') || path.contains(['?', '#'])) {
+            return Err(invalid(format!(
+                "MockIdpBuilder::path: {path:?} is not a plain path such as \"/realms/demo\" (leading '/', no trailing '/')"
+            )));
+        }
         let listener = tokio::net::TcpListener::bind((self.ip, self.port)).await?;
         let addr = listener.local_addr()?;
-        let issuer = self.issuer.unwrap_or_else(|| format!("http://{}", advertised(addr)));
+        let issuer = self.issuer.unwrap_or_else(|| format!("http://{}{path}", advertised(addr)));
+        let tenant_issuer = match self.issuer_template {
+            None => None,
+            Some((template, claim)) => {
+                let placeholder = template
+                    .find('{')
+                    .and_then(|start| template[start..].find('}').map(|len| template[start..=start + len].to_owned()))
+                    .filter(|p| p.len() > 2 && template.starts_with('/'))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "MockIdpBuilder::issuer_template: {template:?} is not a path with a {{placeholder}}, such as \"/{{tenantid}}/v2.0\""
+                        ))
+                    })?;
+                let origin = Url::parse(&issuer)
+                    .map(|url| url.origin().ascii_serialization())
+                    .map_err(|_| invalid(format!("MockIdpBuilder::issuer: {issuer:?} is not an absolute URL")))?;
+                Some(TenantIssuer { template: format!("{origin}{template}"), placeholder, claim })
+            }
+        };
         let config = Config {
             issuer,
+            tenant_issuer,
             client_id: self.client_id,
             client_secret: self.client_secret,
             users,
@@ -464,7 +600,7 @@ impl MockIdpBuilder {
         };
         keys::all(); // parse the keys now, not during the first token request
         let shared = Arc::new(Shared::new(config, self.login_as));
-        let task = tokio::spawn(server::serve(listener, server::router(Arc::clone(&shared))));
+        let task = tokio::spawn(server::serve(listener, server::router(Arc::clone(&shared), &path)));
         Ok(MockIdp { shared, addr, task })
     }
 }

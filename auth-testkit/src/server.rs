@@ -41,6 +41,8 @@ type Params = BTreeMap<String, String>;
 #[derive(Debug)]
 pub(crate) struct Config {
     pub(crate) issuer: String,
+    /// A multi-tenant issuer: see [`MockIdpBuilder::issuer_template`](crate::MockIdpBuilder::issuer_template).
+    pub(crate) tenant_issuer: Option<TenantIssuer>,
     pub(crate) client_id: String,
     pub(crate) client_secret: String,
     pub(crate) users: Vec<MockUser>,
@@ -49,6 +51,15 @@ pub(crate) struct Config {
     pub(crate) minimal_id_token: bool,
     pub(crate) end_session: bool,
     pub(crate) keep_previous_key: bool,
+}
+
+/// An issuer that differs per user: discovery advertises `template`; ID tokens and callbacks
+/// name it with `placeholder` replaced by the user's `claim`.
+#[derive(Debug)]
+pub(crate) struct TenantIssuer {
+    pub(crate) template: String,
+    pub(crate) placeholder: String,
+    pub(crate) claim: String,
 }
 
 /// Settings changed by the test at run time, and the grants the server handed out.
@@ -60,6 +71,8 @@ pub(crate) struct Mutable {
     pub(crate) previous_key: Option<usize>,
     pub(crate) last_authorize: Option<Params>,
     pub(crate) last_end_session: Option<Params>,
+    /// Replaces `Config::access_token_ttl` from now on (see `MockIdp::set_access_token_ttl`).
+    pub(crate) access_token_ttl: Option<Duration>,
     codes: HashMap<String, CodeGrant>,
     access_tokens: HashMap<String, AccessGrant>,
     refresh_tokens: HashMap<String, RefreshGrant>,
@@ -74,6 +87,8 @@ struct CodeGrant {
     code_challenge: Option<String>,
     scope: String,
     auth_time: u64,
+    /// The provider session this login opened (the ID token's `sid`).
+    sid: String,
     expires: Instant,
 }
 
@@ -89,6 +104,7 @@ struct RefreshGrant {
     username: String,
     scope: String,
     auth_time: u64,
+    sid: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +177,24 @@ impl Shared {
         self.config.issuer.trim_end_matches('/')
     }
 
+    /// The `issuer` of the discovery document.
+    fn advertised_issuer(&self) -> &str {
+        self.config.tenant_issuer.as_ref().map_or(&self.config.issuer, |t| &t.template)
+    }
+
+    /// The issuer of what `user` receives (`iss` of ID tokens, the callback's `iss`): the
+    /// template filled with the user's claim, or the template itself when the user lacks it.
+    fn issuer_for(&self, user: Option<&MockUser>) -> String {
+        match (&self.config.tenant_issuer, user) {
+            (Some(t), Some(user)) => match user.claims().get(&t.claim).and_then(Value::as_str) {
+                Some(value) => t.template.replace(&t.placeholder, value),
+                None => t.template.clone(),
+            },
+            (Some(t), None) => t.template.clone(),
+            (None, _) => self.config.issuer.clone(),
+        }
+    }
+
     fn discovery_document(&self, faults: &Faults) -> Value {
         let base = self.base();
         let mut claims: Vec<String> = [
@@ -172,6 +206,7 @@ impl Shared {
             "auth_time",
             "nonce",
             "azp",
+            "sid",
             "email",
             "email_verified",
             "name",
@@ -187,7 +222,7 @@ impl Shared {
             }
         }
         let mut doc = json!({
-            "issuer": self.config.issuer,
+            "issuer": self.advertised_issuer(),
             "authorization_endpoint": format!("{base}/authorize"),
             "token_endpoint": format!("{base}/token"),
             "userinfo_endpoint": format!("{base}/userinfo"),
@@ -202,6 +237,8 @@ impl Shared {
             "claims_supported": claims,
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "authorization_response_iss_parameter_supported": true,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
         });
         if let Value::Object(map) = &mut doc {
             if !self.config.end_session {
@@ -221,7 +258,9 @@ impl Shared {
     }
 
     /// The ID token for `user`, with the active ID-token faults applied.
-    fn id_token(&self, user: &MockUser, nonce: Option<&str>, auth_time: u64, faults: &Faults) -> String {
+    /// Full ID tokens carry `sid`, the provider session a back-channel logout names;
+    /// minimal ones do not (as `oidc-provider` without its logout features).
+    fn id_token(&self, user: &MockUser, nonce: Option<&str>, auth_time: u64, sid: &str, faults: &Faults) -> String {
         let now = unix_now();
         let ttl = self.config.id_token_ttl.as_secs();
         let mut claims = Map::new();
@@ -229,7 +268,7 @@ impl Shared {
             claims = user.claims();
         }
         let protocol = json!({
-            "iss": self.config.issuer,
+            "iss": self.issuer_for(Some(user)),
             "sub": user.username(),
             "aud": self.config.client_id,
             "azp": self.config.client_id,
@@ -240,6 +279,9 @@ impl Shared {
         jwt::merge(&mut claims, &protocol);
         if let Some(nonce) = nonce {
             claims.insert("nonce".into(), nonce.into());
+        }
+        if !self.config.minimal_id_token {
+            claims.insert("sid".into(), sid.into());
         }
 
         if faults.has(&Fault::WrongIssuer) {
@@ -288,19 +330,20 @@ impl Shared {
         jwt::sign(self.current_key(), &Value::Object(claims), opts)
     }
 
-    /// The `iss` parameter on redirects back to the client (RFC 9207).
-    fn callback_iss<'a>(&'a self, faults: &'a Faults) -> &'a str {
+    /// The `iss` parameter on redirects back to the client (RFC 9207), for `user` when known.
+    fn callback_iss(&self, faults: &Faults, user: Option<&MockUser>) -> String {
         faults
             .find(|f| match f {
-                Fault::CallbackIssuer(iss) => Some(iss.as_str()),
+                Fault::CallbackIssuer(iss) => Some(iss.clone()),
                 _ => None,
             })
-            .unwrap_or(&self.config.issuer)
+            .unwrap_or_else(|| self.issuer_for(user))
     }
 }
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+/// The endpoints, under `path` (empty, or `/segments` without a trailing slash).
+pub(crate) fn router(shared: Arc<Shared>, path: &str) -> Router {
+    let routes = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize))
@@ -308,7 +351,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/end_session", get(end_session).post(end_session))
-        .with_state(shared)
+        .with_state(shared);
+    if path.is_empty() { routes } else { Router::new().nest(path, routes) }
 }
 
 /// Serves until the task running this future is aborted; aborting drops the listener and
@@ -431,7 +475,7 @@ impl Shared {
             if let Some(state) = &request.state {
                 query.append_pair("state", state);
             }
-            query.append_pair("iss", self.callback_iss(faults));
+            query.append_pair("iss", &self.callback_iss(faults, None));
         }
         found(&url)
     }
@@ -453,6 +497,7 @@ impl Shared {
                     code_challenge: request.code_challenge.clone(),
                     scope: request.scope.clone(),
                     auth_time: unix_now(),
+                    sid: jwt::random_token(),
                     expires: now + CODE_TTL,
                 },
             );
@@ -464,7 +509,7 @@ impl Shared {
             if let Some(state) = &request.state {
                 query.append_pair("state", state);
             }
-            query.append_pair("iss", self.callback_iss(faults));
+            query.append_pair("iss", &self.callback_iss(faults, self.user(username)));
         }
         found(&url)
     }
@@ -617,6 +662,7 @@ fn code_grant(s: &Shared, params: &Params, faults: &Faults) -> Response {
         username: grant.username,
         scope: grant.scope,
         auth_time: grant.auth_time,
+        sid: grant.sid,
     };
     issue_tokens(s, refresh, grant.nonce.as_deref(), faults)
 }
@@ -637,13 +683,14 @@ fn issue_tokens(s: &Shared, grant: RefreshGrant, nonce: Option<&str>, faults: &F
     let Some(user) = s.user(&grant.username) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "The user no longer exists.");
     };
-    let id_token = s.id_token(user, nonce, grant.auth_time, faults);
+    let id_token = s.id_token(user, nonce, grant.auth_time, &grant.sid, faults);
+    let access_token_ttl = s.lock().access_token_ttl.unwrap_or(s.config.access_token_ttl);
     let access_token = jwt::random_token();
     let refresh_token = jwt::random_token();
     let body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": s.config.access_token_ttl.as_secs(),
+        "expires_in": access_token_ttl.as_secs(),
         "id_token": id_token,
         "refresh_token": refresh_token,
         "scope": grant.scope,
@@ -653,7 +700,7 @@ fn issue_tokens(s: &Shared, grant: RefreshGrant, nonce: Option<&str>, faults: &F
     state.access_tokens.retain(|_, g| g.expires > now);
     state.access_tokens.insert(
         access_token,
-        AccessGrant { username: grant.username.clone(), expires: now + s.config.access_token_ttl },
+        AccessGrant { username: grant.username.clone(), expires: now + access_token_ttl },
     );
     state.refresh_tokens.insert(refresh_token, grant);
     no_store(StatusCode::OK, body)
@@ -714,7 +761,7 @@ async fn end_session(AxState(s): St, RawQuery(query): RawQuery, body: Bytes) -> 
 
 // ---- small helpers ----
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 

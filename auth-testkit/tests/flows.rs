@@ -706,3 +706,57 @@ async fn issuer_override_and_builder_errors() {
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     assert!(error.to_string().contains("alice, bob"));
 }
+
+#[tokio::test]
+async fn path_serves_every_endpoint_under_it() {
+    let idp = MockIdp::builder().path("/realms/demo").login_as(Some("alice")).start().await.unwrap();
+    let issuer = idp.issuer();
+    assert_eq!(issuer, format!("http://127.0.0.1:{}/realms/demo", idp.port()));
+    assert_eq!(idp.metadata_url(), format!("{issuer}/.well-known/openid-configuration"));
+    let doc = get_json(&idp.metadata_url()).await;
+    assert_eq!(doc["issuer"], issuer);
+    assert_eq!(doc["token_endpoint"], format!("{issuer}/token"));
+    let token = tokens(&idp).await["id_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&token)["iss"], issuer);
+    verify_rs256(&idp, &token).await.unwrap();
+    let root = http().get(format!("http://{}/.well-known/openid-configuration", idp.addr())).send().await.unwrap();
+    assert_eq!(root.status(), 404, "nothing is served outside the path");
+
+    for bad in ["realms", "/realms/", "/a?b"] {
+        let error = MockIdp::builder().path(bad).start().await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn issuer_template_names_each_users_tenant() {
+    let idp = MockIdp::builder()
+        .path("/common/v2.0")
+        .issuer_template("/{tenantid}/v2.0", "tid")
+        .user(MockUser::new("alice").claim("tid", json!("tenant-a")))
+        .user(MockUser::new("bob"))
+        .login_as(Some("alice"))
+        .start()
+        .await
+        .unwrap();
+    let origin = format!("http://127.0.0.1:{}", idp.port());
+    assert_eq!(idp.metadata_url(), format!("{origin}/common/v2.0/.well-known/openid-configuration"));
+    let doc = get_json(&idp.metadata_url()).await;
+    assert_eq!(doc["issuer"], format!("{origin}/{{tenantid}}/v2.0"));
+    assert_eq!(doc["authorization_endpoint"], format!("{origin}/common/v2.0/authorize"));
+
+    let back = location(&authorize_with(&idp, &[]).await);
+    assert_eq!(query(&back)["iss"], format!("{origin}/tenant-a/v2.0"), "the callback names the user's tenant");
+    let token = tokens(&idp).await["id_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&token)["iss"], format!("{origin}/tenant-a/v2.0"));
+    assert_eq!(claims(&token)["tid"], "tenant-a");
+
+    idp.login_as(Some("bob"));
+    let token = tokens(&idp).await["id_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&token)["iss"], format!("{origin}/{{tenantid}}/v2.0"), "no tid: the template itself");
+
+    let error = MockIdp::builder().issuer_template("{tenantid}/v2.0", "tid").start().await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    let error = MockIdp::builder().issuer_template("/common/v2.0", "tid").start().await.unwrap_err();
+    assert!(error.to_string().contains("placeholder"), "{error}");
+}

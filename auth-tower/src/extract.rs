@@ -1,7 +1,9 @@
-//! [`RequireUser`]: the axum extractor for handlers only signed-in people may reach
-//! (feature `axum`). The plain [`User`] extractor, which never fails, lives in `auth-core`.
+//! The axum extractors of the layer (feature `axum`): [`RequireUser`] for handlers only
+//! signed-in people may reach, and [`AccessToken`] for handlers that call an API on their
+//! behalf. The plain [`User`] extractor, which never fails, lives in `auth-core`.
 
 use crate::layer::AuthRoutes;
+use crate::token::{AccessToken, NoAccessToken};
 use auth_core::User;
 use axum_core::body::Body;
 use axum_core::extract::FromRequestParts;
@@ -35,18 +37,68 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireUser {
     type Rejection = LoginRequired;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(user) = parts.extensions.get::<User>().filter(|u| u.is_logged_in()) {
-            return Ok(Self(user.clone()));
+        match parts.extensions.get::<User>().filter(|u| u.is_logged_in()) {
+            Some(user) => Ok(Self(user.clone())),
+            None => Err(login_required(parts)),
         }
-        let return_to = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let login_url = match parts.extensions.get::<AuthRoutes>() {
-            Some(routes) => routes.login_url(None, return_to),
-            None => {
-                tracing::warn!("RequireUser without AuthLayer: is the layer applied to this route?");
-                AuthRoutes::default().login_url(None, return_to)
+    }
+}
+
+/// The rejection sending the client of `parts` to log in and come back.
+fn login_required(parts: &Parts) -> LoginRequired {
+    let return_to = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let login_url = match parts.extensions.get::<AuthRoutes>() {
+        Some(routes) => routes.login_url(None, return_to),
+        None => {
+            tracing::warn!("an auth extractor without AuthLayer: is the layer applied to this route?");
+            AuthRoutes::default().login_url(None, return_to)
+        }
+    };
+    LoginRequired { login_url, browser: wants_html(&parts.headers) }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
+    type Rejection = AccessTokenRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let user = parts.extensions.get::<User>().cloned().unwrap_or_default();
+        AccessToken::of(&user).map_err(|reason| match reason {
+            NoAccessToken::Anonymous => AccessTokenRejection::LoginRequired(login_required(parts)),
+            other => {
+                tracing::warn!(reason = %other, "a handler asked for the access token");
+                AccessTokenRejection::Unavailable(other)
             }
+        })
+    }
+}
+
+/// The rejection of [`AccessToken`]: log in first (as [`RequireUser`]), or `503` with
+/// `{"error": "access_token_expired"}` when the token expired and could not be refreshed,
+/// or `500` with `{"error": "no_access_token"}` when the session holds none.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AccessTokenRejection {
+    /// Nobody is signed in.
+    LoginRequired(LoginRequired),
+    /// Someone is, but there is no live access token.
+    Unavailable(NoAccessToken),
+}
+
+impl IntoResponse for AccessTokenRejection {
+    fn into_response(self) -> Response {
+        let (status, error, reason) = match self {
+            Self::LoginRequired(login) => return login.into_response(),
+            Self::Unavailable(reason @ NoAccessToken::Expired) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "access_token_expired", reason)
+            }
+            Self::Unavailable(reason) => (StatusCode::INTERNAL_SERVER_ERROR, "no_access_token", reason),
         };
-        Err(LoginRequired { login_url, browser: wants_html(&parts.headers) })
+        let body = serde_json::json!({ "error": error, "error_description": reason.to_string() });
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = status;
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
     }
 }
 

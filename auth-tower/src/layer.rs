@@ -10,7 +10,7 @@ use crate::service::AuthService;
 use crate::state::{PENDING_COOKIE, Shared};
 use auth_core::cookies::CookieAttrs;
 use auth_core::seal::Sealer;
-use auth_core::{AuthConfig, ConfigError, CookieStore, IdentityProvider, SessionStore};
+use auth_core::{AuthConfig, ConfigError, CookieStore, IdentityProvider, MemoryStore, SessionStore, SessionStoreConfig};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
@@ -21,9 +21,10 @@ const DEFAULT_PREFIX: &str = "/auth";
 
 /// The tower layer of Streamlit-style login.
 ///
-/// It serves `GET {prefix}/login`, the callback at the path of `redirect_uri`, and
-/// `POST`/`GET {prefix}/logout`; on every other request it puts a [`User`](crate::User)
-/// (anonymous or signed in) and the [`AuthRoutes`] into the request extensions.
+/// It serves `GET {prefix}/login`, the callback at the path of `redirect_uri`,
+/// `POST`/`GET {prefix}/logout` and `POST {prefix}/backchannel-logout`; on every other
+/// request it puts a [`User`](crate::User) (anonymous or signed in) and the [`AuthRoutes`]
+/// into the request extensions, after refreshing the session's tokens when they are due.
 /// Cloning is cheap (one reference count).
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -44,7 +45,8 @@ impl fmt::Debug for AuthLayer {
 }
 
 impl AuthLayer {
-    /// Builds the providers configured in `config` (discovery included) and the layer.
+    /// Builds the providers configured in `config` (no network call: discovery happens on
+    /// the first login), the session store `session_store` names, and the layer.
     ///
     /// # Errors
     /// [`AuthError::Providers`] when a provider cannot be built, and any error of
@@ -99,15 +101,17 @@ impl AuthLayerBuilder {
         self
     }
 
-    /// Keeps sessions in `store` instead of the default: a [`CookieStore`] sealing with
-    /// `cookie_secret` (and opening with `previous_cookie_secrets`).
+    /// Keeps sessions in `store` instead of the one `session_store` names in the config
+    /// (by default a [`CookieStore`] sealing with `cookie_secret` and opening with
+    /// `previous_cookie_secrets`).
     pub fn with_store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.store = Some(store);
         self
     }
 
-    /// Serves the routes under `prefix` (default `/auth`): `{prefix}/login` and
-    /// `{prefix}/logout`. The callback's path is always the path of `redirect_uri`.
+    /// Serves the routes under `prefix` (default `/auth`): `{prefix}/login`,
+    /// `{prefix}/logout` and `{prefix}/backchannel-logout`. The callback's path is always
+    /// the path of `redirect_uri`.
     pub fn with_prefix(mut self, prefix: &str) -> Self {
         prefix.clone_into(&mut self.prefix);
         self
@@ -118,7 +122,9 @@ impl AuthLayerBuilder {
     /// # Errors
     /// [`AuthError::NoProviders`], [`AuthError::DuplicateProvider`],
     /// [`AuthError::InvalidPrefix`], or [`AuthError::Config`] when the callback path
-    /// collides with another route or the session cookie is named like the pending-login one.
+    /// collides with another route, the session cookie is named like the pending-login one,
+    /// the callback or logout route lies outside `cookie_path`, or `session_store` names
+    /// Redis without the `redis` feature.
     pub fn build(self) -> Result<AuthLayer, AuthError> {
         let Self { config, providers, store, prefix } = self;
         if providers.is_empty() {
@@ -146,7 +152,7 @@ impl AuthLayerBuilder {
                 "add a path, such as \"http://localhost:3000/oauth2callback\"",
             ));
         }
-        if callback_path == routes.login_path() || callback_path == routes.logout_path() {
+        if [routes.login_path(), routes.logout_path(), routes.backchannel_logout_path()].contains(&callback_path.as_str()) {
             return Err(invalid(
                 "auth.redirect_uri",
                 format!("has the path {callback_path}, which is also a login or logout route"),
@@ -161,19 +167,77 @@ impl AuthLayerBuilder {
             ));
         }
 
+        // The browser sends cookies only under their path: the callback needs the pending
+        // login and the logout route the session.
+        for (what, path) in [("callback (redirect_uri's path)", callback_path.as_str()), ("logout route", routes.logout_path())] {
+            if !path_matches(path, &config.cookie_path) {
+                return Err(invalid(
+                    "auth.cookie_path",
+                    format!("is {:?}, but the {what} {path} lies outside it, so the browser would not send the cookies there", config.cookie_path),
+                    "use a cookie_path that contains the callback and the routes, such as \"/\"",
+                ));
+            }
+        }
+
         let previous: Vec<&[u8]> = config.previous_cookie_secrets.iter().map(|s| s.expose().as_bytes()).collect();
         let sealer = Sealer::new(config.cookie_secret.expose().as_bytes(), &previous);
+        // Only the configured cookie store is cached: its tickets open to the same session
+        // forever, while a store given to `with_store` may change a session behind its ticket.
         let (store, cache) = match store {
             Some(store) => (store, None),
             None => {
-                let store: Arc<dyn SessionStore> = Arc::new(CookieStore::new(Arc::new(sealer.clone())));
-                (store, Some(SessionCache::new()))
+                let cache = matches!(config.session_store, SessionStoreConfig::Cookie).then(SessionCache::new);
+                (configured_store(&config, &sealer)?, cache)
             }
         };
-        let attrs = CookieAttrs { path: "/".to_owned(), secure: config.secure_cookies(), domain: None };
-        let shared = Shared { config, providers, store, cache, sealer, routes, callback_path, attrs };
+        let attrs = CookieAttrs {
+            path: config.cookie_path.clone(),
+            secure: config.secure_cookies(),
+            domain: config.cookie_domain.clone(),
+        };
+        let prefix = config.cookie_prefix();
+        let session_cookie = format!("{prefix}{}", config.cookie_name);
+        let pending_cookie = format!("{prefix}{PENDING_COOKIE}");
+        let shared = Shared {
+            config,
+            providers,
+            store,
+            cache,
+            sealer,
+            routes,
+            callback_path,
+            attrs,
+            session_cookie,
+            pending_cookie,
+            flights: Default::default(),
+            budget: Default::default(),
+        };
         Ok(AuthLayer { shared: Arc::new(shared) })
     }
+}
+
+/// The store `session_store` names: the cookie store sealing with `sealer`, a fresh
+/// [`MemoryStore`], or Redis (feature `redis`).
+fn configured_store(config: &AuthConfig, sealer: &Sealer) -> Result<Arc<dyn SessionStore>, AuthError> {
+    match &config.session_store {
+        SessionStoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
+        #[cfg(feature = "redis")]
+        SessionStoreConfig::Redis(url) => Ok(Arc::new(auth_redis::RedisStore::new(url.expose())?)),
+        #[cfg(not(feature = "redis"))]
+        SessionStoreConfig::Redis(_) => Err(AuthError::Config(ConfigError::Invalid {
+            origin: config.origin.clone(),
+            key: "auth.session_store".into(),
+            problem: "is a Redis URL, but auth-tower was built without its `redis` feature".into(),
+            fix: "enable it: auth-tower = { version = \"0.1\", features = [\"redis\"] }".into(),
+        })),
+        _ => Ok(Arc::new(CookieStore::new(Arc::new(sealer.clone())))),
+    }
+}
+
+/// Whether request path `path` lies under cookie path `cookie_path` (RFC 6265 §5.1.4).
+fn path_matches(path: &str, cookie_path: &str) -> bool {
+    path == cookie_path
+        || (path.starts_with(cookie_path) && (cookie_path.ends_with('/') || path[cookie_path.len()..].starts_with('/')))
 }
 
 /// `prefix` without its trailing `/` (`"/"` becomes `""`), when it is a plain absolute path.
@@ -204,6 +268,7 @@ pub struct AuthRoutes {
 struct RoutePaths {
     login: String,
     logout: String,
+    backchannel_logout: String,
 }
 
 impl Default for AuthRoutes {
@@ -215,7 +280,13 @@ impl Default for AuthRoutes {
 
 impl AuthRoutes {
     fn new(prefix: &str) -> Self {
-        Self { paths: Arc::new(RoutePaths { login: format!("{prefix}/login"), logout: format!("{prefix}/logout") }) }
+        Self {
+            paths: Arc::new(RoutePaths {
+                login: format!("{prefix}/login"),
+                logout: format!("{prefix}/logout"),
+                backchannel_logout: format!("{prefix}/backchannel-logout"),
+            }),
+        }
     }
 
     /// The login route, such as `/auth/login`.
@@ -226,6 +297,13 @@ impl AuthRoutes {
     /// The logout route, such as `/auth/logout`.
     pub fn logout_path(&self) -> &str {
         &self.paths.logout
+    }
+
+    /// The back-channel logout route, such as `/auth/backchannel-logout`. Register the
+    /// app's origin followed by this path (and `?provider=NAME` when several providers are
+    /// configured) as the `backchannel_logout_uri` of the client at the provider.
+    pub fn backchannel_logout_path(&self) -> &str {
+        &self.paths.backchannel_logout
     }
 
     /// A login link: `{login}?provider=NAME&return_to=PATH`, query-encoded. Without a

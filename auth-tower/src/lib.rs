@@ -142,21 +142,24 @@ mod error;
 mod extract;
 mod layer;
 mod page;
+mod refresh;
 mod return_to;
 mod routes;
 mod service;
 mod state;
+mod token;
 
 pub use body::AuthBody;
 pub use error::AuthError;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use extract::{LoginRequired, RequireUser};
+pub use extract::{AccessTokenRejection, LoginRequired, RequireUser};
 pub use layer::{AuthLayer, AuthLayerBuilder, AuthRoutes};
 pub use service::{AuthService, ResponseFuture};
+pub use token::{AccessToken, NoAccessToken};
 
 pub use auth_core::{
     AuthConfig, Authorization, CallbackParams, Claims, ConfigError, CookieStore, ExposeTokens, ExposedTokens, Identity,
-    IdentityProvider, LoginResult, MemoryStore, PendingLogin, ProviderError, Session, SessionStore, StoreError, Ticket,
-    TokenSet, User,
+    IdentityProvider, KeepTokens, LoginResult, LogoutClaims, MemoryStore, PendingLogin, ProviderError, Revocation,
+    Session, SessionStore, SessionStoreConfig, StoreError, Ticket, TokenSet, User,
 };

@@ -80,6 +80,15 @@ pub(crate) fn redirect(status: StatusCode, location: &str) -> Page {
     response
 }
 
+/// A JSON answer for machines (the back-channel logout route), never cached.
+pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Page {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// Appends `text` to `out` with `& < > " '` escaped, safe in element text and in
 /// double-quoted attributes.
 pub(crate) fn escape_into(out: &mut String, text: &str) {

@@ -1,18 +1,22 @@
-//! The routes the layer serves itself: login, callback and logout (DESIGN.md "Flows").
+//! The routes the layer serves itself: login, callback, logout (DESIGN.md "Flows") and
+//! back-channel logout.
 //!
-//! Each ends on a redirect or a small page, never a panic or a bare 500. Each runs in a
-//! `tracing` span (`auth.login`, `auth.callback`, `auth.logout`) recording the provider
-//! and the outcome; codes, states, tokens and secrets are never recorded.
+//! Each ends on a redirect or a small page (JSON for the back-channel logout, which only
+//! identity providers call), never a panic or a bare 500. Each runs in a `tracing` span
+//! (`auth.login`, `auth.callback`, `auth.logout`, `auth.backchannel_logout`) recording the
+//! provider and the outcome; codes, states, tokens and secrets are never recorded.
 
-use crate::page::{Link, Page, page, redirect};
+use crate::page::{Link, Page, json, page, redirect};
 use crate::return_to;
-use crate::state::{PENDING_COOKIE, PENDING_PURPOSE, PENDING_TTL_SECS, Route, Shared, append_cookie};
+use crate::state::{PENDING_PURPOSE, PENDING_TTL_SECS, Route, Shared, append_cookie};
+use auth_core::config::DEFAULT_PROVIDER;
 use auth_core::cookies;
 use auth_core::{
-    Authorization, CallbackParams, IdentityProvider, LoginResult, PendingLogin, ProviderError, Session, random_ticket,
-    unix_now,
+    Authorization, CallbackParams, IdentityProvider, LoginResult, PendingLogin, ProviderError, Revocation, Session,
+    StoreError, random_ticket, unix_now,
 };
-use http::header::{ALLOW, ORIGIN};
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE, ORIGIN};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -21,11 +25,13 @@ use subtle::ConstantTimeEq;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-/// Serves `route`. Only the request head is needed: no route reads a body.
+/// Serves `route` from the request head alone; the back-channel logout, which reads the
+/// body, is served by [`backchannel_logout`] (here it gets an empty body).
 pub(crate) async fn handle(shared: Arc<Shared>, route: Route, parts: Parts) -> Page {
     let allowed: &[Method] = match route {
         Route::Login | Route::Callback => &[Method::GET],
         Route::Logout => &[Method::POST, Method::GET],
+        Route::BackchannelLogout => return backchannel_logout(shared, parts, http_body_util::Empty::<Bytes>::new()).await,
     };
     if !allowed.contains(&parts.method) {
         return method_not_allowed(allowed);
@@ -43,6 +49,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, route: Route, parts: Parts) -> P
             let span = tracing::info_span!("auth.logout", provider = Empty, outcome = Empty);
             logout(&shared, &parts).instrument(span).await
         }
+        Route::BackchannelLogout => unreachable!("answered above"),
     }
 }
 
@@ -147,7 +154,7 @@ async fn login(shared: &Shared, parts: &Parts) -> Page {
     let sealed = shared.sealer.seal(PENDING_PURPOSE, &json);
     let mut response = redirect(StatusCode::FOUND, &url);
     if response.status() == StatusCode::FOUND {
-        append_cookie(response.headers_mut(), shared.attrs.set_cookie(PENDING_COOKIE, &sealed, PENDING_TTL_SECS));
+        append_cookie(response.headers_mut(), shared.attrs.set_cookie(&shared.pending_cookie, &sealed, PENDING_TTL_SECS));
         record_outcome("redirect");
     } else {
         record_outcome("bad_authorization_url");
@@ -248,7 +255,12 @@ async fn callback(shared: &Shared, parts: &Parts) -> Page {
             }
         };
 
-    let session = Session::new(identity, tokens, shared.config.session_lifetime_secs);
+    let now = unix_now();
+    let session = shared.new_session(identity, tokens, now);
+    if session.is_expired_at(now) {
+        let message = "The sign-in service issued an ID token that has already expired. Start again.";
+        return fail(StatusCode::BAD_REQUEST, "expired_id_token", "Sign-in failed", message, &start_again);
+    }
     let ticket = match shared.store.save(&session).await {
         Ok(ticket) => ticket,
         Err(error) => {
@@ -261,15 +273,9 @@ async fn callback(shared: &Shared, parts: &Parts) -> Page {
 
     let mut response = redirect(StatusCode::FOUND, &pending.return_to);
     let headers = response.headers_mut();
-    let name = shared.session_cookie();
-    let written = cookies::split(name, &ticket);
-    for (cookie, value) in &written {
-        append_cookie(headers, shared.attrs.set_cookie(cookie, value, shared.config.session_lifetime_secs));
-    }
-    for stale in cookies::present_names(&parts.headers, name) {
-        if !written.iter().any(|(cookie, _)| cookie == stale) {
-            append_cookie(headers, shared.attrs.delete_cookie(stale));
-        }
+    let present = shared.present_session_cookies(&parts.headers);
+    for value in shared.session_cookies(&ticket, &session, &present, now) {
+        headers.append(http::header::SET_COOKIE, value);
     }
     clear_pending(shared, headers);
     record_outcome("signed_in");
@@ -278,7 +284,7 @@ async fn callback(shared: &Shared, parts: &Parts) -> Page {
 
 /// The pending login of this browser, unless absent, tampered, foreign or expired.
 fn open_pending(shared: &Shared, headers: &HeaderMap) -> Option<PendingCookie> {
-    let sealed = cookies::read(headers, PENDING_COOKIE)?;
+    let sealed = cookies::read(headers, &shared.pending_cookie)?;
     let (json, _) = shared.sealer.open(PENDING_PURPOSE, &sealed)?;
     let pending: PendingCookie = serde_json::from_slice(&json).ok()?;
     (pending.expires_at > unix_now()).then_some(pending)
@@ -328,7 +334,7 @@ fn expired(shared: &Shared, start_again: &[Link<'_>]) -> Page {
 }
 
 fn clear_pending(shared: &Shared, headers: &mut HeaderMap) {
-    append_cookie(headers, shared.attrs.delete_cookie(PENDING_COOKIE));
+    append_cookie(headers, shared.attrs.delete_cookie(&shared.pending_cookie));
 }
 
 /// A browser signing in again leaves its previous session behind: end it in the store
@@ -394,6 +400,123 @@ async fn logout(shared: &Shared, parts: &Parts) -> Page {
         "signed_out"
     });
     response
+}
+
+// ------------------------------------------------------------------- back-channel logout
+
+/// The largest back-channel logout body read: a logout token is a JWT of a few kilobytes.
+const MAX_LOGOUT_BODY: usize = 64 * 1024;
+
+/// `POST {prefix}/backchannel-logout[?provider=NAME]`, OpenID Connect Back-Channel Logout
+/// 1.0: the identity provider posts a logout token (form field `logout_token`) when a
+/// person signs out there; the provider verifies it and the store ends the sessions it
+/// names. Without `provider`, the default provider (keys directly in `[auth]`) or the only
+/// one is meant.
+///
+/// Answers: `200` (whether or not a session matched), `400 {"error":"invalid_request"}`
+/// for a missing or invalid token (nothing is revoked), `501` when the provider cannot
+/// verify logout tokens or the store cannot revoke sessions (the cookie store), `503` when
+/// the provider's keys or the store are unreachable (the provider may retry). Never cached.
+pub(crate) async fn backchannel_logout<B>(shared: Arc<Shared>, parts: Parts, body: B) -> Page
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let span = tracing::info_span!("auth.backchannel_logout", provider = Empty, outcome = Empty);
+    backchannel(&shared, &parts, body).instrument(span).await
+}
+
+async fn backchannel<B>(shared: &Shared, parts: &Parts, body: B) -> Page
+where
+    B: http_body::Body + Send,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt as _;
+    let refuse = |status: StatusCode, outcome: &str, error: &str, description: &str| {
+        record_outcome(outcome);
+        json(status, &serde_json::json!({ "error": error, "error_description": description }))
+    };
+    if parts.method != Method::POST {
+        record_outcome("method_not_allowed");
+        return method_not_allowed(&[Method::POST]);
+    }
+    let form = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|value| {
+        value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if !form {
+        let description = "send the logout token as application/x-www-form-urlencoded";
+        return refuse(StatusCode::BAD_REQUEST, "malformed", "invalid_request", description);
+    }
+    let query = Query::parse(parts.uri.query());
+    let provider = match query.provider.as_deref() {
+        _ if query.repeated => None,
+        Some(name) => shared.provider(name),
+        None => shared.provider(DEFAULT_PROVIDER).or(match shared.providers.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }),
+    };
+    let Some(provider) = provider else {
+        let description = format!(
+            "name a configured provider: register {}?provider=NAME at each provider",
+            shared.routes.backchannel_logout_path()
+        );
+        return refuse(StatusCode::BAD_REQUEST, "unknown_provider", "invalid_request", &description);
+    };
+    record_provider(provider.name());
+    let bytes = match http_body_util::Limited::new(body, MAX_LOGOUT_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let description = "the body could not be read or is too large";
+            return refuse(StatusCode::BAD_REQUEST, "malformed", "invalid_request", description);
+        }
+    };
+    let mut tokens = url::form_urlencoded::parse(&bytes).filter(|(key, _)| key == "logout_token").map(|(_, v)| v);
+    let (Some(token), None) = (tokens.next(), tokens.next()) else {
+        let description = "send exactly one logout_token";
+        return refuse(StatusCode::BAD_REQUEST, "malformed", "invalid_request", description);
+    };
+    let claims = match provider.verify_logout_token(&token).await {
+        Ok(claims) => claims,
+        Err(ProviderError::Unavailable(error)) => {
+            tracing::warn!(%error, "the logout token cannot be verified now");
+            let description = "the identity provider's keys cannot be fetched now; try again";
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "temporarily_unavailable", description);
+        }
+        Err(ProviderError::Unsupported(_)) => {
+            tracing::error!("a back-channel logout arrived for a provider that cannot verify logout tokens");
+            let description = "this provider does not support back-channel logout";
+            return refuse(StatusCode::NOT_IMPLEMENTED, "unsupported_provider", "unsupported", description);
+        }
+        Err(error) => {
+            tracing::warn!(%error, "back-channel logout refused");
+            return refuse(StatusCode::BAD_REQUEST, "invalid_token", "invalid_request", "the logout token is not valid");
+        }
+    };
+    match shared.store.revoke(&Revocation::of(provider.name(), claims)).await {
+        Ok(sessions) => {
+            tracing::info!(sessions, "back-channel logout ended sessions");
+            record_outcome("revoked");
+            let mut response = http::Response::new(http_body_util::Full::new(Bytes::new()));
+            response.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(StoreError::Unsupported(_)) => {
+            tracing::error!(
+                "a back-channel logout arrived, but sessions live in cookies, which cannot be revoked: \
+                 set session_store to \"memory\" or a Redis URL in [auth]"
+            );
+            let description = "this app keeps sessions in cookies, which cannot be revoked; it needs a server-side session_store";
+            refuse(StatusCode::NOT_IMPLEMENTED, "unsupported_store", "unsupported", description)
+        }
+        Err(error) => {
+            tracing::error!(%error, "session store failed to revoke sessions");
+            let description = "the session store is unavailable; try again";
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "store_error", "temporarily_unavailable", description)
+        }
+    }
 }
 
 async fn end_session_url(shared: &Shared, provider: &dyn IdentityProvider, session: &Session) -> Option<String> {

@@ -1,20 +1,25 @@
 //! [`AuthService`] and its [`ResponseFuture`]: the hot path.
 //!
 //! Every request that is not one of the layer's routes passes here. The session cookie is
-//! read in place from the `Cookie` header (no jar, no copy when it is not chunked). With
-//! the default cookie store a repeat cookie is found in the [`SessionCache`], so the inner
-//! service is called at once and its future is not boxed; only a cookie seen for the first
-//! time (or any cookie with a server-side store) waits for the store, through one boxed
-//! future, before the inner service is called.
+//! read in place from the `Cookie` header (no jar, no copy when it is not chunked), then the
+//! layer's own cookies are removed from the request, so the inner service never sees them.
+//!
+//! With the default cookie store a repeat cookie is found in the [`SessionCache`]; when its
+//! session needs nothing (two integer compares: no refresh due, no idle renewal due), the
+//! inner service is called at once and its future is not boxed. Everything else (a cookie
+//! seen for the first time, any cookie with a server-side store, a refresh, a renewal, a
+//! re-seal with the current secret) runs in one boxed future ([`prepare`]) before the inner
+//! service is called, and the cookies it writes go on the inner service's response.
 //!
 //! [`SessionCache`]: crate::cache::SessionCache
 
 use crate::body::AuthBody;
 use crate::page::Page;
+use crate::refresh::{self, Outcome};
 use crate::routes;
-use crate::state::Shared;
+use crate::state::{Route, Shared};
 use auth_core::cookies;
-use auth_core::{Session, StoreError, User};
+use auth_core::{Session, User, unix_now};
 use futures_util::future::BoxFuture;
 use http::header::SET_COOKIE;
 use http::{HeaderValue, Request, Response};
@@ -54,13 +59,18 @@ impl<S: fmt::Debug> fmt::Debug for AuthService<S> {
 enum Lookup {
     /// Nothing to look up: anonymous, maybe with broken chunks to clear.
     Anonymous(Vec<HeaderValue>),
-    Cached(Arc<Session>),
-    Load(String),
+    /// A cached session that needs nothing.
+    Ready(Arc<Session>),
+    /// Work before the inner service: load the session, and refresh or renew it.
+    Prepare { ticket: String, cached: Option<Arc<Session>>, present: Vec<String> },
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
@@ -73,11 +83,16 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         if let Some(route) = shared.route_of(request.uri().path()) {
-            let (parts, _body) = request.into_parts();
-            let future = Box::pin(routes::handle(Arc::clone(shared), route, parts));
+            let (parts, body) = request.into_parts();
+            let shared = Arc::clone(shared);
+            let future: BoxFuture<'static, Page> = match route {
+                Route::BackchannelLogout => Box::pin(routes::backchannel_logout(shared, parts, body)),
+                _ => Box::pin(routes::handle(shared, route, parts)),
+            };
             return ResponseFuture { kind: Kind::Route { future } };
         }
 
+        let now = unix_now();
         let lookup = match cookies::read(request.headers(), shared.session_cookie()) {
             None if request.headers().contains_key(http::header::COOKIE) => {
                 // Chunks without their siblings cannot be read, but would be sent forever.
@@ -86,36 +101,108 @@ where
             }
             None => Lookup::Anonymous(Vec::new()),
             Some(ticket) => match shared.cache.as_ref().and_then(|c| c.get(&ticket)) {
-                Some(session) => Lookup::Cached(session),
-                None => Lookup::Load(ticket.into_owned()),
+                Some(session) if !shared.work_due(&session, now) => Lookup::Ready(session),
+                cached => Lookup::Prepare {
+                    ticket: ticket.into_owned(),
+                    cached,
+                    present: shared.present_session_cookies(request.headers()),
+                },
             },
         };
+        cookies::strip(request.headers_mut(), |name| shared.is_own_cookie(name));
         request.extensions_mut().insert(shared.routes.clone());
         match lookup {
             Lookup::Anonymous(set_cookies) => {
                 request.extensions_mut().insert(User::anonymous());
                 ResponseFuture { kind: Kind::Inner { future: self.inner.call(request), set_cookies } }
             }
-            Lookup::Cached(session) => {
+            Lookup::Ready(session) => {
                 request.extensions_mut().insert(shared.user(session));
                 ResponseFuture { kind: Kind::Inner { future: self.inner.call(request), set_cookies: Vec::new() } }
             }
-            Lookup::Load(ticket) => {
-                let store = Arc::clone(&shared.store);
-                let load = Box::pin(async move {
-                    let loaded = store.load(&ticket).await;
-                    (ticket, loaded)
-                });
+            Lookup::Prepare { ticket, cached, present } => {
+                let prepare = Box::pin(prepare(Arc::clone(shared), ticket, cached, present));
                 // The ready service goes with the request; `self` keeps a fresh clone.
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture { kind: Kind::Load { load, service, request, shared: Arc::clone(shared) } }
+                ResponseFuture { kind: Kind::Prepare { prepare, service, request } }
             }
         }
     }
 }
 
-type Loaded = (String, Result<Option<Session>, StoreError>);
+/// The user of a request, and the cookies to set on its response.
+struct Prepared {
+    user: User,
+    set_cookies: Vec<HeaderValue>,
+}
+
+impl Prepared {
+    fn anonymous(set_cookies: Vec<HeaderValue>) -> Self {
+        Self { user: User::anonymous(), set_cookies }
+    }
+}
+
+/// Loads the session behind `ticket` (unless `cached`), refreshes its tokens when due,
+/// renews its idle deadline when due, re-seals it when the store asks to; returns its user
+/// and the cookies to write. `present` names the session cookie and chunks of the request.
+async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session>>, present: Vec<String>) -> Prepared {
+    let now = unix_now();
+    let (mut session, loaded) = match cached {
+        Some(session) => (session, false),
+        None => match shared.store.load(&ticket).await {
+            Ok(Some(session)) => (Arc::new(session), true),
+            Ok(None) => {
+                tracing::debug!("session cookie did not open (tampered, foreign secret, expired or ended); clearing it");
+                return Prepared::anonymous(shared.clear_cookies(&present));
+            }
+            Err(error) => {
+                tracing::error!(%error, "session store failed; serving the request as anonymous");
+                return Prepared::anonymous(Vec::new());
+            }
+        },
+    };
+    let mut current: Arc<str> = ticket.as_str().into();
+    let mut changed = false;
+    if shared.refresh_due(&session, now) {
+        match refresh::refresh(&shared, &ticket, &session).await {
+            Outcome::Refreshed { session: fresh, ticket: fresh_ticket } => {
+                session = fresh;
+                current = fresh_ticket;
+                changed = true;
+            }
+            Outcome::LoggedOut => {
+                if let Some(cache) = &shared.cache {
+                    cache.remove(&ticket);
+                }
+                return Prepared::anonymous(shared.clear_cookies(&present));
+            }
+            Outcome::Kept => {}
+            Outcome::StoreFailed => return Prepared::anonymous(Vec::new()),
+        }
+    }
+    let reseal = loaded && shared.store.needs_reissue(&ticket);
+    if !changed && (reseal || shared.renewal_due(&session, now)) {
+        let mut renewed = (*session).clone();
+        renewed.idle_expires_at = shared.idle_deadline(now);
+        match shared.store.update(&ticket, &renewed).await {
+            Ok(fresh_ticket) => {
+                session = Arc::new(renewed);
+                current = fresh_ticket.into();
+                changed = true;
+            }
+            Err(error) => tracing::warn!(%error, "could not renew the session; it goes on unchanged"),
+        }
+    }
+    if let Some(cache) = &shared.cache {
+        if changed && *current != *ticket {
+            cache.remove(&ticket);
+        }
+        cache.insert(&current, Arc::clone(&session));
+    }
+    let set_cookies = if changed { shared.session_cookies(&current, &session, &present, now) } else { Vec::new() };
+    Prepared { user: shared.user(session), set_cookies }
+}
 
 pin_project! {
     /// The response future of [`AuthService`].
@@ -134,11 +221,11 @@ pin_project! {
     enum Kind<F, S, B> {
         /// The inner service's response, plus cookies to set on it.
         Inner { #[pin] future: F, set_cookies: Vec<HeaderValue> },
-        /// Waiting for the session store, before calling the inner service.
-        Load { load: BoxFuture<'static, Loaded>, service: S, request: Request<B>, shared: Arc<Shared> },
+        /// Loading, refreshing or renewing the session, before calling the inner service.
+        Prepare { prepare: BoxFuture<'static, Prepared>, service: S, request: Request<B> },
         /// One of the layer's own routes.
         Route { future: BoxFuture<'static, Page> },
-        /// Between `Load` and `Inner`, within one poll.
+        /// Between `Prepare` and `Inner`, within one poll.
         Moving,
     }
 }
@@ -147,7 +234,7 @@ impl<S: Service<Request<B>>, B> fmt::Debug for ResponseFuture<S, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Inner { .. } => "inner",
-            Kind::Load { .. } => "loading session",
+            Kind::Prepare { .. } => "preparing session",
             Kind::Route { .. } => "auth route",
             Kind::Moving => "moving",
         };
@@ -175,47 +262,18 @@ where
                 KindProj::Route { future } => {
                     return future.as_mut().poll(cx).map(|page| Ok(page.map(AuthBody::full)));
                 }
-                KindProj::Load { load, .. } => {
-                    let (ticket, loaded) = ready!(load.as_mut().poll(cx));
-                    let KindReplace::Load { mut service, mut request, shared, .. } =
+                KindProj::Prepare { prepare, .. } => {
+                    let Prepared { user, set_cookies } = ready!(prepare.as_mut().poll(cx));
+                    let KindReplace::Prepare { mut service, mut request, .. } =
                         kind.as_mut().project_replace(Kind::Moving)
                     else {
-                        unreachable!("the state was Load a moment ago")
+                        unreachable!("the state was Prepare a moment ago")
                     };
-                    let set_cookies = attach_user(&shared, &ticket, loaded, &mut request);
+                    request.extensions_mut().insert(user);
                     kind.set(Kind::Inner { future: service.call(request), set_cookies });
                 }
                 KindProj::Moving => unreachable!("ResponseFuture polled after a panic in the inner service"),
             }
         }
     }
-}
-
-/// Puts the loaded session's user (or anonymous) into `request`; returns the cookies to
-/// set on the response: deletions when the cookie did not load.
-fn attach_user<B>(
-    shared: &Shared,
-    ticket: &str,
-    loaded: Result<Option<Session>, StoreError>,
-    request: &mut Request<B>,
-) -> Vec<HeaderValue> {
-    let (user, set_cookies) = match loaded {
-        Ok(Some(session)) => {
-            let session = Arc::new(session);
-            if let Some(cache) = &shared.cache {
-                cache.insert(ticket, Arc::clone(&session));
-            }
-            (shared.user(session), Vec::new())
-        }
-        Ok(None) => {
-            tracing::debug!("session cookie did not open (tampered, foreign secret or expired); clearing it");
-            (User::anonymous(), shared.clear_session_cookies(request.headers()))
-        }
-        Err(error) => {
-            tracing::error!(%error, "session store failed; serving the request as anonymous");
-            (User::anonymous(), Vec::new())
-        }
-    };
-    request.extensions_mut().insert(user);
-    set_cookies
 }

@@ -1,23 +1,29 @@
 //! [`Shared`]: what every clone of the layer and its services reads, built once by
-//! [`AuthLayerBuilder::build`](crate::AuthLayerBuilder::build), plus the cookie helpers
-//! the service and the routes have in common.
+//! [`AuthLayerBuilder::build`](crate::AuthLayerBuilder::build), plus what the service and
+//! the routes have in common: the session rules (lifetime, idle timeout, refresh due) and
+//! writing the session cookies.
 
 use crate::cache::SessionCache;
 use crate::layer::AuthRoutes;
+use crate::refresh::Flights;
 use auth_core::cookies::{self, CookieAttrs};
 use auth_core::seal::Sealer;
-use auth_core::{AuthConfig, IdentityProvider, Session, SessionStore, User};
+use auth_core::{AuthConfig, Identity, IdentityProvider, LoginResult, Session, SessionStore, TokenSet, User};
 use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The name of the pending-login cookie; distinct from the session cookie and from the
-/// cookies identity providers set on their own origin (`_session`, `_interaction`, ...).
+/// The name of the pending-login cookie (before the `__Host-`/`__Secure-` prefix);
+/// distinct from the session cookie and from the cookies identity providers set on their
+/// own origin (`_session`, `_interaction`, ...).
 pub(crate) const PENDING_COOKIE: &str = "auth_pending";
 /// The sealing purpose of the pending-login cookie: it cannot be replayed as a session.
 pub(crate) const PENDING_PURPOSE: &str = "pending";
 /// How long a login may take, from the redirect to the provider to the callback.
 pub(crate) const PENDING_TTL_SECS: u64 = 600;
+/// The cookie-budget warning is logged at most this often (the rest are counted).
+const BUDGET_WARNING_INTERVAL_SECS: u64 = 60;
 
 /// The routes the layer serves itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +31,7 @@ pub(crate) enum Route {
     Login,
     Callback,
     Logout,
+    BackchannelLogout,
 }
 
 #[derive(Debug)]
@@ -38,6 +45,13 @@ pub(crate) struct Shared {
     pub(crate) routes: AuthRoutes,
     pub(crate) callback_path: String,
     pub(crate) attrs: CookieAttrs,
+    /// The session cookie's full name (`cookie_name` with its `__Host-`/`__Secure-` prefix).
+    pub(crate) session_cookie: String,
+    /// The pending-login cookie's full name.
+    pub(crate) pending_cookie: String,
+    /// Refreshes in flight, and their recent outcomes.
+    pub(crate) flights: Flights,
+    pub(crate) budget: BudgetWarning,
 }
 
 impl Shared {
@@ -48,6 +62,8 @@ impl Shared {
             Some(Route::Callback)
         } else if path == self.routes.logout_path() {
             Some(Route::Logout)
+        } else if path == self.routes.backchannel_logout_path() {
+            Some(Route::BackchannelLogout)
         } else {
             None
         }
@@ -62,18 +78,160 @@ impl Shared {
     }
 
     pub(crate) fn session_cookie(&self) -> &str {
-        &self.config.cookie_name
+        &self.session_cookie
+    }
+
+    /// Whether `name` is one of the layer's cookies: the session cookie, one of its
+    /// chunks, or the pending-login cookie. The inner service never sees them.
+    pub(crate) fn is_own_cookie(&self, name: &str) -> bool {
+        name == self.pending_cookie || cookies::is_cookie_or_chunk(name, &self.session_cookie)
+    }
+
+    // -------------------------------------------------------------------- session rules
+
+    /// A session for a login completed at `now`.
+    pub(crate) fn new_session(&self, identity: Identity, tokens: TokenSet, now: u64) -> Session {
+        let expires_at = self.expires_at(now, &identity);
+        let tokens = self.config.keep_tokens.apply(tokens);
+        Session { identity, tokens, created_at: now, expires_at, idle_expires_at: self.idle_deadline(now) }
+    }
+
+    /// `old` after a refresh at `now` returned `result`: new identity and tokens, the same
+    /// start, the lifetime recomputed (a new ID token moves it with `end_with_id_token`),
+    /// and the idle deadline renewed (the person is active).
+    pub(crate) fn refreshed_session(&self, old: &Session, result: LoginResult, now: u64) -> Session {
+        let expires_at = self.expires_at(old.created_at, &result.identity);
+        Session {
+            tokens: self.config.keep_tokens.apply(result.tokens),
+            identity: result.identity,
+            created_at: old.created_at,
+            expires_at,
+            idle_expires_at: self.idle_deadline(now),
+        }
+    }
+
+    /// The absolute end of a session that started at `created_at`: its lifetime later, or
+    /// earlier when the ID token expires first and `end_with_id_token` is set.
+    fn expires_at(&self, created_at: u64, identity: &Identity) -> u64 {
+        let absolute = created_at.saturating_add(self.config.session_lifetime_secs);
+        let id_token_exp = identity.claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)));
+        match id_token_exp {
+            Some(exp) if self.config.end_with_id_token => absolute.min(exp),
+            _ => absolute,
+        }
+    }
+
+    /// The idle deadline of a session used at `now`.
+    pub(crate) fn idle_deadline(&self, now: u64) -> Option<u64> {
+        self.config.idle_timeout_secs.map(|idle| now.saturating_add(idle))
+    }
+
+    /// Whether the access token of `session` is due for a refresh at `now`: it expires
+    /// within `refresh_margin_secs` and a refresh token exists. Two integer compares.
+    pub(crate) fn refresh_due(&self, session: &Session, now: u64) -> bool {
+        let tokens = &session.tokens;
+        tokens.refresh_token.is_some()
+            && tokens.expires_at.is_some_and(|at| at <= now.saturating_add(self.config.refresh_margin_secs))
+    }
+
+    /// Whether the idle deadline of `session` should move at `now`. Renewing on every
+    /// request would rewrite the cookie (or the store entry) every time, so it moves only
+    /// once at least a tenth of the idle window (at least a second) has passed since the
+    /// last renewal: a session ends after 90 % to 100 % of `idle_timeout_secs` without a
+    /// request. A deadline without a configured timeout (the setting was removed) is lifted,
+    /// and a session without one gets one.
+    pub(crate) fn renewal_due(&self, session: &Session, now: u64) -> bool {
+        match (self.config.idle_timeout_secs, session.idle_expires_at) {
+            (Some(idle), Some(at)) => at.saturating_sub(now) <= idle - (idle / 10).max(1),
+            (None, None) => false,
+            _ => true,
+        }
+    }
+
+    /// Whether a cached session needs the slow path (a refresh or a renewal) at `now`.
+    pub(crate) fn work_due(&self, session: &Session, now: u64) -> bool {
+        self.refresh_due(session, now) || self.renewal_due(session, now)
+    }
+
+    // -------------------------------------------------------------------------- cookies
+
+    /// The names of the session cookie and its chunks in the request.
+    pub(crate) fn present_session_cookies(&self, request: &HeaderMap) -> Vec<String> {
+        cookies::present_names(request, &self.session_cookie).into_iter().map(str::to_owned).collect()
+    }
+
+    /// `Set-Cookie` values carrying `ticket` for `session` (chunked when long) with a
+    /// `Max-Age` of the session's remaining time at `now`, and deleting the chunks named in
+    /// `present` that are no longer written. Warns when they exceed `cookie_budget_bytes`.
+    pub(crate) fn session_cookies(
+        &self,
+        ticket: &str,
+        session: &Session,
+        present: &[String],
+        now: u64,
+    ) -> Vec<HeaderValue> {
+        let written = cookies::split(&self.session_cookie, ticket);
+        let max_age = session.remaining_secs(now);
+        let size: usize =
+            written.iter().map(|(name, value)| name.len() + 1 + value.len()).sum::<usize>() + 2 * written.len().saturating_sub(1);
+        self.budget.check(size, self.config.cookie_budget_bytes, written.len(), now);
+        let mut out: Vec<HeaderValue> =
+            written.iter().filter_map(|(name, value)| header_value(self.attrs.set_cookie(name, value, max_age))).collect();
+        for stale in present {
+            if !written.iter().any(|(name, _)| name == stale) {
+                out.extend(header_value(self.attrs.delete_cookie(stale)));
+            }
+        }
+        out
+    }
+
+    /// `Set-Cookie` values deleting the session cookie and the chunks named in `present`
+    /// (at least the plain name).
+    pub(crate) fn clear_cookies(&self, present: &[String]) -> Vec<HeaderValue> {
+        if present.is_empty() {
+            return header_value(self.attrs.delete_cookie(&self.session_cookie)).into_iter().collect();
+        }
+        present.iter().filter_map(|name| header_value(self.attrs.delete_cookie(name))).collect()
     }
 
     /// `Set-Cookie` values deleting the session cookie and every chunk of it the request
     /// carries (at least the plain name).
     pub(crate) fn clear_session_cookies(&self, request: &HeaderMap) -> Vec<HeaderValue> {
-        let name = self.session_cookie();
-        let mut present = cookies::present_names(request, name);
-        if present.is_empty() {
-            present.push(name);
+        self.clear_cookies(&self.present_session_cookies(request))
+    }
+}
+
+/// The "session cookies are too big" warning, logged at most once a minute per layer
+/// (with how many more there were), so a popular app's log is not flooded.
+#[derive(Debug, Default)]
+pub(crate) struct BudgetWarning {
+    /// When the warning was last logged (Unix seconds), 0 for never.
+    last: AtomicU64,
+    /// Oversized writes since then.
+    suppressed: AtomicU64,
+}
+
+impl BudgetWarning {
+    fn check(&self, size: usize, budget: u64, cookies: usize, now: u64) {
+        if budget == 0 || size as u64 <= budget {
+            return;
         }
-        present.into_iter().filter_map(|n| header_value(self.attrs.delete_cookie(n))).collect()
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now >= last.saturating_add(BUDGET_WARNING_INTERVAL_SECS);
+        if !due || self.last.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            bytes = size,
+            cookie_budget_bytes = budget,
+            cookies,
+            more_since_last_warning = suppressed,
+            "the session cookies exceed cookie_budget_bytes: browsers send them with every request and many \
+             proxies refuse request headers past 8 KB; keep sessions on the server (session_store = \"memory\" \
+             or a Redis URL) or keep fewer tokens (keep_tokens)"
+        );
     }
 }
 

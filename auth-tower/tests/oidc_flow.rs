@@ -4,31 +4,14 @@
 //! Every attack in DESIGN.md's flows has a test here that shows it failing: the browser
 //! ends on a clear 4xx page and `/me` still says `{"is_logged_in": false}`.
 
+mod support;
+
 use auth_testkit::{Fault, MockIdp};
-use auth_tower::{AuthConfig, AuthLayer, RequireUser, User};
-use axum::routing::get;
-use axum::{Json, Router};
 use reqwest::StatusCode;
-use reqwest::cookie::{CookieStore, Jar};
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
-
-const SECRET: &str = "a-test-cookie-secret-of-at-least-32-bytes";
-
-/// An app served on 127.0.0.1, stopped when dropped.
-struct App {
-    base: String,
-    task: JoinHandle<()>,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+use support::{App, Browser, SECRET, bind, port_of, serve, session_cookie_deleted};
 
 fn config_text(port: u16, metadata_url: &str, secret: &str, extra: &str) -> String {
     format!(
@@ -37,33 +20,9 @@ fn config_text(port: u16, metadata_url: &str, secret: &str, extra: &str) -> Stri
     )
 }
 
-async fn bind() -> tokio::net::TcpListener {
-    tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind app")
-}
-
-async fn serve(listener: tokio::net::TcpListener, text: &str) -> App {
-    let port = listener.local_addr().expect("addr").port();
-    let config = AuthConfig::from_toml_str(text, "test config").expect("valid config");
-    let auth = AuthLayer::from_config(config).await.expect("layer");
-    let app = Router::new()
-        .route("/", get(|user: User| async move { format!("home; logged in: {}", user.is_logged_in()) }))
-        .route("/me", get(|user: User| async move { Json(user.to_json()) }))
-        .route(
-            "/private",
-            get(|RequireUser(user): RequireUser| async move {
-                format!("Welcome back, {}!", user.name().unwrap_or("friend"))
-            }),
-        )
-        .layer(auth);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    App { base: format!("http://127.0.0.1:{port}"), task }
-}
-
 async fn app_with(idp: &MockIdp, secret: &str, extra: &str) -> App {
     let listener = bind().await;
-    let port = listener.local_addr().expect("addr").port();
+    let port = port_of(&listener);
     serve(listener, &config_text(port, &idp.metadata_url(), secret, extra)).await
 }
 
@@ -73,76 +32,6 @@ async fn app(idp: &MockIdp) -> App {
 
 async fn idp() -> MockIdp {
     MockIdp::builder().login_as(Some("alice")).start().await.expect("mock idp")
-}
-
-/// A browser: a cookie jar and manual redirects, so each hop can be inspected.
-#[derive(Clone)]
-struct Browser {
-    jar: Arc<Jar>,
-    http: reqwest::Client,
-}
-
-impl Browser {
-    fn new() -> Self {
-        let jar = Arc::new(Jar::default());
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("client");
-        Self { jar, http }
-    }
-
-    /// GETs `url` and follows redirects; returns the last response and the URL it came from.
-    async fn follow(&self, url: &str) -> (reqwest::Response, String) {
-        self.follow_response(self.http.get(url).send().await.expect("request"), url).await
-    }
-
-    async fn follow_response(&self, mut response: reqwest::Response, url: &str) -> (reqwest::Response, String) {
-        let mut url = reqwest::Url::parse(url).expect("url");
-        for _ in 0..10 {
-            if !response.status().is_redirection() {
-                return (response, url.to_string());
-            }
-            let location = response.headers()[LOCATION].to_str().expect("location").to_owned();
-            url = url.join(&location).expect("redirect url");
-            response = self.http.get(url.clone()).send().await.expect("request");
-        }
-        panic!("too many redirects, last {url}");
-    }
-
-    async fn me(&self, app: &App) -> Value {
-        self.http.get(format!("{}/me", app.base)).send().await.expect("me").json().await.expect("json")
-    }
-
-    /// Starts a login and stops at the callback URL the IdP sends the browser to.
-    async fn callback_url(&self, app: &App, query: &str) -> String {
-        let login = self.http.get(format!("{}/auth/login{query}", app.base)).send().await.expect("login");
-        assert_eq!(login.status(), StatusCode::FOUND, "login redirects to the IdP");
-        let authorize = login.headers()[LOCATION].to_str().expect("location").to_owned();
-        let back = self.http.get(&authorize).send().await.expect("authorize");
-        assert!(back.status().is_redirection(), "the mock IdP logs in at once: {}", back.status());
-        back.headers()[LOCATION].to_str().expect("location").to_owned()
-    }
-
-    async fn log_in(&self, app: &App, query: &str) -> (reqwest::Response, String) {
-        self.follow(&format!("{}/auth/login{query}", app.base)).await
-    }
-
-    fn cookie_header(&self, app: &App) -> String {
-        let url = reqwest::Url::parse(&app.base).expect("url");
-        self.jar.cookies(&url).map(|h| h.to_str().expect("ascii").to_owned()).unwrap_or_default()
-    }
-}
-
-fn session_cookie_deleted(response: &reqwest::Response) -> bool {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|c| c.starts_with("auth_session") && c.contains("Max-Age=0"))
 }
 
 #[tokio::test]
@@ -331,7 +220,7 @@ async fn idp_down_at_start_then_back() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let metadata_url = format!("http://127.0.0.1:{port}/.well-known/openid-configuration");
     let listener = bind().await;
-    let app_port = listener.local_addr().expect("addr").port();
+    let app_port = port_of(&listener);
     let app = serve(listener, &config_text(app_port, &metadata_url, SECRET, "")).await;
 
     let browser = Browser::new();
@@ -396,7 +285,7 @@ async fn login_started_on_one_instance_finishes_on_another() {
     let idp = idp().await;
     let first_listener = bind().await;
     let second_listener = bind().await;
-    let port = first_listener.local_addr().expect("addr").port();
+    let port = port_of(&first_listener);
     let text = config_text(port, &idp.metadata_url(), SECRET, "");
     let first = serve(first_listener, &text).await;
     let second = serve(second_listener, &text).await;

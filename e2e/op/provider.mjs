@@ -13,7 +13,8 @@
 //
 // When ready it prints exactly one line to stdout:
 //   oidc-provider listening on http://HOST:PORT
-// which is also the issuer (no trailing slash). Diagnostics go to stderr.
+// which is also the issuer (no trailing slash). Diagnostics go to stderr, including one line
+// per token issued: `oidc-provider grant.success: grant_type=GRANT client_id=ID`.
 //
 // Accounts: any login id with any password. sub = login, email = `${login}@example.test`
 // (verified), name = the login capitalised ("alice" -> "Alice"). The ID token stays minimal
@@ -177,6 +178,12 @@ for (const event of [
     process.stderr.write(`oidc-provider ${event}: ${detail}\n`);
   });
 }
+
+// One stderr line per successful token request, so tests can tell which grants the client
+// used: a silent session refresh shows up as `grant_type=refresh_token`.
+provider.on('grant.success', (ctx) => {
+  process.stderr.write(`oidc-provider grant.success: grant_type=${ctx.oidc.params.grant_type} client_id=${ctx.oidc.client?.clientId}\n`);
+});
 
 server.on('request', provider.callback());
 

@@ -4,7 +4,10 @@
 //! - `run EXAMPLE [--config FILE] [--listen ADDR]`: one example;
 //! - `dev-idp [mock-idp flags]`: the mock IdP alone;
 //! - `test`: formatting, clippy and every test suite, installing what they need;
-//! - `e2e`: only the suites that meet real parts (the certified OpenID Provider).
+//! - `e2e`: only the suites that meet real parts: the certified OpenID Provider, over
+//!   HTTP and in headless Chromium.
+//! - `bench [--quick] [bench-run flags]`: the hot-path benchmark (`auth-bench`), built in
+//!   release; prints a Markdown table and writes `target/bench/results.json`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -16,7 +19,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   run EXAMPLE [--config F] [--listen A] run an example from auth-examples (axum-basic, ...)
   dev-idp [FLAGS]                      run the mock IdP alone (flags: see `cargo xtask dev-idp --help`)
   test                                 cargo fmt --check, clippy -D warnings, every test suite
-  e2e                                  the suites against a real, certified OpenID Provider";
+  e2e                                  the suites against a certified OpenID Provider (HTTP and Chromium)
+  bench [--quick] [FLAGS]              hot-path benchmark vs bare axum and axum-login (`cargo xtask bench --help`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +30,7 @@ fn main() -> ExitCode {
         Some("dev-idp") => cargo(&["run", "--quiet", "-p", "auth-testkit", "--bin", "mock-idp", "--"], &args[1..]),
         Some("test") => test(),
         Some("e2e") => e2e(),
+        Some("bench") => bench(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -70,14 +75,39 @@ fn test() -> Result<(), String> {
     step("cargo clippy --workspace --all-targets -- -D warnings");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     install_op()?;
+    check_browser()?;
     step("cargo test --workspace");
     cargo(&["test", "--workspace"], &[])
 }
 
 fn e2e() -> Result<(), String> {
     install_op()?;
-    step("cargo test -p auth-examples --test certified_op");
-    cargo(&["test", "-p", "auth-examples", "--test", "certified_op"], &[])
+    check_browser()?;
+    step("cargo test -p auth-examples --test certified_op --test browser");
+    cargo(&["test", "-p", "auth-examples", "--test", "certified_op", "--test", "browser"], &[])
+}
+
+/// The Debian packages the browser suite drives.
+const BROWSER_INSTALL: &str = "apt-get install -y --no-install-recommends chromium chromium-driver";
+
+/// Chromium and chromedriver (the browser suite) must be installed: this only checks, and
+/// names the install command (`.ci/run` installs them). `CHROME` and `CHROMEDRIVER`
+/// point at other binaries, as in the suite itself.
+fn check_browser() -> Result<(), String> {
+    let missing: Vec<String> = [("CHROME", "/usr/bin/chromium"), ("CHROMEDRIVER", "/usr/bin/chromedriver")]
+        .into_iter()
+        .map(|(var, default)| std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from))
+        .filter(|path| !path.is_file())
+        .map(|path| path.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the browser end-to-end suite needs Chromium and chromedriver ({} missing): install them with `{BROWSER_INSTALL}`",
+            missing.join(" and ")
+        ))
+    }
 }
 
 /// Installs the certified OpenID Provider (`e2e/op`) from its lockfile when needed.
@@ -97,6 +127,40 @@ fn install_op() -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot run npm: {e}; install it with `apt-get install -y npm`"))?;
     if status.success() { Ok(()) } else { Err(format!("`npm ci --prefix e2e/op` failed ({status})")) }
+}
+
+/// Builds `auth-bench` in release (with the Redis variant when `auth-redis` builds) and
+/// runs `bench-run`, which starts one server process per variant, drives them in
+/// interleaved rounds, and writes `target/bench/results.json`.
+fn bench(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        return cargo(&["run", "--quiet", "--release", "-p", "auth-bench", "--bin", "bench-run", "--", "--help"], &[]);
+    }
+    step("cargo build --release -p auth-bench --features redis");
+    let features = if cargo(&["build", "--release", "-p", "auth-bench", "--features", "redis"], &[]).is_ok() {
+        "redis"
+    } else {
+        step("auth-redis did not build: cargo build --release -p auth-bench (the Redis variant is skipped)");
+        cargo(&["build", "--release", "-p", "auth-bench"], &[])?;
+        ""
+    };
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let out = target.join("bench").join("results.json");
+    let mut command = String::from("cargo xtask bench");
+    for arg in args {
+        command.push(' ');
+        command.push_str(arg);
+    }
+    step(&format!("bench-run{}", if features.is_empty() { "" } else { " (with the Redis variant)" }));
+    let status = Command::new(target.join("release").join(format!("bench-run{}", std::env::consts::EXE_SUFFIX)))
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .args(["--command", &command])
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run bench-run: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("bench-run failed ({status})")) }
 }
 
 fn run_example(args: &[String]) -> Result<(), String> {

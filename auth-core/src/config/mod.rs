@@ -27,6 +27,12 @@ use std::path::Path;
 pub const DEFAULT_PROVIDER: &str = "default";
 /// Streamlit's cookie lifetime: 30 days.
 pub const DEFAULT_SESSION_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+/// The default of `cookie_budget_bytes`: one browser cookie's worth. Past it the session
+/// needs several cookies, and the request's `Cookie` header nears the 8 KB many proxies and
+/// servers allow for one header.
+pub const DEFAULT_COOKIE_BUDGET_BYTES: u64 = 4096;
+/// The default of `refresh_margin_secs`.
+pub const DEFAULT_REFRESH_MARGIN_SECS: u64 = 60;
 const GOOGLE_METADATA_URL: &str = "https://accounts.google.com/.well-known/openid-configuration";
 const SECRET_FIX: &str = "generate one with `openssl rand -base64 32` (or `python3 -c \"import secrets; print(secrets.token_urlsafe(32))\"`) and set it as `cookie_secret` in [auth]";
 
@@ -65,6 +71,66 @@ impl ExposeTokens {
     /// Expose nothing (the default).
     pub const NONE: Self = Self { id: false, access: false };
 }
+
+/// Which tokens a session keeps (`keep_tokens`, default all three). Tokens not kept are
+/// dropped at login and after each refresh, which makes cookie sessions smaller: without
+/// `"refresh"` nothing is refreshed, without `"id"` logout sends no `id_token_hint`,
+/// without `"access"` handlers get no access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeepTokens {
+    /// Keep the ID token.
+    pub id: bool,
+    /// Keep the access token.
+    pub access: bool,
+    /// Keep the refresh token.
+    pub refresh: bool,
+}
+
+impl KeepTokens {
+    /// Keep every token (the default).
+    pub const ALL: Self = Self { id: true, access: true, refresh: true };
+    /// Keep no token: the session is the identity alone.
+    pub const NONE: Self = Self { id: false, access: false, refresh: false };
+
+    /// `tokens` without the tokens this setting drops.
+    pub fn apply(self, mut tokens: crate::TokenSet) -> crate::TokenSet {
+        if !self.id {
+            tokens.id_token = None;
+        }
+        if !self.access {
+            tokens.access_token = None;
+            tokens.expires_at = None;
+        }
+        if !self.refresh {
+            tokens.refresh_token = None;
+        }
+        tokens
+    }
+}
+
+impl Default for KeepTokens {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// Where sessions live (`session_store`).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum SessionStoreConfig {
+    /// Absent or `"cookie"`: the session is sealed into the cookie (stateless, the default).
+    #[default]
+    Cookie,
+    /// `"memory"`: in this process's memory (one instance; revocable).
+    Memory,
+    /// `"redis://..."`, `"rediss://..."`, `"redis+unix://..."`, `"unix://..."` or
+    /// `"redis+cluster://..."`: in Redis, shared by every instance (needs `auth-tower`'s
+    /// feature `redis`). The URL may hold a password, so it is a [`Secret`].
+    Redis(Secret),
+}
+
+/// The schemes `session_store` accepts for Redis.
+pub const REDIS_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "redis+cluster", "rediss+cluster"];
 
 /// Which provider code serves a section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +196,7 @@ pub struct AuthConfig {
     pub cookie_secret: Secret,
     /// Earlier secrets: cookies sealed with them still open (`previous_cookie_secrets`).
     pub previous_cookie_secrets: Vec<Secret>,
-    /// The providers, by name.
+    /// The providers, by name; empty when the app brings its own providers.
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Tokens handlers may read.
     pub expose_tokens: ExposeTokens,
@@ -143,8 +209,29 @@ pub struct AuthConfig {
     /// Where the provider sends the browser after logout (`post_logout_redirect_uri`,
     /// default: the root of `redirect_uri`'s origin).
     pub post_logout_redirect_uri: String,
-    /// The session cookie's name (`cookie_name`, default `auth_session`).
+    /// The session cookie's name (`cookie_name`, default `auth_session`), before the
+    /// `__Host-`/`__Secure-` prefix (see [`cookie_prefix`](Self::cookie_prefix)).
     pub cookie_name: String,
+    /// The cookies' `Path` (`cookie_path`, default `/`).
+    pub cookie_path: String,
+    /// The cookies' `Domain` (`cookie_domain`), lower case without a leading dot; `None`
+    /// (the default) makes host-only cookies.
+    pub cookie_domain: Option<String>,
+    /// End a session after this many seconds without a request (`idle_timeout_secs`);
+    /// `None` (the default): only the absolute lifetime counts.
+    pub idle_timeout_secs: Option<u64>,
+    /// End the session when the ID token expires (`end_with_id_token`, default `false`).
+    pub end_with_id_token: bool,
+    /// Refresh the access token when it expires within this many seconds
+    /// (`refresh_margin_secs`, default 60).
+    pub refresh_margin_secs: u64,
+    /// Log a warning when the session cookies of a response exceed this many bytes
+    /// (`cookie_budget_bytes`, default 4096; 0 never warns).
+    pub cookie_budget_bytes: u64,
+    /// Which tokens sessions keep (`keep_tokens`, default all).
+    pub keep_tokens: KeepTokens,
+    /// Where sessions live (`session_store`, default the sealed cookie).
+    pub session_store: SessionStoreConfig,
     /// Where this config came from, for messages.
     pub origin: String,
 }
@@ -249,6 +336,60 @@ impl AuthConfig {
                 "use letters, digits, '_' and '-' only",
             ));
         }
+        let secure = redirect.0 == "https";
+        let cookie_path = v.optional_str(&auth, "auth", "cookie_path")?.unwrap_or_else(|| "/".into());
+        if !cookie_path.starts_with('/')
+            || !cookie_path.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b','))
+        {
+            return Err(v.err(
+                "auth.cookie_path",
+                "is not a plain absolute path",
+                "write a path such as \"/\" or \"/app\" (no spaces, ';' or ',')",
+            ));
+        }
+        let cookie_domain = match v.optional_str(&auth, "auth", "cookie_domain")? {
+            None => None,
+            Some(domain) => Some(v.cookie_domain(&domain, redirect.1)?),
+        };
+        for (prefix, needs_host) in [("__Host-", true), ("__Secure-", false)] {
+            let host_ok = cookie_path == "/" && cookie_domain.is_none();
+            if cookie_name.starts_with(prefix) && (!secure || (needs_host && !host_ok)) {
+                return Err(v.err(
+                    "auth.cookie_name",
+                    &format!(
+                        "starts with {prefix}, which browsers accept only on Secure cookies{}",
+                        if needs_host { " with Path=/ and no Domain" } else { "" }
+                    ),
+                    "remove the prefix: the layer adds __Host- or __Secure- itself whenever it applies",
+                ));
+            }
+        }
+        let idle_timeout_secs = match auth.get("idle_timeout_secs") {
+            None => None,
+            Some(_) => match v.secs(&auth, "idle_timeout_secs", 0)? {
+                0 => {
+                    return Err(v.err(
+                        "auth.idle_timeout_secs",
+                        "is 0",
+                        "remove it to have no idle timeout, or give the seconds of inactivity that end a session, e.g. 1800",
+                    ));
+                }
+                secs => Some(secs),
+            },
+        };
+        let keep_tokens = v.keep_tokens(auth.get("keep_tokens"))?;
+        for (exposed, kept, name) in
+            [(expose_tokens.id, keep_tokens.id, "id"), (expose_tokens.access, keep_tokens.access, "access")]
+        {
+            if exposed && !kept {
+                return Err(v.err(
+                    "auth.keep_tokens",
+                    &format!("lacks {name:?}, which expose_tokens reveals"),
+                    &format!("add \"{name}\" to keep_tokens, or remove it from expose_tokens"),
+                ));
+            }
+        }
+        let session_store = v.session_store(&auth)?;
 
         let mut providers = BTreeMap::new();
         let has_default = PROVIDER_KEYS.iter().any(|k| auth.contains_key(*k));
@@ -257,20 +398,17 @@ impl AuthConfig {
         }
         for (key, value) in &auth {
             match value {
-                Value::Object(section) if key != "client_kwargs" && key != "extra" => {
+                Value::Object(section) if !PROVIDER_TABLES.contains(&key.as_str()) && key != "extra" => {
                     providers.insert(key.clone(), v.provider(key, &format!("auth.{key}"), section)?);
                 }
                 _ if TOP_KEYS.contains(&key.as_str()) || PROVIDER_KEYS.contains(&key.as_str()) => {}
+                // The default provider's `extra`: its preset judges the key.
+                _ if has_default => {}
                 _ => tracing::warn!(origin, key = %format!("auth.{key}"), "unknown auth config key ignored"),
             }
         }
-        if providers.is_empty() {
-            return Err(v.err(
-                "auth",
-                "configures no provider",
-                "add client_id, client_secret and server_metadata_url to [auth], or a section such as [auth.google]",
-            ));
-        }
+        // No provider is fine here: an app may bring its own (`AuthLayer::builder(..)
+        // .with_provider(..)`); building providers from this config refuses it.
         Ok(Self {
             redirect_uri,
             cookie_secret: Secret::new(cookie_secret),
@@ -282,6 +420,14 @@ impl AuthConfig {
             http_timeout_secs: v.secs(&auth, "http_timeout_secs", 10)?.max(1),
             post_logout_redirect_uri,
             cookie_name,
+            cookie_path,
+            cookie_domain,
+            idle_timeout_secs,
+            end_with_id_token: v.boolean(&auth, "end_with_id_token")?,
+            refresh_margin_secs: v.secs(&auth, "refresh_margin_secs", DEFAULT_REFRESH_MARGIN_SECS)?,
+            cookie_budget_bytes: v.whole(&auth, "cookie_budget_bytes", DEFAULT_COOKIE_BUDGET_BYTES, "bytes")?,
+            keep_tokens,
+            session_store,
             origin: origin.to_owned(),
         })
     }
@@ -294,6 +440,23 @@ impl AuthConfig {
     /// Whether cookies get `Secure` (`redirect_uri` is https).
     pub fn secure_cookies(&self) -> bool {
         self.redirect_uri.starts_with("https://")
+    }
+
+    /// The prefix of every cookie name: `__Host-` for `Secure` cookies with `Path=/` and no
+    /// `Domain` (the browser then refuses the cookie from a subdomain or over http),
+    /// `__Secure-` for other `Secure` cookies, none without https. A `cookie_name` that
+    /// already carries a prefix gets none.
+    pub fn cookie_prefix(&self) -> &'static str {
+        if !self.secure_cookies()
+            || self.cookie_name.starts_with("__Host-")
+            || self.cookie_name.starts_with("__Secure-")
+        {
+            ""
+        } else if self.cookie_path == "/" && self.cookie_domain.is_none() {
+            "__Host-"
+        } else {
+            "__Secure-"
+        }
     }
 
     /// `scheme://host[:port]` of `redirect_uri`, the app's origin.
@@ -313,6 +476,14 @@ const TOP_KEYS: &[&str] = &[
     "http_timeout_secs",
     "post_logout_redirect_uri",
     "cookie_name",
+    "cookie_path",
+    "cookie_domain",
+    "idle_timeout_secs",
+    "end_with_id_token",
+    "refresh_margin_secs",
+    "cookie_budget_bytes",
+    "keep_tokens",
+    "session_store",
 ];
 const PROVIDER_KEYS: &[&str] = &[
     "client_id",
@@ -323,6 +494,8 @@ const PROVIDER_KEYS: &[&str] = &[
     "display_name",
     "token_endpoint_auth_method",
 ];
+/// Tables that belong to a provider's keys, not provider sections of their own.
+const PROVIDER_TABLES: &[&str] = &["client_kwargs", "logout_params"];
 /// Authorization parameters the provider sets itself; `client_kwargs` may not override them.
 const RESERVED_KWARGS: &[&str] =
     &["state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri", "response_type", "client_id"];
@@ -377,6 +550,11 @@ impl Validator<'_> {
     }
 
     fn secs(&self, table: &Map<String, Value>, key: &str, default: u64) -> Result<u64, ConfigError> {
+        self.whole(table, key, default, "seconds")
+    }
+
+    /// A whole number of `unit`; environment overrides (strings) are accepted too.
+    fn whole(&self, table: &Map<String, Value>, key: &str, default: u64, unit: &str) -> Result<u64, ConfigError> {
         match table.get(key) {
             None => Ok(default),
             Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or(default)),
@@ -384,9 +562,102 @@ impl Validator<'_> {
             Some(Value::String(s)) if s.parse::<u64>().is_ok() => Ok(s.parse().unwrap_or(default)),
             Some(_) => Err(self.err(
                 &format!("auth.{key}"),
-                "is not a whole number of seconds",
+                &format!("is not a whole number of {unit}"),
                 &format!("write {key} = {default}"),
             )),
+        }
+    }
+
+    fn boolean(&self, table: &Map<String, Value>, key: &str) -> Result<bool, ConfigError> {
+        match table.get(key) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            // Environment overrides arrive as strings.
+            Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+            Some(_) => Err(self.err(&format!("auth.{key}"), "is not true or false", &format!("write {key} = true"))),
+        }
+    }
+
+    /// A `cookie_domain`: lower case, without a leading dot, and one the browser accepts
+    /// from `redirect_uri`'s host (the host itself or a parent domain of it).
+    fn cookie_domain(&self, domain: &str, authority: &str) -> Result<String, ConfigError> {
+        let key = "auth.cookie_domain";
+        let domain = domain.trim().trim_start_matches('.').to_ascii_lowercase();
+        if domain.is_empty() || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+            return Err(self.err(
+                key,
+                "is not a domain name",
+                "write a domain such as \"example.com\", or remove it for host-only cookies",
+            ));
+        }
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        let host = match host.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => host,
+        }
+        .to_ascii_lowercase();
+        if host != domain && !host.ends_with(&format!(".{domain}")) {
+            return Err(self.err(
+                key,
+                &format!("is {domain:?}, which does not contain redirect_uri's host {host:?}, so browsers would refuse the cookies"),
+                "use redirect_uri's host or one of its parent domains, or remove cookie_domain",
+            ));
+        }
+        Ok(domain)
+    }
+
+    fn keep_tokens(&self, value: Option<&Value>) -> Result<KeepTokens, ConfigError> {
+        let names: Vec<&str> = match value {
+            None => return Ok(KeepTokens::ALL),
+            Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+            Some(Value::Array(items)) => items.iter().map(|i| i.as_str().unwrap_or("?")).collect(),
+            Some(_) => vec!["?"],
+        };
+        let mut keep = KeepTokens::NONE;
+        for name in names {
+            match name {
+                "id" => keep.id = true,
+                "access" => keep.access = true,
+                "refresh" => keep.refresh = true,
+                _ => {
+                    return Err(self.err(
+                        "auth.keep_tokens",
+                        &format!("has {name:?}, which is not a token kind"),
+                        "list some of \"id\", \"access\" and \"refresh\", e.g. keep_tokens = [\"id\", \"access\", \"refresh\"]",
+                    ));
+                }
+            }
+        }
+        Ok(keep)
+    }
+
+    fn session_store(&self, table: &Map<String, Value>) -> Result<SessionStoreConfig, ConfigError> {
+        const FIX: &str = "use \"cookie\" (the default), \"memory\", or a Redis URL such as \"redis://127.0.0.1:6379\"";
+        let Some(url) = self.optional_str(table, "auth", "session_store")? else {
+            return Ok(SessionStoreConfig::Cookie);
+        };
+        let url = url.trim();
+        match url {
+            "" | "cookie" => return Ok(SessionStoreConfig::Cookie),
+            "memory" => return Ok(SessionStoreConfig::Memory),
+            _ => {}
+        }
+        // Never echo the URL: it may hold a password.
+        match url.split_once("://") {
+            Some((scheme, rest))
+                if REDIS_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) && !rest.is_empty() =>
+            {
+                Ok(SessionStoreConfig::Redis(Secret::new(url)))
+            }
+            Some((scheme, _)) => Err(self.err(
+                "auth.session_store",
+                &format!(
+                    "has the scheme {:?}, which is not a session store",
+                    scheme.chars().take(20).collect::<String>()
+                ),
+                FIX,
+            )),
+            None => Err(self.err("auth.session_store", "is neither \"cookie\", \"memory\" nor a URL", FIX)),
         }
     }
 
@@ -523,7 +794,9 @@ impl Validator<'_> {
             .filter(|(k, _)| {
                 !PROVIDER_KEYS.contains(&k.as_str())
                     && (at != "auth" || !TOP_KEYS.contains(&k.as_str()))
-                    && !matches!(table.get(*k), Some(Value::Object(_)) if at == "auth")
+                    && (at != "auth"
+                        || !matches!(table.get(*k), Some(Value::Object(_)))
+                        || PROVIDER_TABLES.contains(&k.as_str()))
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();

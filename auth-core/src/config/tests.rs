@@ -76,7 +76,7 @@ server_metadata_url = "https://i.example/.well-known/openid-configuration""#,
 #[test]
 fn errors_name_the_key() {
     let base = format!("[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\n");
-    assert_eq!(invalid_key(&base), "auth");
+    assert_eq!(parse(&base).expect("an app may bring its own providers").providers.len(), 0);
     assert_eq!(invalid_key("[other]\nx = 1"), "auth");
     assert_eq!(invalid_key(&format!("{base}[auth.google]\nclient_secret = \"s\"\n")), "auth.google.client_id");
     assert_eq!(
@@ -155,4 +155,19 @@ fn file_and_environment_overrides() {
     let missing = AuthConfig::from_file(dir.join("nope.toml")).expect_err("missing file");
     assert!(missing.to_string().contains("does not exist"), "{missing}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn provider_tables_in_auth_belong_to_the_default_provider() {
+    let config = parse(&format!(
+        "[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\n\
+         client_id = \"id\"\nclient_secret = \"s\"\n\
+         server_metadata_url = \"https://cognito-idp.eu-west-1.amazonaws.com/pool/.well-known/openid-configuration\"\n\
+         logout_params = {{ logout_uri = \"http://localhost:3000/\" }}\nallowed_email_domains = [\"example.com\"]\n"
+    ))
+    .expect("valid");
+    assert_eq!(config.providers.keys().collect::<Vec<_>>(), ["default"], "logout_params is not a provider section");
+    let extra = &config.providers["default"].extra;
+    assert_eq!(extra["logout_params"]["logout_uri"], "http://localhost:3000/");
+    assert_eq!(extra["allowed_email_domains"][0], "example.com");
 }

@@ -47,9 +47,14 @@ pub(crate) fn issuer_matches(discovered: &str, expected: &str) -> bool {
     discovered == expected || discovered.strip_suffix('/') == Some(expected)
 }
 
-/// Fetches and checks the discovery document at `url`.
-pub(crate) async fn fetch(http: &Http, url: &Url, expected_issuer: &str) -> Result<Metadata, Failure> {
-    let result = load(http, url, expected_issuer).await;
+/// Fetches the discovery document at `url`; `check_issuer` judges its `issuer` (the
+/// error says what was expected, see [`Profile`](crate::profile::Profile)).
+pub(crate) async fn fetch(
+    http: &Http,
+    url: &Url,
+    check_issuer: impl Fn(&str) -> Result<(), String>,
+) -> Result<Metadata, Failure> {
+    let result = load(http, url, check_issuer).await;
     match &result {
         Ok(metadata) => {
             tracing::info!(issuer = %metadata.issuer, "discovery document loaded")
@@ -59,20 +64,14 @@ pub(crate) async fn fetch(http: &Http, url: &Url, expected_issuer: &str) -> Resu
     result
 }
 
-async fn load(http: &Http, url: &Url, expected_issuer: &str) -> Result<Metadata, Failure> {
+async fn load(http: &Http, url: &Url, check_issuer: impl Fn(&str) -> Result<(), String>) -> Result<Metadata, Failure> {
     const WHAT: &str = "the discovery request";
     let answer = http.send(WHAT, url, http.get(url)).await?;
     if !answer.status.is_success() {
         return Err(http.unavailable(WHAT, url, &format!("answered HTTP {}", answer.status)));
     }
     let metadata: Metadata = answer.json(http, WHAT, url)?;
-    if !issuer_matches(&metadata.issuer, expected_issuer) {
-        return Err(http.rejected(&format!(
-            "the discovery issuer {:?} does not match {expected_issuer:?}, the issuer its metadata URL names; \
-             check server_metadata_url",
-            metadata.issuer
-        )));
-    }
+    check_issuer(&metadata.issuer).map_err(|message| http.rejected(&message))?;
     for (field, endpoint) in [
         ("authorization_endpoint", Some(&metadata.authorization_endpoint)),
         ("token_endpoint", Some(&metadata.token_endpoint)),

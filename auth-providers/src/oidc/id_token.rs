@@ -19,15 +19,29 @@
 //!   verification succeeded it returns the payload as JSON, every claim included
 //!   (openidconnect's typed claims drop the ones it does not know). Both read the same
 //!   bytes: the payload openidconnect verified is the one decoded here.
+//!
+//! One token shape never reaches openidconnect: an issuer that is not a URL. Google's ID
+//! tokens may say `"iss": "accounts.google.com"` (OpenID Connect requires a URL, and
+//! openidconnect cannot even parse such a token), and the Google preset expects that
+//! spelling when a token uses it. For an expected issuer that is not a URL, this module
+//! makes openidconnect's remaining checks itself ([`verify_non_url_issuer`]): the JOSE
+//! header (`typ`, `cty`, `crit`), `iat`, `nonce`, and the signature with the one key of the
+//! set that fits `kid` and the algorithm (openidconnect's own key types verify it). Only a
+//! preset that expects such an issuer ever gets here; for every other provider an `iss`
+//! that is not a URL fails the exact issuer comparison first.
 
 use super::http::Http;
+use super::token::clip;
 use crate::error::Failure;
 use auth_core::Claims;
 use base64::Engine as _;
 use base64::engine::{GeneralPurpose, general_purpose};
 use chrono::{TimeDelta, Utc};
 use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKey, CoreJwsSigningAlgorithm};
-use openidconnect::{ClaimsVerificationError, ClientId, IssuerUrl, JsonWebKeySet, Nonce, SignatureVerificationError};
+use openidconnect::{
+    ClaimsVerificationError, ClientId, IssuerUrl, JsonWebKey, JsonWebKeyAlgorithm, JsonWebKeySet, JsonWebKeyUse,
+    JwsSigningAlgorithm, Nonce, SignatureVerificationError,
+};
 use serde_json::Value;
 use std::str::FromStr;
 use std::time::Duration;
@@ -89,11 +103,19 @@ pub(crate) async fn fetch_keys(http: &Http, url: &Url) -> Result<Keys, Failure> 
     result
 }
 
+/// The payload of `raw`, *not verified*: only to tell which issuer to verify it against.
+pub(crate) fn unverified_claims(raw: &str) -> Result<Claims, String> {
+    decode(raw).map(|(_, claims)| claims)
+}
+
 /// Verifies `raw` against `keys` and `expected`; on success returns every claim of its
 /// payload.
 pub(crate) fn verify(raw: &str, keys: &Keys, expected: &Expected<'_>) -> Result<Claims, Refusal> {
     let (header, claims) = decode(raw).map_err(Refusal::Invalid)?;
     precheck(&header, &claims, expected).map_err(Refusal::Invalid)?;
+    if IssuerUrl::new(expected.issuer.to_owned()).is_err() {
+        return verify_non_url_issuer(raw, &header, claims, keys, expected);
+    }
 
     let token = CoreIdToken::from_str(raw).map_err(|e| Refusal::Invalid(format!("the ID token is malformed ({e})")))?;
     let verifier = verifier(keys, expected)?;
@@ -114,6 +136,64 @@ pub(crate) fn verify(raw: &str, keys: &Keys, expected: &Expected<'_>) -> Result<
         }
         Err(e) => Err(Refusal::Invalid(format!("the ID token failed verification ({e})"))),
     }
+}
+
+/// The checks openidconnect would make after [`precheck`], for a token whose issuer is not
+/// a URL (see the module docs). `precheck` has already checked `alg` against the
+/// allow-list, `iss`, `sub`, `exp`, `aud` and `azp`.
+fn verify_non_url_issuer(
+    raw: &str,
+    header: &Claims,
+    claims: Claims,
+    keys: &Keys,
+    expected: &Expected<'_>,
+) -> Result<Claims, Refusal> {
+    let invalid = |message: &str| Err(Refusal::Invalid(message.to_owned()));
+    match header.get("typ") {
+        None => {}
+        Some(Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") || typ.eq_ignore_ascii_case("application/jwt") => {}
+        Some(_) => return invalid("the ID token's typ header is not JWT"),
+    }
+    if header.contains_key("cty") || header.contains_key("crit") {
+        return invalid("the ID token has cty or crit headers, which are not supported");
+    }
+    let now = Utc::now().timestamp() as f64;
+    if claims.get("iat").and_then(Value::as_f64).is_some_and(|iat| iat > now + expected.leeway.as_secs_f64()) {
+        return invalid("the ID token was issued in the future");
+    }
+    if let Some(nonce) = expected.nonce {
+        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return invalid("the ID token's nonce is not the one of this login");
+        }
+    }
+    let name = header.get("alg").and_then(Value::as_str);
+    let Some((_, alg)) = ALLOWED_ALGS.iter().find(|(allowed, _)| Some(*allowed) == name) else {
+        return invalid("the ID token's algorithm is not allowed");
+    };
+    let kid = header.get("kid").and_then(Value::as_str);
+    let fitting: Vec<&CoreJsonWebKey> = keys
+        .iter()
+        .filter(|key| kid.is_none_or(|kid| key.key_id().is_some_and(|id| id.as_str() == kid)))
+        .filter(|key| key.key_use().is_none_or(JsonWebKeyUse::allows_signature))
+        .filter(|key| alg.key_type().as_ref() == Some(key.key_type()))
+        .filter(|key| match key.signing_alg() {
+            JsonWebKeyAlgorithm::Unspecified => true,
+            JsonWebKeyAlgorithm::Algorithm(key_alg) => key_alg == alg,
+            JsonWebKeyAlgorithm::Unsupported => false,
+        })
+        .collect();
+    let key = match fitting.as_slice() {
+        [] => return Err(Refusal::UnknownKey),
+        [key] => *key,
+        _ => return invalid("several keys of the provider fit the ID token; it must name one with kid"),
+    };
+    let (signing_input, signature) = raw.rsplit_once('.').unwrap_or_default();
+    let signature = BASE64URL
+        .decode(signature)
+        .map_err(|_| Refusal::Invalid("the ID token's signature is not base64url".into()))?;
+    key.verify_signature(alg, signing_input.as_bytes(), &signature)
+        .map_err(|e| Refusal::Invalid(format!("the ID token's signature is not valid ({e})")))?;
+    Ok(claims)
 }
 
 /// openidconnect's verifier, configured as described in the module docs.
@@ -145,11 +225,12 @@ pub(crate) fn key_id(raw: &str) -> Option<String> {
     header.get("kid").and_then(Value::as_str).map(str::to_owned)
 }
 
+/// The same lenient base64url engine as openidconnect, so both read the same bytes.
+const BASE64URL: GeneralPurpose =
+    GeneralPurpose::new(&base64::alphabet::URL_SAFE, general_purpose::NO_PAD.with_decode_allow_trailing_bits(true));
+
 /// Header and payload of a compact JWS, as JSON objects. Nothing is verified.
 fn decode(raw: &str) -> Result<(Claims, Claims), String> {
-    // The same lenient engine as openidconnect, so both read the same bytes.
-    const ENGINE: GeneralPurpose =
-        GeneralPurpose::new(&base64::alphabet::URL_SAFE, general_purpose::NO_PAD.with_decode_allow_trailing_bits(true));
     let mut parts = raw.split('.');
     let (Some(header), Some(payload), Some(_signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -157,7 +238,7 @@ fn decode(raw: &str) -> Result<(Claims, Claims), String> {
         return Err("the ID token is not a signed JWT (three dot-separated parts)".into());
     };
     let object = |part: &str, what: &str| -> Result<Claims, String> {
-        let bytes = ENGINE.decode(part).map_err(|_| format!("the ID token's {what} is not base64url"))?;
+        let bytes = BASE64URL.decode(part).map_err(|_| format!("the ID token's {what} is not base64url"))?;
         match serde_json::from_slice(&bytes) {
             Ok(Value::Object(map)) => Ok(map),
             _ => Err(format!("the ID token's {what} is not a JSON object")),
@@ -186,6 +267,11 @@ fn precheck(header: &Claims, claims: &Claims, expected: &Expected<'_>) -> Result
         if !present {
             return Err(format!("the ID token has no {claim} claim (a {kind} is required)"));
         }
+    }
+    // openidconnect compares `iss` too; this message names both issuers.
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+    if iss != expected.issuer {
+        return Err(format!("the ID token's issuer {:?} is not {:?}", clip(iss), expected.issuer));
     }
     // openidconnect checks `exp` too, but its message shows its leeway-shifted clock.
     let now = Utc::now().timestamp() as f64;

@@ -10,6 +10,7 @@ mod cache;
 pub(crate) mod discovery;
 mod http;
 mod id_token;
+mod logout_token;
 mod token;
 
 use crate::ProviderSettings;
@@ -17,15 +18,14 @@ use crate::error::{BuildError, Failure};
 use crate::profile::Profile;
 use async_trait::async_trait;
 use auth_core::{
-    Authorization, CallbackParams, Claims, Identity, IdentityProvider, LoginResult, PendingLogin, ProviderConfig,
-    ProviderError, Session, TokenAuthMethod, TokenSet,
+    Authorization, CallbackParams, Claims, Identity, IdentityProvider, LoginResult, LogoutClaims, PendingLogin,
+    ProviderConfig, ProviderError, Session, TokenAuthMethod, TokenSet,
 };
 use cache::Cache;
 use discovery::Metadata;
 use http::Http;
 use id_token::{Expected, Keys, Refusal};
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
-use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +65,6 @@ pub struct OidcProvider {
     /// `client_kwargs` other than `scope`, appended to every authorization URL.
     extra_params: Vec<(String, String)>,
     metadata_url: Url,
-    expected_issuer: String,
     leeway: Duration,
     profile: Profile,
     http: Http,
@@ -94,7 +93,9 @@ impl OidcProvider {
     /// [`BuildError`] naming the config key when the section cannot work: an empty
     /// `client_id`, a missing `client_secret` (unless `token_endpoint_auth_method =
     /// "none"`), a `server_metadata_url` that is not a discovery URL, a scope without
-    /// `openid`, or a `client_kwargs` entry this provider sets itself.
+    /// `openid`, a `client_kwargs` entry this provider sets itself, or a preset key
+    /// (`hosted_domains`, `allowed_tenants`, ...) that is unusable, misspelt or meant for
+    /// another kind of provider.
     pub fn new(config: &ProviderConfig, settings: &ProviderSettings) -> Result<Self, BuildError> {
         let name = config.name.as_str();
         if config.client_id.trim().is_empty() {
@@ -130,15 +131,7 @@ impl OidcProvider {
                     "write the provider's full discovery URL",
                 )
             })?;
-        let profile = Profile::of(config);
-        let expected_issuer = profile.expected_issuer(&metadata_url).ok_or_else(|| {
-            BuildError::invalid(
-                name,
-                "server_metadata_url",
-                format!("does not end in {}, so the issuer cannot be told from it", discovery::WELL_KNOWN),
-                "use the provider's discovery URL: its issuer followed by /.well-known/openid-configuration",
-            )
-        })?;
+        let profile = Profile::new(config, &metadata_url)?;
         let scope = config.scope().to_owned();
         if !scope.split_whitespace().any(|s| s == "openid") {
             return Err(BuildError::invalid(
@@ -163,6 +156,11 @@ impl OidcProvider {
             }
             extra_params.push((key.clone(), value.clone()));
         }
+        for (key, value) in profile.authorization_params() {
+            if !config.client_kwargs.contains_key(key) {
+                extra_params.push((key.to_owned(), value));
+            }
+        }
         let timeout = Duration::from_secs(settings.http_timeout_secs.max(1));
         let http = Http::new(name, timeout)
             .map_err(|e| BuildError::HttpClient { provider: name.to_owned(), message: e.to_string() })?;
@@ -177,7 +175,6 @@ impl OidcProvider {
             scope,
             extra_params,
             metadata_url,
-            expected_issuer,
             leeway: Duration::from_secs(settings.leeway_secs),
             profile,
             http,
@@ -186,21 +183,53 @@ impl OidcProvider {
         })
     }
 
-    /// The issuer this provider trusts, as told by its `server_metadata_url`.
+    /// The issuer this provider trusts, as told by its `server_metadata_url` (for
+    /// Microsoft's multi-tenant endpoints, a template with `{tenantid}`).
     pub fn issuer(&self) -> &str {
-        &self.expected_issuer
+        self.profile.issuer()
+    }
+
+    /// Verifies a back-channel logout token (see [`logout_token`]) against the issuer the
+    /// profile expects of it, as for ID tokens; on an unknown `kid`, fetches the key set once
+    /// more (rate limited) and tries again.
+    async fn verify_logout(&self, raw: &str) -> Result<LogoutClaims, Failure> {
+        let metadata = self.metadata().await?;
+        let issuer = logout_token::unverified_claims(raw)
+            .and_then(|claims| self.profile.token_issuer(&metadata.issuer, &claims))
+            .map_err(|reason| self.http.rejected(&reason))?;
+        let expected =
+            logout_token::Expected { issuer: &issuer, client_id: &self.client.client_id, leeway: self.leeway };
+        let fetch = || id_token::fetch_keys(&self.http, &metadata.jwks_uri);
+        let keys = self.keys.get(fetch).await?;
+        let outcome = match logout_token::verify(raw, &keys, &expected) {
+            Err(Refusal::UnknownKey) => match self.keys.refresh(&keys, JWKS_REFETCH_INTERVAL, fetch).await? {
+                Some(fresh) => logout_token::verify(raw, &fresh, &expected),
+                None => Err(Refusal::UnknownKey),
+            },
+            outcome => outcome,
+        };
+        outcome.map_err(|refusal| match refusal {
+            Refusal::UnknownKey => {
+                self.http.rejected("the logout token is signed with a key the provider does not publish")
+            }
+            Refusal::Invalid(reason) => self.http.rejected(&reason),
+        })
     }
 
     /// The discovery document, fetched on first use.
     async fn metadata(&self) -> Result<Arc<Metadata>, Failure> {
-        self.metadata.get(|| discovery::fetch(&self.http, &self.metadata_url, &self.expected_issuer)).await
+        let check_issuer = |issuer: &str| self.profile.check_discovered_issuer(issuer);
+        self.metadata.get(|| discovery::fetch(&self.http, &self.metadata_url, check_issuer)).await
     }
 
-    /// Verifies an ID token; on an unknown `kid`, fetches the key set once more (rate
-    /// limited) and tries again.
+    /// Verifies an ID token against the issuer the profile expects of it (see
+    /// [`Profile::token_issuer`]); on an unknown `kid`, fetches the key set once more
+    /// (rate limited) and tries again.
     async fn verify_id_token(&self, metadata: &Metadata, raw: &str, nonce: Option<&str>) -> Result<Claims, Failure> {
-        let expected =
-            Expected { issuer: &metadata.issuer, client_id: &self.client.client_id, nonce, leeway: self.leeway };
+        let issuer = id_token::unverified_claims(raw)
+            .and_then(|claims| self.profile.token_issuer(&metadata.issuer, &claims))
+            .map_err(|reason| self.http.rejected(&reason))?;
+        let expected = Expected { issuer: &issuer, client_id: &self.client.client_id, nonce, leeway: self.leeway };
         let fetch = || id_token::fetch_keys(&self.http, &metadata.jwks_uri);
         let keys = self.keys.get(fetch).await?;
         let outcome = match id_token::verify(raw, &keys, &expected) {
@@ -278,7 +307,7 @@ impl OidcProvider {
         // RFC 9207: the callback names the issuer that answered; a mix-up attack shows as
         // another issuer here, or as none from a provider that promises to send it.
         match &callback.iss {
-            Some(iss) if *iss != metadata.issuer => {
+            Some(iss) if !self.profile.callback_issuer_ok(&metadata.issuer, iss) => {
                 let message = format!(
                     "the callback comes from issuer {:?}, not {:?} (RFC 9207)",
                     token::clip(iss),
@@ -308,9 +337,10 @@ impl OidcProvider {
                 .into());
         };
         let claims = self.verify_id_token(&metadata, raw_id_token, Some(nonce)).await?;
-        let claims = self.with_userinfo(&metadata, claims, &tokens.access_token).await?;
+        let mut claims = self.with_userinfo(&metadata, claims, &tokens.access_token).await?;
+        self.profile.complete_claims(&mut claims);
         self.profile.admit(&claims)?;
-        let subject = subject(&claims);
+        let subject = self.profile.subject(&claims);
         Ok(LoginResult {
             identity: Identity::new(&self.name, subject, claims),
             tokens: TokenSet {
@@ -340,6 +370,7 @@ impl OidcProvider {
         let mut identity = session.identity.clone();
         if let Some(raw) = tokens.id_token.as_deref() {
             let mut claims = self.verify_id_token(&metadata, raw, None).await?;
+            self.profile.complete_claims(&mut claims);
             // OpenID Connect Core §12.2: same issuer, same subject.
             if let Some(old_iss) = identity.claims.get("iss") {
                 if claims.get("iss") != Some(old_iss) {
@@ -349,7 +380,7 @@ impl OidcProvider {
                         .into());
                 }
             }
-            if subject(&claims) != identity.subject {
+            if self.profile.subject(&claims) != identity.subject {
                 return Err(self
                     .http
                     .rejected("the refreshed ID token is about another subject than the session's")
@@ -378,8 +409,10 @@ impl OidcProvider {
         })
     }
 
-    /// RP-initiated logout: the provider's `end_session_endpoint` with the session's ID
-    /// token as `id_token_hint`; `None` when the provider has no such endpoint.
+    /// RP-initiated logout: the provider's `end_session_endpoint` (or the configured one)
+    /// with the session's ID token as `id_token_hint`, then the profile's parameters
+    /// (`logout_params`, Microsoft's `logout_hint`), which replace ours of the same name;
+    /// `None` when the provider has no such endpoint.
     async fn logout_url(
         &self,
         session: &Session,
@@ -387,18 +420,22 @@ impl OidcProvider {
         state: &str,
     ) -> Result<Option<String>, ProviderError> {
         let metadata = self.metadata().await?;
-        let Some(endpoint) = metadata.end_session_endpoint.as_ref() else { return Ok(None) };
-        let mut url = endpoint.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(id_token) = session.tokens.id_token.as_deref() {
-                query.append_pair("id_token_hint", id_token);
-            }
-            query
-                .append_pair("client_id", &self.client.client_id)
-                .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
-                .append_pair("state", state);
+        let Some(endpoint) = metadata.end_session_endpoint.as_ref().or(self.profile.end_session_endpoint()) else {
+            return Ok(None);
+        };
+        let mut params: Vec<(String, String)> = Vec::new();
+        if let Some(id_token) = session.tokens.id_token.as_deref() {
+            params.push(("id_token_hint".into(), id_token.into()));
         }
+        params.push(("client_id".into(), self.client.client_id.clone()));
+        params.push(("post_logout_redirect_uri".into(), post_logout_redirect_uri.into()));
+        params.push(("state".into(), state.into()));
+        for (key, value) in self.profile.logout_params(&session.identity.claims) {
+            params.retain(|(k, _)| *k != key);
+            params.push((key, value));
+        }
+        let mut url = endpoint.clone();
+        url.query_pairs_mut().extend_pairs(params);
         Ok(Some(url.into()))
     }
 }
@@ -416,11 +453,6 @@ fn logged(
         Err(error) => tracing::warn!(operation, %error, "failed"),
     }
     result
-}
-
-/// The `sub` of verified claims (verification guarantees a non-empty string).
-fn subject(claims: &Claims) -> String {
-    claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
 #[async_trait]
@@ -492,5 +524,18 @@ impl IdentityProvider for OidcProvider {
     ) -> Result<Option<String>, ProviderError> {
         let span = tracing::info_span!("oidc_end_session", provider = %self.name);
         self.logout_url(session, post_logout_redirect_uri, state).instrument(span).await
+    }
+
+    async fn verify_logout_token(&self, token: &str) -> Result<LogoutClaims, ProviderError> {
+        let span = tracing::info_span!("oidc_backchannel_logout", provider = %self.name);
+        let outcome = self.verify_logout(token).instrument(span.clone()).await;
+        let _entered = span.enter();
+        match &outcome {
+            Ok(claims) => {
+                tracing::info!(sid = claims.sid.is_some(), sub = claims.subject.is_some(), "logout token verified")
+            }
+            Err(failure) => tracing::warn!(?failure, "logout token refused"),
+        }
+        outcome.map_err(ProviderError::from)
     }
 }

@@ -1,0 +1,51 @@
+//! The hot path without sockets: a variant's app driven in process, one request after
+//! another, so that instruction counts (valgrind's callgrind) are reproducible and show
+//! only the app, the layer and axum, not the network stack or the load generator.
+
+use crate::variants::{self, Variant};
+use axum::Router;
+use axum::body::Body;
+use http::header::{COOKIE, HOST};
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// A variant's app and the request its clients send.
+#[derive(Debug)]
+pub struct HotPath {
+    app: Router,
+    cookie: Option<HeaderValue>,
+    expected: &'static str,
+}
+
+impl HotPath {
+    /// Prepares `variant` as its server would.
+    ///
+    /// # Errors
+    /// As [`variants::prepare`].
+    pub async fn new(variant: Variant, redis_url: Option<&str>) -> Result<Self, String> {
+        let prepared = variants::prepare(variant, redis_url).await?;
+        let cookie = prepared.cookie.map(HeaderValue::try_from).transpose().map_err(|e| e.to_string())?;
+        Ok(Self { app: prepared.app, cookie, expected: variant.expected_body() })
+    }
+
+    /// Sends `n` requests one after another; returns how many got the expected answer.
+    pub async fn drive(&self, n: usize) -> usize {
+        let mut good = 0;
+        for _ in 0..n {
+            let mut request = Request::get("/").header(HOST, "127.0.0.1:3000");
+            if let Some(cookie) = &self.cookie {
+                request = request.header(COOKIE, cookie.clone());
+            }
+            let Ok(request) = request.body(Body::empty()) else { continue };
+            let Ok(response) = self.app.clone().oneshot(request).await;
+            if response.status() != StatusCode::OK {
+                continue;
+            }
+            if let Ok(body) = response.into_body().collect().await {
+                good += usize::from(body.to_bytes() == self.expected.as_bytes());
+            }
+        }
+        good
+    }
+}

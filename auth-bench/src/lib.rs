@@ -1,0 +1,28 @@
+//! Benchmarks of the auth layer, run with `cargo xtask bench` (see the README's
+//! "Performance" section for the latest table).
+//!
+//! - [`variants`]: the servers under test, one per variant of the issue: bare axum,
+//!   `AuthLayer` anonymous, logged in with the cookie store, with exposed tokens in a
+//!   chunked cookie, with `RedisStore`, and axum-login + tower-sessions ([`peer`]). Each
+//!   runs in its own process (`bench-server`), so peak RSS is per variant.
+//! - [`load`]: the load generator (keep-alive connections, warm-up, fixed window, HDR
+//!   latency histogram), run by `bench-run`, which interleaves the variants in rounds and
+//!   writes the [`report`].
+//! - [`login`]: complete logins per second against `MockIdp`, with its fetch counters.
+//! - [`hotpath`]: the layer driven in process without sockets, for instruction counts
+//!   under callgrind (`bench-hotpath`).
+//! - `benches/micro.rs`: Criterion micro-benchmarks of the pieces.
+//!
+//! Sessions are made with the library's own store API from [`fixtures`] that look like a
+//! typical Google login.
+
+pub mod cpu;
+pub mod fixtures;
+pub mod hotpath;
+pub mod load;
+pub mod login;
+pub mod peer;
+pub mod report;
+pub mod variants;
+
+pub use variants::Variant;

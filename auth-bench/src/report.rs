@@ -1,0 +1,386 @@
+//! The numbers of a run: per-round samples, their medians, the Markdown table and the JSON.
+//!
+//! The machines are shared and noisy, so variants run interleaved in rounds and every
+//! figure is a median across rounds; the ratio to bare is the median of the per-round
+//! ratios (each compares two measurements taken seconds apart).
+
+use crate::login::LoginReport;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// One measurement of one variant in one round.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    /// The round, from 0.
+    pub round: usize,
+    /// Requests per second in the measured window.
+    pub rps: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Requests answered in the window.
+    pub requests: u64,
+    /// Failed or wrong answers.
+    pub errors: u64,
+    /// Server CPU time per answered request, µs.
+    pub server_us_per_request: Option<f64>,
+    /// Cores the server kept busy.
+    pub server_cores: Option<f64>,
+    /// Cores the load generator kept busy.
+    pub generator_cores: Option<f64>,
+    /// Cores other processes kept busy (noise from the rest of the machine).
+    pub other_cores: Option<f64>,
+    /// How many times it was measured: a measurement disturbed by other processes is
+    /// taken again.
+    pub attempts: usize,
+    /// Whether other processes still kept more cores busy than allowed in the kept one.
+    pub noisy: bool,
+}
+
+/// Everything measured about one variant.
+#[derive(Clone, Debug, Serialize)]
+pub struct VariantReport {
+    /// Its command-line name.
+    pub name: String,
+    /// Its row label.
+    pub label: String,
+    /// Why it did not run, when it did not.
+    pub skipped: Option<String>,
+    /// One sample per round.
+    pub samples: Vec<Sample>,
+    /// Bytes of the `Cookie` header its requests carried.
+    pub cookie_bytes: Option<usize>,
+    /// The server's peak resident set (VmHWM), KiB.
+    pub peak_rss_kib: Option<u64>,
+    /// The first wrong answer, if any.
+    pub first_error: Option<String>,
+}
+
+/// The figures of one variant's row.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Median requests per second across rounds.
+    pub rps: f64,
+    /// Median of the per-round ratios to bare, when bare ran.
+    pub ratio_to_bare: Option<f64>,
+    /// Median p50 across rounds, ms.
+    pub p50_ms: f64,
+    /// Median p99 across rounds, ms.
+    pub p99_ms: f64,
+    /// Median server CPU time per request across rounds, µs.
+    pub server_us_per_request: Option<f64>,
+    /// Errors over all rounds.
+    pub errors: u64,
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+impl VariantReport {
+    /// The row's figures; `bare` is variant (1)'s report.
+    pub fn summary(&self, bare: Option<&VariantReport>) -> Summary {
+        let of = |f: fn(&Sample) -> f64| median(&self.samples.iter().map(f).collect::<Vec<_>>());
+        let ratio_to_bare = bare.filter(|b| !b.samples.is_empty()).map(|bare| {
+            let ratios: Vec<f64> = self
+                .samples
+                .iter()
+                .filter_map(|s| bare.samples.iter().find(|b| b.round == s.round).map(|b| s.rps / b.rps))
+                .collect();
+            median(&ratios)
+        });
+        Summary {
+            rps: of(|s| s.rps),
+            ratio_to_bare,
+            p50_ms: of(|s| s.p50_ms),
+            p99_ms: of(|s| s.p99_ms),
+            server_us_per_request: self
+                .samples
+                .iter()
+                .map(|s| s.server_us_per_request)
+                .collect::<Option<Vec<f64>>>()
+                .filter(|v| !v.is_empty())
+                .map(|v| median(&v)),
+            errors: self.samples.iter().map(|s| s.errors).sum(),
+        }
+    }
+}
+
+/// How the run was made.
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    /// Rounds; each runs every variant once, in a rotated order.
+    pub rounds: usize,
+    /// Measured seconds per variant and round.
+    pub duration_secs: f64,
+    /// Warm-up seconds before each measurement.
+    pub warmup_secs: f64,
+    /// Keep-alive connections of the load generator.
+    pub connections: usize,
+    /// Tokio worker threads of each server; `None`: one per core.
+    pub server_threads: Option<usize>,
+    /// The command that made the run.
+    pub command: String,
+}
+
+/// The machine the run was made on.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Machine {
+    /// CPU model.
+    pub cpu: String,
+    /// Logical cores available.
+    pub cores: usize,
+    /// Total memory, GiB.
+    pub memory_gib: f64,
+    /// Kernel release.
+    pub kernel: String,
+    /// `rustc --version`.
+    pub rustc: String,
+}
+
+impl Machine {
+    /// What `/proc` and `rustc` tell about this machine (empty fields where they do not).
+    pub fn detect() -> Self {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim()))
+            .unwrap_or("unknown")
+            .to_owned();
+        let memory_kib: f64 = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let rustc = std::process::Command::new("rustc")
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            rustc,
+        }
+    }
+}
+
+/// A whole run, as written to `results.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// How it was made.
+    pub settings: Settings,
+    /// Where.
+    pub machine: Machine,
+    /// The variants, in the issue's order.
+    pub variants: Vec<VariantReport>,
+    /// Each variant's row figures, same order.
+    pub summaries: Vec<Option<Summary>>,
+    /// The login-throughput measure, when it ran.
+    pub login: Option<LoginReport>,
+}
+
+impl Report {
+    /// Assembles the report and computes the summaries.
+    pub fn new(settings: Settings, machine: Machine, variants: Vec<VariantReport>, login: Option<LoginReport>) -> Self {
+        let bare = variants.iter().find(|v| v.name == "bare" && v.skipped.is_none()).cloned();
+        let summaries = variants
+            .iter()
+            .map(|v| (v.skipped.is_none() && !v.samples.is_empty()).then(|| v.summary(bare.as_ref())))
+            .collect();
+        Self { settings, machine, variants, summaries, login }
+    }
+
+    fn summary_of(&self, name: &str) -> Option<&Summary> {
+        self.variants.iter().zip(&self.summaries).find(|(v, _)| v.name == name).and_then(|(_, s)| s.as_ref())
+    }
+
+    /// The Markdown table, the run's settings and the targets.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let s = &self.settings;
+        let m = &self.machine;
+        let _ = writeln!(out, "Command: `{}`", s.command);
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Machine: {} ({} cores, {:.0} GiB), Linux {}, {}. Server and load generator share the cores; \
+             nothing is pinned. Load generator: one current-thread Tokio runtime (one core at most), \
+             {} keep-alive HTTP/1.1 connections, closed loop. Servers: one process per variant, \
+             a multi-thread Tokio runtime with {} each. {} rounds, each variant {:.1} s measured after {:.1} s \
+             warm-up per round, order rotated every round. Figures are medians across rounds; the ratio is \
+             the median of per-round ratios; server CPU is the server process's user+system time per request.",
+            m.cpu,
+            m.cores,
+            m.memory_gib,
+            m.kernel,
+            m.rustc,
+            s.connections,
+            s.server_threads.map_or_else(|| "one worker per core".to_owned(), |n| format!("{n} worker(s)")),
+            s.rounds,
+            s.duration_secs,
+            s.warmup_secs
+        );
+        let others: Vec<f64> = self.variants.iter().flat_map(|v| &v.samples).filter_map(|s| s.other_cores).collect();
+        if !others.is_empty() {
+            let max = others.iter().copied().fold(0.0, f64::max);
+            let samples = self.variants.iter().flat_map(|v| &v.samples);
+            let retaken: usize = samples.clone().map(|s| s.attempts.saturating_sub(1)).sum();
+            let noisy = samples.filter(|s| s.noisy).count();
+            let _ = writeln!(
+                out,
+                "Other processes on the machine kept a median of {:.2} cores busy (at most {max:.2}) during the kept \
+                 measurements; {retaken} disturbed measurements were taken again, {noisy} kept ones are still disturbed.",
+                median(&others)
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "| variant | req/s (median) | ratio to (1) | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB | cookie bytes |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (variant, summary) in self.variants.iter().zip(&self.summaries) {
+            let cookie = variant.cookie_bytes.map_or_else(|| "-".to_owned(), |b| b.to_string());
+            let rss = variant.peak_rss_kib.map_or_else(|| "-".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+            match (summary, &variant.skipped) {
+                (Some(sm), _) => {
+                    let ratio = sm.ratio_to_bare.map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
+                    let errors = if sm.errors > 0 { format!(" ({} errors)", sm.errors) } else { String::new() };
+                    let cpu = sm.server_us_per_request.map_or_else(|| "-".to_owned(), |c| format!("{c:.1}"));
+                    let _ = writeln!(
+                        out,
+                        "| {}{errors} | {:.0} | {ratio} | {:.2} | {:.2} | {cpu} | {rss} | {cookie} |",
+                        variant.label, sm.rps, sm.p50_ms, sm.p99_ms
+                    );
+                }
+                (None, reason) => {
+                    let reason = reason.as_deref().unwrap_or("no samples");
+                    let _ = writeln!(out, "| {} | {reason} | | | | | | |", variant.label);
+                }
+            }
+        }
+        if let Some(login) = &self.login {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "{}", login.markdown());
+        }
+        let _ = writeln!(out);
+        for line in self.targets() {
+            let _ = writeln!(out, "- {line}");
+        }
+        out
+    }
+
+    /// The issue's targets, each with its measured value and whether it is met.
+    pub fn targets(&self) -> Vec<String> {
+        let ratio = |name: &str| self.summary_of(name).and_then(|s| s.ratio_to_bare);
+        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+        let mut lines = Vec::new();
+        for (name, label, floor) in [("logged-in", "(3) logged in", 0.95), ("anonymous", "(2) anonymous", 0.98)] {
+            match ratio(name) {
+                Some(r) => {
+                    lines.push(format!("{label} at {r:.3} of bare (target >= {floor}): {}", verdict(r >= floor)))
+                }
+                None => lines.push(format!("{label}: not measured")),
+            }
+        }
+        match (self.summary_of("logged-in"), self.summary_of("axum-login")) {
+            (Some(ours), Some(peer)) => lines.push(format!(
+                "(3) {:.0} req/s vs axum-login (6) {:.0} req/s (target: faster): {}",
+                ours.rps,
+                peer.rps,
+                verdict(ours.rps > peer.rps)
+            )),
+            _ => lines.push("(3) vs (6): not measured".into()),
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variant(name: &str, rps: &[f64]) -> VariantReport {
+        VariantReport {
+            name: name.into(),
+            label: name.into(),
+            skipped: None,
+            samples: rps
+                .iter()
+                .enumerate()
+                .map(|(round, &rps)| Sample {
+                    round,
+                    rps,
+                    p50_ms: 1.0,
+                    p99_ms: 2.0,
+                    requests: 1,
+                    errors: 0,
+                    server_us_per_request: Some(5.0),
+                    server_cores: None,
+                    generator_cores: None,
+                    other_cores: Some(0.1),
+                    attempts: 1,
+                    noisy: false,
+                })
+                .collect(),
+            cookie_bytes: None,
+            peak_rss_kib: Some(10240),
+            first_error: None,
+        }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn ratios_pair_rounds_and_targets_are_judged() {
+        let settings = Settings {
+            rounds: 3,
+            duration_secs: 1.0,
+            warmup_secs: 0.5,
+            connections: 8,
+            server_threads: Some(1),
+            command: "x".into(),
+        };
+        let mut redis = variant("redis", &[]);
+        redis.skipped = Some("skipped: redis-server not installed".into());
+        let report = Report::new(
+            settings,
+            Machine::default(),
+            vec![
+                variant("bare", &[100.0, 200.0, 100.0]),
+                variant("anonymous", &[99.0, 196.0, 90.0]),
+                variant("logged-in", &[90.0, 200.0, 80.0]),
+                redis,
+                variant("axum-login", &[70.0, 150.0, 75.0]),
+            ],
+            None,
+        );
+        let anonymous = report.summary_of("anonymous").cloned().unwrap_or_default();
+        assert_eq!(anonymous.ratio_to_bare, Some(0.98));
+        assert_eq!(anonymous.rps, 99.0);
+        let table = report.markdown();
+        assert!(table.contains("| logged-in | 90 | 0.900 | 1.00 | 2.00 | 5.0 | 10.0 | - |"), "{table}");
+        assert!(table.contains("| redis | skipped: redis-server not installed |"), "{table}");
+        assert!(table.contains("(2) anonymous at 0.980 of bare (target >= 0.98): met"), "{table}");
+        assert!(table.contains("(3) logged in at 0.900 of bare (target >= 0.95): NOT met"), "{table}");
+        assert!(table.contains("(target: faster): met"), "{table}");
+    }
+}

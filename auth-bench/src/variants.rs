@@ -1,0 +1,196 @@
+//! The servers under test: one axum app per variant, all with the same trivial handler,
+//! and the `Cookie` header their clients send.
+
+use crate::fixtures;
+use crate::peer;
+use auth_core::{Session, SessionStore};
+use auth_tower::{AuthLayer, User};
+use axum::Router;
+use axum::routing::get;
+use std::fmt;
+use std::sync::Arc;
+
+/// What the handler answers a signed-in request.
+pub const LOGGED_IN: &str = "logged-in";
+/// What the handler answers an anonymous request (same length as [`LOGGED_IN`]).
+pub const ANONYMOUS: &str = "anonymous";
+
+/// One configuration of the server, as numbered in the issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// (1) The bare axum handler, no layer.
+    Bare,
+    /// (2) `AuthLayer`, a request without cookie.
+    Anonymous,
+    /// (3) `AuthLayer`, a request with the sealed session of a typical Google login.
+    LoggedIn,
+    /// (4) The same with ID, access and refresh tokens, exposed, in a chunked cookie.
+    Chunked,
+    /// (5) Logged in with `auth-redis`'s `RedisStore`.
+    Redis,
+    /// (6) axum-login + tower-sessions with its memory store, logged in.
+    Peer,
+}
+
+impl Variant {
+    /// Every variant, in the issue's order.
+    pub const ALL: [Variant; 6] =
+        [Variant::Bare, Variant::Anonymous, Variant::LoggedIn, Variant::Chunked, Variant::Redis, Variant::Peer];
+
+    /// The name used on command lines and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Bare => "bare",
+            Variant::Anonymous => "anonymous",
+            Variant::LoggedIn => "logged-in",
+            Variant::Chunked => "chunked",
+            Variant::Redis => "redis",
+            Variant::Peer => "axum-login",
+        }
+    }
+
+    /// The row label of the table.
+    pub fn label(self) -> &'static str {
+        match self {
+            Variant::Bare => "(1) bare axum",
+            Variant::Anonymous => "(2) AuthLayer, anonymous",
+            Variant::LoggedIn => "(3) AuthLayer, logged in (cookie store)",
+            Variant::Chunked => "(4) AuthLayer, logged in, tokens exposed, chunked cookie",
+            Variant::Redis => "(5) AuthLayer, logged in (RedisStore)",
+            Variant::Peer => "(6) axum-login + tower-sessions (memory store)",
+        }
+    }
+
+    /// The variant named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// The body every request must get back: a logged-in variant that answers
+    /// [`ANONYMOUS`] is broken, not fast.
+    pub fn expected_body(self) -> &'static str {
+        match self {
+            Variant::Bare | Variant::Anonymous => ANONYMOUS,
+            Variant::LoggedIn | Variant::Chunked | Variant::Redis | Variant::Peer => LOGGED_IN,
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The handler of every variant but the peer's: reads `user.is_logged_in()`. Without the
+/// layer (bare) the extractor finds no `User` and answers anonymous.
+pub async fn home(user: User) -> &'static str {
+    if user.is_logged_in() { LOGGED_IN } else { ANONYMOUS }
+}
+
+/// A server ready to be served: the app, and the `Cookie` header of its clients.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The app.
+    pub app: Router,
+    /// The `Cookie` request header; `None` for anonymous requests.
+    pub cookie: Option<String>,
+}
+
+/// Builds `variant`'s app and logs in the way its users would.
+///
+/// `redis_url` is needed by [`Variant::Redis`] only.
+///
+/// # Errors
+/// A message, for example when the Redis variant is asked for but not built in.
+pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepared, String> {
+    let handler = Router::new().route("/", get(home));
+    match variant {
+        Variant::Bare => Ok(Prepared { app: handler, cookie: None }),
+        Variant::Anonymous => Ok(Prepared { app: handler.layer(auth_layer(false, None)?), cookie: None }),
+        Variant::LoggedIn => {
+            let cookie = fixtures::cookie_header(&fixtures::sealed(&fixtures::google_session()).await);
+            Ok(Prepared { app: handler.layer(auth_layer(false, None)?), cookie: Some(cookie) })
+        }
+        Variant::Chunked => {
+            let cookie = fixtures::cookie_header(&fixtures::sealed(&fixtures::google_session_with_tokens()).await);
+            Ok(Prepared { app: handler.layer(auth_layer(true, None)?), cookie: Some(cookie) })
+        }
+        Variant::Redis => {
+            let url = redis_url.ok_or("the redis variant needs --redis-url")?;
+            let store = redis_store(url).await?;
+            let ticket = save(&*store, &fixtures::google_session()).await?;
+            let app = handler.layer(auth_layer(false, Some(store))?);
+            Ok(Prepared { app, cookie: Some(fixtures::cookie_header(&ticket)) })
+        }
+        Variant::Peer => {
+            let app = peer::app();
+            let cookie = peer::log_in(&app).await?;
+            Ok(Prepared { app, cookie: Some(cookie) })
+        }
+    }
+}
+
+/// The layer as the quick start builds it (`from_config`), or with `store`.
+fn auth_layer(expose_tokens: bool, store: Option<Arc<dyn SessionStore>>) -> Result<AuthLayer, String> {
+    let config = fixtures::config(expose_tokens);
+    let providers = auth_providers::from_config(&config).map_err(|e| e.to_string())?;
+    let builder = AuthLayer::builder(config).with_providers(providers);
+    let builder = match store {
+        Some(store) => builder.with_store(store),
+        None => builder,
+    };
+    builder.build().map_err(|e| e.to_string())
+}
+
+async fn save(store: &dyn SessionStore, session: &Session) -> Result<String, String> {
+    store.save(session).await.map_err(|e| format!("cannot save the bench session: {e}"))
+}
+
+#[cfg(feature = "redis")]
+async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
+    let store = auth_redis::RedisStore::connect(url).await.map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_store(_url: &str) -> Result<Arc<dyn SessionStore>, String> {
+    Err(REDIS_NOT_BUILT.into())
+}
+
+/// Why the Redis variant is skipped when `auth-bench` is built without feature `redis`.
+pub const REDIS_NOT_BUILT: &str = "skipped: auth-bench built without feature `redis`";
+
+/// Whether this build can run the Redis variant.
+pub const REDIS_BUILT: bool = cfg!(feature = "redis");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn answer(prepared: Prepared) -> String {
+        let mut request = Request::get("/");
+        if let Some(cookie) = &prepared.cookie {
+            request = request.header(http::header::COOKIE, cookie);
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap_or_default();
+        let response = prepared.app.oneshot(request).await.map_err(|e| e.to_string());
+        let body = match response {
+            Ok(response) => response.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default(),
+            Err(error) => panic!("{error}"),
+        };
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[tokio::test]
+    async fn every_local_variant_answers_as_expected() {
+        for variant in Variant::ALL.into_iter().filter(|v| *v != Variant::Redis) {
+            let prepared = prepare(variant, None).await.unwrap_or_else(|e| panic!("{variant}: {e}"));
+            assert_eq!(answer(prepared).await, variant.expected_body(), "{variant}");
+        }
+        assert_eq!(Variant::parse("axum-login"), Some(Variant::Peer));
+    }
+}

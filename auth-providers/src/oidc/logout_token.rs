@@ -1,0 +1,289 @@
+//! OpenID Connect Back-Channel Logout 1.0: verifying the logout token a provider POSTs to
+//! the app when a person signs out there (§2.4 and §2.6 of the specification).
+//!
+//! openidconnect has no logout-token type, and its ID-token verifier insists on claims a
+//! logout token may lack (`sub`, `exp`), so the checks are made here, with the same key set
+//! and the same algorithm allow-list ([`ALLOWED_ALGS`]: asymmetric only, so neither `none`
+//! nor an HMAC keyed with public key material passes) as ID tokens. The signature itself is
+//! checked by openidconnect's JWK code, with the one key of the set that fits the token's
+//! `kid` and algorithm.
+//!
+//! Claims are checked before the signature, so a token that would fail anyway never makes
+//! the provider fetch its key set again (an unknown `kid` does, rate-limited).
+
+use super::id_token::{ALLOWED_ALGS, Keys, Refusal};
+use auth_core::{Claims, LogoutClaims};
+use base64::Engine as _;
+use base64::engine::{GeneralPurpose, general_purpose};
+use chrono::Utc;
+use openidconnect::core::CoreJsonWebKey;
+use openidconnect::{JsonWebKey, JsonWebKeyAlgorithm, JsonWebKeyUse, JwsSigningAlgorithm};
+use serde_json::Value;
+use std::time::Duration;
+
+/// The member of `events` that makes a JWT a back-channel logout token.
+pub(crate) const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A token without `exp` is refused when its `iat` is older than this (plus the leeway):
+/// it bounds how long a captured token can be replayed.
+pub(crate) const MAX_AGE_WITHOUT_EXP: Duration = Duration::from_secs(600);
+
+/// What a logout token must say to be accepted.
+#[derive(Debug)]
+pub(crate) struct Expected<'a> {
+    pub(crate) issuer: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) leeway: Duration,
+}
+
+/// The same lenient base64url engine as openidconnect's, so both read the same bytes.
+const BASE64URL: GeneralPurpose =
+    GeneralPurpose::new(&base64::alphabet::URL_SAFE, general_purpose::NO_PAD.with_decode_allow_trailing_bits(true));
+
+fn invalid<T>(message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal::Invalid(message.into()))
+}
+
+/// The payload of `raw`, *not verified*: only to tell which issuer to verify it against.
+pub(crate) fn unverified_claims(raw: &str) -> Result<Claims, String> {
+    decode(raw).map(|(_, claims)| claims).map_err(|refusal| match refusal {
+        Refusal::Invalid(message) => message,
+        Refusal::UnknownKey => "the logout token cannot be decoded".into(),
+    })
+}
+
+/// Verifies `raw` against `keys` and `expected`; on success returns the sessions it names.
+pub(crate) fn verify(raw: &str, keys: &Keys, expected: &Expected<'_>) -> Result<LogoutClaims, Refusal> {
+    let (header, claims) = decode(raw)?;
+    let name = header.get("alg").and_then(Value::as_str);
+    let alg = match ALLOWED_ALGS.iter().find(|(allowed, _)| Some(*allowed) == name) {
+        Some((_, alg)) => alg,
+        None if name == Some("none") => return invalid("the logout token is not signed (alg \"none\")"),
+        None => {
+            let allowed: Vec<&str> = ALLOWED_ALGS.iter().map(|(name, _)| *name).collect();
+            return invalid(format!(
+                "the logout token's algorithm {:?} is not allowed (allowed: {})",
+                name.unwrap_or("(none given)"),
+                allowed.join(", ")
+            ));
+        }
+    };
+    match header.get("typ") {
+        None => {}
+        Some(Value::String(typ))
+            if ["logout+jwt", "application/logout+jwt", "JWT", "application/jwt"]
+                .iter()
+                .any(|t| typ.eq_ignore_ascii_case(t)) => {}
+        Some(_) => return invalid("the logout token's typ header is neither logout+jwt nor JWT"),
+    }
+    if header.contains_key("crit") {
+        return invalid("the logout token has a crit header, which is not supported");
+    }
+    check_claims(&claims, expected)?;
+    check_signature(raw, &header, alg, keys)?;
+    let text = |claim: &str| claims.get(claim).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    Ok(LogoutClaims::new(text("sub"), text("sid")))
+}
+
+/// Header and payload of a compact JWS, as JSON objects. Nothing is verified.
+fn decode(raw: &str) -> Result<(Claims, Claims), Refusal> {
+    let mut parts = raw.split('.');
+    let (Some(header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return invalid("the logout token is not a signed JWT (three dot-separated parts)");
+    };
+    let object = |part: &str, what: &str| -> Result<Claims, Refusal> {
+        let bytes =
+            BASE64URL.decode(part).or_else(|_| invalid(format!("the logout token's {what} is not base64url")))?;
+        match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => invalid(format!("the logout token's {what} is not a JSON object")),
+        }
+    };
+    Ok((object(header, "header")?, object(payload, "payload")?))
+}
+
+/// §2.6 steps 3 to 7 (the signature aside).
+fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<(), Refusal> {
+    match claims.get("iss") {
+        Some(Value::String(iss)) if iss == expected.issuer => {}
+        Some(Value::String(iss)) => {
+            let iss: String = iss.chars().filter(|c| !c.is_control()).take(200).collect();
+            return invalid(format!("the logout token comes from issuer {iss:?}, not {:?}", expected.issuer));
+        }
+        _ => return invalid("the logout token has no iss claim"),
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(aud)) => vec![aud.as_str()],
+        Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !audiences.contains(&expected.client_id) {
+        return invalid(format!(
+            "the logout token's audience {audiences:?} does not include this client ({:?})",
+            expected.client_id
+        ));
+    }
+    let now = Utc::now().timestamp() as f64;
+    let leeway = expected.leeway.as_secs_f64();
+    let Some(iat) = claims.get("iat").and_then(Value::as_f64) else {
+        return invalid("the logout token has no iat claim (a number is required)");
+    };
+    if iat > now + leeway {
+        return invalid("the logout token was issued in the future (check the clocks if this repeats)");
+    }
+    match claims.get("exp") {
+        None if iat + MAX_AGE_WITHOUT_EXP.as_secs_f64() + leeway < now => {
+            return invalid("the logout token has no exp and was issued too long ago");
+        }
+        None => {}
+        Some(exp) => match exp.as_f64() {
+            Some(exp) if exp + leeway > now => {}
+            Some(_) => return invalid("the logout token has expired"),
+            None => return invalid("the logout token's exp is not a number"),
+        },
+    }
+    match claims.get("events").and_then(Value::as_object).and_then(|events| events.get(BACKCHANNEL_EVENT)) {
+        Some(Value::Object(_)) => {}
+        Some(_) => return invalid("the logout token's back-channel logout event is not a JSON object"),
+        None => return invalid(format!("the logout token's events claim does not name {BACKCHANNEL_EVENT}")),
+    }
+    if claims.contains_key("nonce") {
+        return invalid("the logout token carries a nonce, which logout tokens must not (is it an ID token?)");
+    }
+    let named = |claim: &str| matches!(claims.get(claim), Some(Value::String(s)) if !s.is_empty());
+    if !named("sub") && !named("sid") {
+        return invalid("the logout token names neither a subject (sub) nor a session (sid)");
+    }
+    Ok(())
+}
+
+/// The signature, with the one key of `keys` that fits the token's `kid` and `alg`;
+/// [`Refusal::UnknownKey`] when none does (the key set may be stale).
+fn check_signature(
+    raw: &str,
+    header: &Claims,
+    alg: &openidconnect::core::CoreJwsSigningAlgorithm,
+    keys: &Keys,
+) -> Result<(), Refusal> {
+    let kid = header.get("kid").and_then(Value::as_str);
+    let fitting: Vec<&CoreJsonWebKey> = keys
+        .iter()
+        .filter(|key| kid.is_none_or(|kid| key.key_id().is_some_and(|id| id.as_str() == kid)))
+        .filter(|key| key.key_use().is_none_or(JsonWebKeyUse::allows_signature))
+        .filter(|key| alg.key_type().as_ref() == Some(key.key_type()))
+        .filter(|key| match key.signing_alg() {
+            JsonWebKeyAlgorithm::Unspecified => true,
+            JsonWebKeyAlgorithm::Algorithm(key_alg) => key_alg == alg,
+            JsonWebKeyAlgorithm::Unsupported => false,
+        })
+        .collect();
+    let key = match fitting.as_slice() {
+        [] => return Err(Refusal::UnknownKey),
+        [key] => *key,
+        _ => return invalid("several keys of the provider fit the logout token; it must name one with kid"),
+    };
+    let (signing_input, signature) = raw.rsplit_once('.').unwrap_or_default();
+    let signature =
+        BASE64URL.decode(signature).or_else(|_| invalid("the logout token's signature is not base64url"))?;
+    key.verify_signature(alg, signing_input.as_bytes(), &signature)
+        .or_else(|e| invalid(format!("the logout token's signature is not valid ({e})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(value: &Value) -> String {
+        general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    }
+
+    fn token(header: Value, payload: Value) -> String {
+        format!("{}.{}.c2ln", b64(&header), b64(&payload))
+    }
+
+    const EXPECTED: Expected<'static> =
+        Expected { issuer: "https://idp.example", client_id: "app", leeway: Duration::from_secs(60) };
+
+    fn claims(extra: Value) -> Value {
+        let now = Utc::now().timestamp();
+        let mut base = json!({
+            "iss": "https://idp.example", "aud": "app", "iat": now, "exp": now + 120, "jti": "j1",
+            "sub": "alice", "sid": "s1", "events": {BACKCHANNEL_EVENT: {}},
+        });
+        if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+            for (k, v) in extra {
+                if v.is_null() {
+                    base.remove(&k);
+                } else {
+                    base.insert(k, v);
+                }
+            }
+        }
+        base
+    }
+
+    fn refusal(header: Value, payload: Value) -> String {
+        match verify(&token(header, payload), &Vec::new(), &EXPECTED) {
+            Err(Refusal::Invalid(message)) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    fn rs() -> Value {
+        json!({"alg": "RS256", "typ": "logout+jwt", "kid": "k1"})
+    }
+
+    #[test]
+    fn a_well_formed_token_reaches_the_key_lookup() {
+        // An empty key set: every claim passed, only the signature is left.
+        assert_eq!(verify(&token(rs(), claims(json!({}))), &Vec::new(), &EXPECTED), Err(Refusal::UnknownKey));
+        let only_sid = token(json!({"alg": "RS256"}), claims(json!({"sub": null, "exp": null})));
+        assert_eq!(verify(&only_sid, &Vec::new(), &EXPECTED), Err(Refusal::UnknownKey));
+        assert_eq!(unverified_claims(&only_sid).map(|c| c["sid"].clone()), Ok(json!("s1")));
+    }
+
+    #[test]
+    fn refuses_unsafe_algorithms_and_types() {
+        assert!(refusal(json!({"alg": "none"}), claims(json!({}))).contains("not signed"));
+        assert!(refusal(json!({"alg": "HS256"}), claims(json!({}))).contains("\"HS256\" is not allowed"));
+        assert!(refusal(json!({"typ": "JWT"}), claims(json!({}))).contains("not allowed"));
+        assert!(refusal(json!({"alg": "RS256", "typ": "at+jwt"}), claims(json!({}))).contains("typ"));
+        assert!(refusal(json!({"alg": "RS256", "crit": ["x"]}), claims(json!({}))).contains("crit"));
+    }
+
+    #[test]
+    fn refuses_tokens_that_are_not_logout_tokens() {
+        let now = Utc::now().timestamp();
+        let cases = [
+            (json!({"iss": "https://evil.example"}), "issuer"),
+            (json!({"iss": null}), "no iss"),
+            (json!({"aud": "other"}), "audience"),
+            (json!({"aud": ["other", "app"]}), ""),
+            (json!({"iat": null}), "no iat"),
+            (json!({"iat": now + 3600}), "future"),
+            (json!({"exp": now - 3600}), "expired"),
+            (json!({"exp": null, "iat": now - 3600}), "too long ago"),
+            (json!({"events": null}), "events"),
+            (json!({"events": {"http://schemas.openid.net/event/other": {}}}), "events"),
+            (json!({"events": {BACKCHANNEL_EVENT: "yes"}}), "not a JSON object"),
+            (json!({"nonce": "n"}), "nonce"),
+            (json!({"sub": null, "sid": null}), "neither"),
+            (json!({"sub": "", "sid": null}), "neither"),
+        ];
+        for (extra, expected) in cases {
+            let outcome = verify(&token(rs(), claims(extra.clone())), &Vec::new(), &EXPECTED);
+            if expected.is_empty() {
+                assert_eq!(outcome, Err(Refusal::UnknownKey), "{extra}: several audiences including this client pass");
+                continue;
+            }
+            match outcome {
+                Err(Refusal::Invalid(message)) => assert!(message.contains(expected), "{extra}: {message}"),
+                other => panic!("{extra}: expected a refusal, got {other:?}"),
+            }
+        }
+        assert!(matches!(verify("a.b", &Vec::new(), &EXPECTED), Err(Refusal::Invalid(_))));
+    }
+}

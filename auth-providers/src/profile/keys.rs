@@ -1,0 +1,216 @@
+//! Reading the keys of a provider section that `auth-core` leaves to presets
+//! (`ProviderConfig::extra`), with errors that name `auth.NAME.KEY` and the fix.
+//!
+//! Every key is checked when the provider is built, and a key no preset reads is an
+//! error rather than a silent no-op: a misspelt `hosted_domain` must not admit everyone.
+
+use crate::error::BuildError;
+use auth_core::{ProviderConfig, ProviderKind};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use url::Url;
+
+/// The keys each kind reads, for the message about a key used on the wrong kind.
+const KNOWN: &[(&str, Option<ProviderKind>)] = &[
+    ("allowed_email_domains", None),
+    ("logout_params", None),
+    ("end_session_endpoint", None),
+    ("hosted_domains", Some(ProviderKind::Google)),
+    ("tenant", Some(ProviderKind::Microsoft)),
+    ("allowed_tenants", Some(ProviderKind::Microsoft)),
+];
+
+/// The preset keys of one provider section.
+#[derive(Debug)]
+pub(crate) struct Keys<'a> {
+    provider: &'a str,
+    kind: ProviderKind,
+    extra: &'a Map<String, Value>,
+    read: RefCell<Vec<&'static str>>,
+}
+
+impl<'a> Keys<'a> {
+    pub(crate) fn new(config: &'a ProviderConfig) -> Self {
+        Self { provider: &config.name, kind: config.kind, extra: &config.extra, read: RefCell::default() }
+    }
+
+    /// A [`BuildError`] about `key` of this section.
+    pub(crate) fn error(&self, key: &str, problem: impl Into<String>, fix: impl Into<String>) -> BuildError {
+        BuildError::invalid(self.provider, key, problem, fix)
+    }
+
+    fn get(&self, key: &'static str) -> Option<&'a Value> {
+        self.read.borrow_mut().push(key);
+        self.extra.get(key)
+    }
+
+    /// A string key.
+    pub(crate) fn string(&self, key: &'static str, fix: &str) -> Result<Option<String>, BuildError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+            Some(_) => Err(self.error(key, "is not a non-empty string", fix)),
+        }
+    }
+
+    /// A list of strings, also accepted as one comma-separated string (as environment
+    /// overrides arrive): lower case, each checked by `valid`.
+    pub(crate) fn list(
+        &self,
+        key: &'static str,
+        valid: fn(&str) -> bool,
+        fix: &str,
+    ) -> Result<Option<Vec<String>>, BuildError> {
+        let items: Vec<&str> = match self.get(key) {
+            None => return Ok(None),
+            Some(Value::String(s)) => s.split(',').map(str::trim).collect(),
+            Some(Value::Array(items)) => items.iter().map(|i| i.as_str().map_or("", str::trim)).collect(),
+            Some(_) => return Err(self.error(key, "is not a list of strings", fix)),
+        };
+        if items.is_empty() {
+            return Err(self.error(key, "is empty, so nobody could sign in", fix));
+        }
+        match items.iter().find(|item| !valid(item)) {
+            Some(bad) => Err(self.error(key, format!("holds {bad:?}, which is not valid here"), fix)),
+            None => Ok(Some(items.iter().map(|i| i.to_ascii_lowercase()).collect())),
+        }
+    }
+
+    /// A table of string values (numbers and booleans are written as text).
+    pub(crate) fn table(&self, key: &'static str, fix: &str) -> Result<Vec<(String, String)>, BuildError> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Object(table)) => table
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
+                    _ => Err(self.error(&format!("{key}.{k}"), "is not a string", "quote the value")),
+                })
+                .collect(),
+            Some(_) => Err(self.error(key, "is not a table", fix)),
+        }
+    }
+
+    /// An absolute http(s) URL.
+    pub(crate) fn url(&self, key: &'static str) -> Result<Option<Url>, BuildError> {
+        let fix = "write the full URL, such as \"https://idp.example/logout\"";
+        match self.string(key, fix)? {
+            None => Ok(None),
+            Some(text) => match Url::parse(&text) {
+                Ok(url) if matches!(url.scheme(), "https" | "http") => Ok(Some(url)),
+                _ => Err(self.error(key, "is not an absolute http(s) URL", fix)),
+            },
+        }
+    }
+
+    /// Refuses every key that was not read: misspelt, or meant for another kind.
+    pub(crate) fn finish(self) -> Result<(), BuildError> {
+        let read = self.read.into_inner();
+        let Some(key) = self.extra.keys().find(|k| !read.contains(&k.as_str())) else { return Ok(()) };
+        let for_kind = KNOWN.iter().find(|(known, _)| known == key).and_then(|(_, kind)| *kind);
+        Err(match for_kind {
+            Some(kind) if kind != self.kind => {
+                let name = if kind == ProviderKind::Google { "google" } else { "microsoft" };
+                BuildError::invalid(
+                    self.provider,
+                    key,
+                    format!("applies only to kind = \"{name}\" providers"),
+                    "remove it, or set the provider's kind (see the README's config table)",
+                )
+            }
+            _ => BuildError::invalid(
+                self.provider,
+                key,
+                "is not a key of a provider section",
+                "check its spelling against the README's config table, or remove it",
+            ),
+        })
+    }
+}
+
+/// A DNS name such as `example.com`: letters, digits, `-` and at least one inner `.`.
+pub(crate) fn is_domain(text: &str) -> bool {
+    !text.starts_with(['.', '-'])
+        && !text.ends_with(['.', '-'])
+        && text.contains('.')
+        && !text.contains("..")
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// A GUID, as Entra ID writes tenant ids: `8-4-4-4-12` hexadecimal digits.
+pub(crate) fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn shapes() {
+        assert!(is_domain("example.com") && is_domain("a-b.example.co.uk"));
+        for bad in ["example", "@example.com", ".example.com", "example.com.", "a..b", "https://x.com", "a b.c"] {
+            assert!(!is_domain(bad), "{bad}");
+        }
+        assert!(is_guid("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+        assert!(is_guid("9188040D-6C67-4C5B-B112-36A304B66DAD"));
+        for bad in ["common", "72f988bf86f141af91ab2d7cd011db47", "72f988bf-86f1-41af-91ab-2d7cd011db4g", ""] {
+            assert!(!is_guid(bad), "{bad}");
+        }
+    }
+
+    fn section(kind: ProviderKind, extra: Value) -> ProviderConfig {
+        let Value::Object(extra) = extra else { panic!("an object") };
+        ProviderConfig {
+            name: "work".into(),
+            kind,
+            display_name: "Work".into(),
+            client_id: "id".into(),
+            client_secret: None,
+            server_metadata_url: "https://idp.example/.well-known/openid-configuration".into(),
+            client_kwargs: Default::default(),
+            token_endpoint_auth_method: Default::default(),
+            extra,
+        }
+    }
+
+    #[test]
+    fn lists_accept_arrays_and_comma_strings() {
+        let config =
+            section(ProviderKind::Google, json!({"a": ["Example.COM", " b.example "], "b": "x.example, y.example"}));
+        let keys = Keys::new(&config);
+        assert_eq!(
+            keys.list("a", is_domain, "fix").ok().flatten(),
+            Some(vec!["example.com".into(), "b.example".into()])
+        );
+        assert_eq!(keys.list("b", is_domain, "fix").ok().flatten(), Some(vec!["x.example".into(), "y.example".into()]));
+        assert_eq!(keys.list("c", is_domain, "fix").ok().flatten(), None);
+        assert!(keys.finish().is_ok());
+
+        let config = section(ProviderKind::Google, json!({"a": [], "b": ["example.com", "@bad"], "c": 3}));
+        let keys = Keys::new(&config);
+        let message = |r: Result<Option<Vec<String>>, BuildError>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message(keys.list("a", is_domain, "fix")).starts_with("`auth.work.a` is empty"));
+        assert!(message(keys.list("b", is_domain, "fix")).contains("holds \"@bad\""));
+        assert!(message(keys.list("c", is_domain, "fix")).contains("is not a list"));
+    }
+
+    #[test]
+    fn unread_keys_are_refused_with_a_reason() {
+        let finish = |kind, extra| Keys::new(&section(kind, extra)).finish().err().map(|e| e.to_string());
+        let message = finish(ProviderKind::Microsoft, json!({"hosted_domains": ["example.com"]})).unwrap_or_default();
+        assert!(message.starts_with("`auth.work.hosted_domains` applies only to kind = \"google\""), "{message}");
+        let message = finish(ProviderKind::Oidc, json!({"tenant": "common"})).unwrap_or_default();
+        assert!(message.contains("kind = \"microsoft\""), "{message}");
+        let message = finish(ProviderKind::Google, json!({"hosted_domain": "example.com"})).unwrap_or_default();
+        assert!(message.starts_with("`auth.work.hosted_domain` is not a key of a provider section"), "{message}");
+        assert_eq!(finish(ProviderKind::Google, json!({})), None);
+    }
+}

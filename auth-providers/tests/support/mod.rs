@@ -1,0 +1,83 @@
+//! What the provider suites share: a provider section pointing at a `MockIdp`, and the
+//! login as a browser drives it (authorize -> follow the redirect -> complete).
+#![allow(dead_code)] // each suite uses its own part
+
+use auth_core::{
+    CallbackParams, IdentityProvider, LoginResult, PendingLogin, ProviderConfig, ProviderError, ProviderKind, Secret,
+    TokenAuthMethod,
+};
+use auth_providers::{OidcProvider, ProviderSettings};
+use auth_testkit::MockIdp;
+use std::collections::BTreeMap;
+use url::Url;
+
+pub(crate) const REDIRECT_URI: &str = "http://localhost:3000/oauth2callback";
+
+pub(crate) fn settings() -> ProviderSettings {
+    ProviderSettings { leeway_secs: 60, http_timeout_secs: 5 }
+}
+
+/// A generic section named `mock` for `idp`'s client.
+pub(crate) fn config(idp: &MockIdp) -> ProviderConfig {
+    ProviderConfig {
+        name: "mock".into(),
+        kind: ProviderKind::Oidc,
+        display_name: "Mock".into(),
+        client_id: idp.client_id().into(),
+        client_secret: Some(Secret::new(idp.client_secret())),
+        server_metadata_url: idp.metadata_url(),
+        client_kwargs: BTreeMap::new(),
+        token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
+        extra: serde_json::Map::new(),
+    }
+}
+
+/// A section of `kind` for `idp`, with preset keys `extra` (a JSON object).
+pub(crate) fn preset_config(idp: &MockIdp, name: &str, kind: ProviderKind, extra: serde_json::Value) -> ProviderConfig {
+    let serde_json::Value::Object(extra) = extra else { panic!("extra keys are a JSON object") };
+    ProviderConfig { name: name.into(), kind, display_name: name.into(), extra, ..config(idp) }
+}
+
+/// A browser's visit to the authorization URL: the auto-login answers with a redirect
+/// to `REDIRECT_URI?code=..&state=..&iss=..`.
+pub(crate) async fn visit(authorization_url: &str) -> Url {
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let response = browser.get(authorization_url).send().await.expect("authorize answers");
+    assert_eq!(response.status(), reqwest::StatusCode::FOUND, "authorize redirects back");
+    let location = response.headers()["location"].to_str().expect("ascii location");
+    let callback = Url::parse(location).expect("absolute callback URL");
+    assert!(callback.as_str().starts_with(REDIRECT_URI), "{callback}");
+    callback
+}
+
+pub(crate) fn param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// What the auth layer does between the redirect back and `complete`: check `state`,
+/// take `code` and `iss`.
+pub(crate) fn callback_params(callback: &Url, pending: &PendingLogin) -> CallbackParams {
+    assert_eq!(param(callback, "state").as_deref(), Some(pending.state.as_str()), "state comes back");
+    CallbackParams { code: param(callback, "code").expect("code"), iss: param(callback, "iss") }
+}
+
+pub(crate) async fn login(provider: &OidcProvider) -> Result<LoginResult, ProviderError> {
+    let authorization = provider.authorize(REDIRECT_URI).await?;
+    let callback = visit(&authorization.url).await;
+    let params = callback_params(&callback, &authorization.pending);
+    provider.complete(&params, &authorization.pending, REDIRECT_URI).await
+}
+
+pub(crate) fn rejection(result: Result<LoginResult, ProviderError>) -> String {
+    match result {
+        Err(ProviderError::Rejected(message)) => message,
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+}
+
+pub(crate) fn denial(result: Result<LoginResult, ProviderError>) -> String {
+    match result {
+        Err(ProviderError::Denied(message)) => message,
+        other => panic!("expected Denied, got {other:?}"),
+    }
+}

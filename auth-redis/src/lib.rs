@@ -1,0 +1,98 @@
+//! Sessions in Redis for Streamlit-style login on tower: [`RedisStore`], an
+//! [`auth_core::SessionStore`].
+//!
+//! With the default cookie store, the session *is* the cookie: nothing to run, but a
+//! logout cannot take back a copied cookie. With `RedisStore` the cookie carries only a
+//! random 256-bit ticket; the session lives in Redis, where every instance of the app
+//! finds it, logout deletes it, and the identity provider's back-channel logout ends it.
+//!
+//! # Tutorial
+//!
+//! Point the store at Redis and hand it to the layer (`auth-tower`'s
+//! `AuthLayer::builder(config).with_store(Arc::new(store))`, or `session_store =
+//! "redis://..."` in the `[auth]` config with `auth-tower`'s `redis` feature):
+//!
+//! ```no_run
+//! use auth_core::{Identity, Session, SessionStore, TokenSet};
+//! use auth_redis::RedisStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // No I/O here: the app starts even while Redis is down.
+//! let store = RedisStore::new("redis://:password@127.0.0.1:6379/0")?.with_prefix("myapp:");
+//! if let Err(e) = store.ping().await {
+//!     eprintln!("sessions unavailable until Redis is back: {e}");
+//! }
+//!
+//! // What the layer does at login, on every request, and at logout:
+//! let session = Session::new(Identity::new("google", "alice", Default::default()), TokenSet::default(), 3600);
+//! let ticket = store.save(&session).await?; // the cookie's value
+//! assert_eq!(store.load(&ticket).await?, Some(session));
+//! store.delete(&ticket).await?;
+//! assert_eq!(store.load(&ticket).await?, None);
+//! # Ok(()) }
+//! ```
+//!
+//! # URLs
+//!
+//! | form | what |
+//! |---|---|
+//! | `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` | one server (port 6379, database 0 by default) |
+//! | `rediss://...` | the same over TLS (rustls, the system's root certificates) |
+//! | `redis+unix:///PATH/redis.sock[?db=N]` | one server on a Unix socket |
+//! | `redis+cluster://[[USER]:PASSWORD@]HOST1:PORT1,HOST2:PORT2,...` | a Redis Cluster, by some of its nodes (database 0 only) |
+//! | `rediss+cluster://...` | the same over TLS |
+//!
+//! `Debug`, logs and errors show these URLs with the password replaced by `***`.
+//!
+//! # Key layout
+//!
+//! With the default prefix `auth:` (see [`RedisStore::with_prefix`]):
+//!
+//! | key | type | holds | expires |
+//! |---|---|---|---|
+//! | `auth:session:{ticket}` | string | the [`Session`](auth_core::Session) as JSON | when the session ends ([`deadline`](auth_core::Session::deadline): `expires_at`, or the idle expiry when sooner) |
+//! | `auth:sid:{provider}:{sid}` | set | the tickets of the provider's session `sid` | with the longest of them |
+//! | `auth:sub:{provider}:{subject}` | set | the tickets of one person at a provider | with the longest of them |
+//! | `auth:lock:{key}` | string | the random token of the lock's holder | after the lock's TTL |
+//!
+//! `:`, `%`, `{` and `}` inside a provider, id or lock key are percent-encoded. Every
+//! command touches a single key, so all of this works on Redis Cluster without hash tags
+//! and the keys spread over its slots. (A prefix with a hash tag, such as `{myapp}:`,
+//! still works but puts every key in one slot.)
+//!
+//! # Operations
+//!
+//! - `save`: adds the new ticket to the two indexes (so a session that exists can always
+//!   be revoked), then `SET session PX ttl` with the session's remaining lifetime.
+//! - `load`: one `GET`; a cookie value that cannot be a ticket costs no round trip.
+//! - `update`: `SET ... XX`: the same ticket, a new TTL, and never a session that was
+//!   revoked or logged out meanwhile (that is an error).
+//! - `revoke` (back-channel logout): reads the `sid` or `sub` index, deletes the sessions
+//!   that [match](auth_core::Revocation::matches), returns how many.
+//! - `try_lock` / `unlock`: `SET lock NX PX ttl` with a random token that this store
+//!   remembers; unlocking deletes the lock only while it still holds that token.
+//!
+//! # When Redis is down
+//!
+//! Every call fails with [`StoreError::Unavailable`](auth_core::StoreError::Unavailable)
+//! after at most the connect timeout plus the response timeout (1 s + 500 ms by default;
+//! at once when the connection is refused), and never panics. The store reconnects by
+//! itself: the next call after Redis is back succeeds. A hung server (or a half-open
+//! connection) is a timeout, after which the connection is replaced.
+//!
+//! # Testing
+//!
+//! The feature `testing` adds `testing::RedisServer` and `testing::RedisCluster`:
+//! throwaway `redis-server`s on loopback for your tests.
+#![warn(missing_docs)]
+
+mod conn;
+mod keys;
+mod store;
+mod target;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tls;
+
+pub use store::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT, RedisStore};

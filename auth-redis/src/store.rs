@@ -1,0 +1,288 @@
+//! [`RedisStore`]: the [`SessionStore`] on Redis.
+
+use crate::conn::{Connector, Timeouts};
+use crate::keys::Keys;
+use crate::target::Target;
+use auth_core::async_trait;
+use auth_core::{ConfigError, Revocation, Session, SessionStore, StoreError, Ticket, random_ticket};
+use redis::{Value, cmd};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The key prefix when none is set.
+pub const DEFAULT_PREFIX: &str = "auth:";
+/// How long connecting to Redis may take by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one Redis answer may take by default.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The longest TTL written.
+const MAX_TTL_MS: u64 = 10_000_000_000_000;
+
+/// Adds `ARGV[1]` to the set `KEYS[1]` and makes the set live at least `ARGV[2]` ms.
+const INDEX: &str = r"
+redis.call('SADD', KEYS[1], ARGV[1])
+local want = tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
+return 1";
+
+/// Deletes `KEYS[1]` only while it still holds `ARGV[1]`.
+const COMPARE_AND_DELETE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+/// Sessions in Redis behind random 256-bit tickets: tiny cookies, sessions shared by every
+/// instance of the app, revocable by logout and by the provider's back-channel logout.
+///
+/// Cheap to clone (clones share the connection and the locks they hold). See the
+/// [crate docs](crate) for URLs, the key layout and what happens while Redis is down.
+#[derive(Clone)]
+pub struct RedisStore {
+    url: Arc<str>,
+    target: Target,
+    keys: Keys,
+    timeouts: Timeouts,
+    conn: Arc<Connector>,
+    /// The tokens of the locks this store holds, and until when.
+    locks: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+}
+
+impl RedisStore {
+    /// A store for the Redis at `url`, with the [default prefix](DEFAULT_PREFIX).
+    ///
+    /// Does no I/O: the connection is made by the first call that needs it, so an app
+    /// starts (and serves anonymous requests) while Redis is down. Call
+    /// [`ping`](Self::ping) to check Redis at start-up.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] (key `session_store`) when `url` is not one of the
+    /// forms in the [crate docs](crate); the message never shows the password.
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
+        let target = Target::parse(url)?;
+        let timeouts = Timeouts { connect: DEFAULT_CONNECT_TIMEOUT, response: DEFAULT_RESPONSE_TIMEOUT };
+        Ok(Self {
+            url: url.trim().into(),
+            conn: Arc::new(Connector::new(target.clone(), url.trim(), timeouts)),
+            target,
+            keys: Keys::new(DEFAULT_PREFIX.to_owned()),
+            timeouts,
+            locks: Arc::default(),
+        })
+    }
+
+    /// Prefixes every key with `prefix` (default `auth:`), so that several apps can share
+    /// a Redis. Two stores see each other's sessions exactly when their prefixes are equal.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.keys = Keys::new(prefix.into());
+        self
+    }
+
+    /// How long connecting may take (default 1 s). A call while Redis is unreachable
+    /// fails after at most this plus the [response timeout](Self::with_response_timeout).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.connect = timeout;
+        self.reconnect()
+    }
+
+    /// How long one answer may take (default 500 ms).
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.response = timeout;
+        self.reconnect()
+    }
+
+    fn reconnect(mut self) -> Self {
+        self.conn = Arc::new(Connector::new(self.target.clone(), &self.url, self.timeouts));
+        self
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
+    /// Checks that Redis answers.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when it does not within the timeouts.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.conn.query::<()>(&cmd("PING")).await
+    }
+
+    /// Adds `ticket` to the set `key`, which then lives at least `ttl_ms`.
+    async fn index(&self, key: String, ticket: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        self.conn.query::<()>(cmd("EVAL").arg(INDEX).arg(1).arg(key).arg(ticket).arg(ttl_ms)).await
+    }
+
+    /// Indexes `ticket` under the session's provider `sid` (when it has one) and subject.
+    async fn index_session(&self, ticket: &str, session: &Session, ttl_ms: u64) -> Result<(), StoreError> {
+        let identity = &session.identity;
+        let by_sub = self.index(self.keys.sub(&identity.provider, &identity.subject), ticket, ttl_ms);
+        match sid_of(session) {
+            Some(sid) => {
+                let by_sid = self.index(self.keys.sid(&identity.provider, sid), ticket, ttl_ms);
+                let (a, b) = tokio::join!(by_sid, by_sub);
+                a.and(b)
+            }
+            None => by_sub.await,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    /// Indexes, then writes the session with a TTL of its remaining lifetime (a session
+    /// already over is not written: its ticket loads as nothing).
+    async fn save(&self, session: &Session) -> Result<Ticket, StoreError> {
+        let ticket = random_ticket();
+        let Some(ttl_ms) = ttl_ms(session) else {
+            return Ok(ticket);
+        };
+        let json = encode(session)?;
+        // Index first: a session that exists is always revocable.
+        self.index_session(&ticket, session, ttl_ms).await?;
+        self.conn.query::<()>(cmd("SET").arg(self.keys.session(&ticket)).arg(json).arg("PX").arg(ttl_ms)).await?;
+        Ok(ticket)
+    }
+
+    async fn load(&self, ticket: &str) -> Result<Option<Session>, StoreError> {
+        if !is_ticket(ticket) {
+            return Ok(None);
+        }
+        let json: Option<Vec<u8>> = self.conn.query(cmd("GET").arg(self.keys.session(ticket))).await?;
+        let session = json.and_then(|json| serde_json::from_slice::<Session>(&json).ok());
+        Ok(session.filter(|s| ttl_ms(s).is_some()))
+    }
+
+    async fn delete(&self, ticket: &str) -> Result<(), StoreError> {
+        if is_ticket(ticket) {
+            self.conn.query::<()>(cmd("DEL").arg(self.keys.session(ticket))).await?;
+        }
+        Ok(())
+    }
+
+    /// Overwrites the session only while its key exists (`SET .. XX`), so a session
+    /// revoked or logged out meanwhile stays ended; the TTL becomes the new remaining
+    /// lifetime.
+    async fn update(&self, ticket: &str, session: &Session) -> Result<Ticket, StoreError> {
+        let gone = || StoreError::Unavailable("the session was revoked while it was being updated".into());
+        if !is_ticket(ticket) {
+            return Err(gone());
+        }
+        let key = self.keys.session(ticket);
+        let written = match ttl_ms(session) {
+            Some(ttl_ms) => {
+                let json = encode(session)?;
+                self.index_session(ticket, session, ttl_ms).await?;
+                let answer: Value =
+                    self.conn.query(cmd("SET").arg(key).arg(json).arg("PX").arg(ttl_ms).arg("XX")).await?;
+                !matches!(answer, Value::Nil)
+            }
+            None => self.conn.query::<i64>(cmd("DEL").arg(key)).await? == 1,
+        };
+        if written { Ok(ticket.to_owned()) } else { Err(gone()) }
+    }
+
+    /// Reads the index `sid:{provider}:{sid}` (or `sub:{provider}:{subject}`), checks
+    /// each session it points to with [`Revocation::matches`], deletes those, and drops
+    /// their index entries. One key per command: cluster-safe. A session whose `save` is
+    /// between its two writes (index, then session) when the revocation reads the index
+    /// survives it: a window of one round trip.
+    async fn revoke(&self, which: &Revocation) -> Result<usize, StoreError> {
+        let index = match (&which.sid, &which.subject) {
+            (Some(sid), _) => self.keys.sid(&which.provider, sid),
+            (None, Some(subject)) => self.keys.sub(&which.provider, subject),
+            (None, None) => return Ok(0),
+        };
+        let tickets: Vec<String> = self.conn.query(cmd("SMEMBERS").arg(&index)).await?;
+        let mut revoked = 0;
+        // Entries whose session is gone stay: a concurrent `save` indexes before it writes
+        // the session, and its entry must survive. They expire with the index.
+        let mut done = Vec::new();
+        for ticket in tickets {
+            let key = self.keys.session(&ticket);
+            let json: Option<Vec<u8>> = self.conn.query(cmd("GET").arg(&key)).await?;
+            let Some(session) = json.and_then(|json| serde_json::from_slice::<Session>(&json).ok()) else {
+                continue;
+            };
+            if which.matches(&session) {
+                revoked += self.conn.query::<usize>(cmd("DEL").arg(&key)).await?;
+            }
+            done.push(ticket);
+        }
+        if !done.is_empty() {
+            self.conn.query::<()>(cmd("SREM").arg(&index).arg(&done)).await?;
+        }
+        Ok(revoked)
+    }
+
+    /// `SET {prefix}lock:{key} TOKEN NX PX ttl`, remembering the random token.
+    async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let token = random_ticket();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let answer: Value =
+            self.conn.query(cmd("SET").arg(self.keys.lock(key)).arg(&token).arg("NX").arg("PX").arg(ttl_ms)).await?;
+        if matches!(answer, Value::Nil) {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        if let Ok(mut locks) = self.locks.lock() {
+            locks.retain(|_, (_, until)| *until > now);
+            locks.insert(key.to_owned(), (token, now + ttl));
+        }
+        Ok(true)
+    }
+
+    /// Deletes the lock only while it still holds this store's token: a lock that expired
+    /// and was taken by someone else stays theirs.
+    async fn unlock(&self, key: &str) -> Result<(), StoreError> {
+        let token = self.locks.lock().ok().and_then(|mut locks| locks.remove(key)).map(|(token, _)| token);
+        if let Some(token) = token {
+            self.conn
+                .query::<()>(cmd("EVAL").arg(COMPARE_AND_DELETE).arg(1).arg(self.keys.lock(key)).arg(token))
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn is_server_side(&self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.conn.shown())
+            .field("cluster", &self.conn.is_cluster())
+            .field("prefix", &self.keys.prefix())
+            .field("connect_timeout", &self.timeouts.connect)
+            .field("response_timeout", &self.timeouts.response)
+            .finish()
+    }
+}
+
+/// The session's remaining lifetime in milliseconds (to its [`Session::deadline`]: the
+/// absolute or the idle expiry, whichever comes first), `None` when it is over.
+fn ttl_ms(session: &Session) -> Option<u64> {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let ends_ms = u128::from(session.deadline()) * 1000;
+    let left = ends_ms.checked_sub(now_ms).filter(|ms| *ms > 0)?;
+    // Redis refuses expiry times past i64 milliseconds; ~300 years is plenty.
+    Some(u64::try_from(left).unwrap_or(u64::MAX).min(MAX_TTL_MS))
+}
+
+fn sid_of(session: &Session) -> Option<&str> {
+    session.identity.claims.get("sid").and_then(|v| v.as_str())
+}
+
+fn encode(session: &Session) -> Result<String, StoreError> {
+    serde_json::to_string(session).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+/// Whether `ticket` can be one of [`random_ticket`]'s (43 base64url characters); others
+/// come from a stale or forged cookie and need no round trip.
+fn is_ticket(ticket: &str) -> bool {
+    ticket.len() == 43 && ticket.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

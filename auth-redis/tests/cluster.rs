@@ -1,0 +1,50 @@
+//! `RedisStore` on a real three-node Redis Cluster: the keys of one session and of its
+//! indexes sit in different slots (on different nodes), and every operation still works.
+
+mod support;
+
+use auth_core::{Revocation, SessionStore, unix_now};
+use auth_redis::RedisStore;
+use std::time::Duration;
+use support::{RedisCluster, session};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_works_across_slots() {
+    let cluster = RedisCluster::start(3).unwrap_or_else(|e| panic!("cannot start a Redis Cluster: {e}"));
+    let store = RedisStore::new(&cluster.url()).expect("a cluster URL");
+    store.ping().await.expect("ping");
+
+    let mut tickets = Vec::new();
+    for i in 0..30 {
+        let s = session("p", &format!("user-{}", i % 3), Some(&format!("sid-{}", i % 5)), 600);
+        let ticket = store.save(&s).await.expect("save");
+        assert_eq!(store.load(&ticket).await.expect("load"), Some(s));
+        tickets.push(ticket);
+    }
+    let holding: Vec<u64> =
+        cluster.nodes().iter().map(|n| n.command("DBSIZE").expect("DBSIZE").parse().expect("an integer")).collect();
+    assert!(holding.iter().all(|n| *n > 0), "keys spread over every node: {holding:?}");
+
+    let mut s = session("p", "user-0", Some("sid-0"), 600);
+    s.expires_at = unix_now() + 1200;
+    assert_eq!(store.update(&tickets[0], &s).await.expect("update"), tickets[0]);
+    assert_eq!(store.load(&tickets[0]).await.expect("load"), Some(s.clone()));
+
+    // Sessions i with i % 5 == 0: 0, 5, 10, 15, 20, 25.
+    let by_sid = Revocation { provider: "p".into(), subject: None, sid: Some("sid-0".into()) };
+    assert_eq!(store.revoke(&by_sid).await.expect("revoke"), 6);
+    assert!(store.update(&tickets[0], &s).await.is_err(), "a revoked session stays ended");
+    // user-1 is i % 3 == 1: ten sessions, two of them (10, 25) already revoked.
+    let by_sub = Revocation { provider: "p".into(), subject: Some("user-1".into()), sid: None };
+    assert_eq!(store.revoke(&by_sub).await.expect("revoke"), 8);
+    assert!(store.load(&tickets[2]).await.expect("load").is_some(), "user-2's session 2 stays");
+
+    store.delete(&tickets[2]).await.expect("delete");
+    assert_eq!(store.load(&tickets[2]).await.expect("load"), None);
+
+    let other = RedisStore::new(&cluster.url()).expect("a cluster URL");
+    assert!(store.try_lock("refresh", Duration::from_secs(5)).await.expect("lock"));
+    assert!(!other.try_lock("refresh", Duration::from_secs(5)).await.expect("lock"));
+    store.unlock("refresh").await.expect("unlock");
+    assert!(other.try_lock("refresh", Duration::from_secs(5)).await.expect("lock"));
+}

@@ -1,0 +1,241 @@
+//! Refreshing access tokens before the inner service runs, one refresh per session at a
+//! time.
+//!
+//! A session is due when its access token expires within `refresh_margin_secs` and it has
+//! a refresh token ([`Shared::refresh_due`]). The requests of one person often arrive
+//! together (a page and its assets, an app's parallel API calls); they must cause one call
+//! to the token endpoint, not one each: providers rotate refresh tokens and refuse a spent
+//! one (`invalid_grant`), which would end the session.
+//!
+//! - Within a process, requests due for the same refresh token join one *flight*: the
+//!   first starts it on its own Tokio task (so a client hanging up cannot abandon a rotated
+//!   refresh token half-way), the others wait for its outcome. The outcome is remembered
+//!   for [`MEMO`] after the flight lands, so that requests still carrying the previous
+//!   cookie (sent before the browser had the new one) get the new session and cookie
+//!   instead of spending the old refresh token again, and so that a provider that is down
+//!   is asked again at most that often per session.
+//! - Across instances sharing a server-side store, the flight holds the store's lock
+//!   `refresh:{ticket}` ([`SessionStore::try_lock`](auth_core::SessionStore::try_lock)).
+//!   An instance that finds it taken polls the store until the session there is no longer
+//!   due (another instance refreshed it), is gone (the refresh was refused, or someone
+//!   logged out), or the lock is free (then it refreshes itself); it waits at most the
+//!   lock's time to live. The cookie store has nothing to share: its instances refresh on
+//!   their own.
+
+use crate::state::Shared;
+use auth_core::{ProviderError, Session, unix_now};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+
+/// How long the outcome of a flight is remembered after it landed.
+pub(crate) const MEMO: Duration = Duration::from_secs(10);
+/// How often an instance waiting for another one's refresh looks at the store.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What a refresh led to.
+#[derive(Clone)]
+pub(crate) enum Outcome {
+    /// Fresh tokens, stored: the session, and the ticket the cookie carries from now on.
+    Refreshed { session: Arc<Session>, ticket: Arc<str> },
+    /// The provider refused the refresh (`invalid_grant`, another subject, ...), or the
+    /// session ended meanwhile: it is deleted, the request is anonymous.
+    LoggedOut,
+    /// Nothing changed (the provider is unreachable, cannot refresh, or another instance
+    /// took too long): the session goes on as it is.
+    Kept,
+    /// The store failed: the request is served as anonymous (the cookie is kept).
+    StoreFailed,
+}
+
+impl Outcome {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Refreshed { .. } => "refreshed",
+            Self::LoggedOut => "logged_out",
+            Self::Kept => "kept",
+            Self::StoreFailed => "store_error",
+        }
+    }
+}
+
+/// The refreshes in flight in this process, and the recent outcomes, by refresh token.
+#[derive(Default)]
+pub(crate) struct Flights {
+    map: Mutex<HashMap<String, Flight>>,
+}
+
+impl fmt::Debug for Flights {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self.map.lock().map_or(0, |m| m.len());
+        f.debug_struct("Flights").field("len", &len).finish()
+    }
+}
+
+struct Flight {
+    outcome: watch::Receiver<Option<Outcome>>,
+    /// When the outcome is forgotten; `None` while in flight.
+    forget_at: Option<Instant>,
+}
+
+impl Flight {
+    fn keep(&self, now: Instant) -> bool {
+        match self.forget_at {
+            Some(at) => at > now,
+            // In flight, unless its task died without an answer.
+            None => self.outcome.borrow().is_some() || self.outcome.has_changed().is_ok(),
+        }
+    }
+}
+
+/// Refreshes `session` (carried by `ticket`), or joins the flight already doing so.
+pub(crate) async fn refresh(shared: &Arc<Shared>, ticket: &str, session: &Arc<Session>) -> Outcome {
+    let Some(key) = session.tokens.refresh_token.clone() else { return Outcome::Kept };
+    let (mut outcome, leader) = {
+        let mut map = shared.flights.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        map.retain(|_, flight| flight.keep(now));
+        match None::<&Flight> {
+            Some(flight) => (flight.outcome.clone(), None),
+            None => {
+                let (sender, receiver) = watch::channel(None);
+                map.insert(key.clone(), Flight { outcome: receiver.clone(), forget_at: None });
+                (receiver, Some(sender))
+            }
+        }
+    };
+    if let Some(sender) = leader {
+        let flight = {
+            let (shared, ticket, session) = (Arc::clone(shared), ticket.to_owned(), Arc::clone(session));
+            async move {
+                let outcome = run(&shared, &ticket, session).await;
+                let mut map = shared.flights.map.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(flight) = map.get_mut(&key) {
+                    flight.forget_at = Some(Instant::now() + MEMO);
+                }
+                drop(map);
+                let _ = sender.send(Some(outcome));
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(flight)),
+            // Not on a Tokio runtime: refresh within this request.
+            Err(_) => flight.await,
+        }
+    }
+    match outcome.wait_for(Option::is_some).await {
+        Ok(landed) => landed.clone().unwrap_or(Outcome::Kept),
+        // The flight's task ended without an answer (the runtime is shutting down).
+        Err(_) => Outcome::Kept,
+    }
+}
+
+/// One flight: the refresh under the store's lock, in span `auth.refresh`.
+async fn run(shared: &Shared, ticket: &str, session: Arc<Session>) -> Outcome {
+    let span = tracing::info_span!("auth.refresh", provider = %session.identity.provider, outcome = Empty);
+    async {
+        let outcome = if shared.store.is_server_side() {
+            locked(shared, ticket).await
+        } else {
+            refresh_now(shared, ticket, &session).await
+        };
+        tracing::Span::current().record("outcome", outcome.name());
+        tracing::info!(outcome = outcome.name(), "session refresh finished");
+        outcome
+    }
+    .instrument(span)
+    .await
+}
+
+/// The refresh of a server-side session, once this instance holds the store's lock; or the
+/// refresh another instance made meanwhile.
+async fn locked(shared: &Shared, ticket: &str) -> Outcome {
+    let store = &shared.store;
+    let key = format!("refresh:{ticket}");
+    // A refresh is a token request, maybe a key-set fetch, and a store write.
+    let lock_ttl = Duration::from_secs(shared.config.http_timeout_secs.saturating_mul(2).saturating_add(5));
+    let give_up = Instant::now() + lock_ttl + Duration::from_secs(1);
+    loop {
+        match store.try_lock(&key, lock_ttl).await {
+            Ok(true) => {
+                // Loaded again under the lock: another instance may have refreshed (or ended)
+                // the session since this request loaded it, spending its refresh token.
+                let outcome = match store.load(ticket).await {
+                    Ok(Some(current)) if !shared.refresh_due(&current, unix_now()) => {
+                        Outcome::Refreshed { session: Arc::new(current), ticket: ticket.into() }
+                    }
+                    Ok(Some(current)) => refresh_now(shared, ticket, &current).await,
+                    Ok(None) => Outcome::LoggedOut,
+                    Err(error) => {
+                        tracing::error!(%error, "session store failed; serving the request as anonymous");
+                        Outcome::StoreFailed
+                    }
+                };
+                if let Err(error) = store.unlock(&key).await {
+                    tracing::warn!(%error, "could not release the refresh lock; it expires by itself");
+                }
+                return outcome;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(%error, "session store failed to take the refresh lock; serving the request as anonymous");
+                return Outcome::StoreFailed;
+            }
+        }
+        if Instant::now() >= give_up {
+            tracing::warn!("another instance's refresh of this session took too long; going on with the old tokens");
+            return Outcome::Kept;
+        }
+        tokio::time::sleep(POLL).await;
+        match store.load(ticket).await {
+            Ok(Some(current)) if !shared.refresh_due(&current, unix_now()) => {
+                return Outcome::Refreshed { session: Arc::new(current), ticket: ticket.into() };
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Outcome::LoggedOut,
+            Err(error) => {
+                tracing::error!(%error, "session store failed; serving the request as anonymous");
+                return Outcome::StoreFailed;
+            }
+        }
+    }
+}
+
+/// Asks the provider for fresh tokens and stores them.
+async fn refresh_now(shared: &Shared, ticket: &str, session: &Session) -> Outcome {
+    let Some(provider) = shared.provider(&session.identity.provider) else {
+        tracing::warn!("the session's provider is no longer configured; its tokens cannot be refreshed");
+        return Outcome::Kept;
+    };
+    match provider.refresh(session).await {
+        Ok(result) => {
+            let refreshed = shared.refreshed_session(session, result, unix_now());
+            match shared.store.update(ticket, &refreshed).await {
+                Ok(ticket) => Outcome::Refreshed { session: Arc::new(refreshed), ticket: ticket.into() },
+                Err(error) => {
+                    tracing::error!(%error, "the refreshed session could not be stored; serving the request as anonymous");
+                    Outcome::StoreFailed
+                }
+            }
+        }
+        Err(error @ (ProviderError::Rejected(_) | ProviderError::Denied(_))) => {
+            tracing::warn!(%error, "the provider refused the refresh; ending the session");
+            if let Err(error) = shared.store.delete(ticket).await {
+                tracing::warn!(%error, "could not delete the session whose refresh was refused");
+            }
+            Outcome::LoggedOut
+        }
+        Err(ProviderError::Unsupported(what)) => {
+            tracing::debug!(what, "the provider cannot refresh; keeping the session");
+            Outcome::Kept
+        }
+        Err(error) => {
+            tracing::warn!(%error, "tokens could not be refreshed; keeping the session as it is until the next try");
+            Outcome::Kept
+        }
+    }
+}
