@@ -65,33 +65,71 @@ pub fn is_cookie_or_chunk(candidate: &str, name: &str) -> bool {
 /// Removes every cookie whose name `is_own` accepts from the request's `Cookie` headers.
 ///
 /// The other cookies are kept exactly as sent (each `name=value` as it was, joined by
-/// `"; "`); a header left with none is removed, as is a header value that is not text
-/// (it cannot be split, so it cannot be told apart). Returns whether anything was removed;
-/// when nothing is, the headers are not touched and nothing is allocated.
+/// `"; "`); a header left with none is removed. A header value that is not text cannot be
+/// split, so it is kept as it is. Returns whether anything was removed; when nothing is,
+/// the headers are not touched. One pass over each header.
 pub fn strip(headers: &mut HeaderMap, is_own: impl Fn(&str) -> bool) -> bool {
-    let owned = |pair: &str| pair.split_once('=').is_some_and(|(name, _)| is_own(name.trim()));
-    let any = headers.get_all(COOKIE).iter().any(|v| v.to_str().is_ok_and(|v| v.split(';').any(owned)));
-    if !any {
-        return false;
+    let mut values = headers.get_all(COOKIE).iter();
+    let Some(first) = values.next() else { return false };
+    if values.next().is_none() {
+        // The usual case, one header: nothing to allocate unless something is removed.
+        return match strip_value(first, &is_own) {
+            None => false,
+            Some(Some(rest)) => {
+                headers.insert(COOKIE, rest);
+                true
+            }
+            Some(None) => {
+                headers.remove(COOKIE);
+                true
+            }
+        };
     }
+    let mut changed = false;
     let kept: Vec<HeaderValue> = headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|value| {
-            let text = value.to_str().ok()?;
-            if !text.split(';').any(owned) {
-                return Some(value.clone());
+        .filter_map(|value| match strip_value(value, &is_own) {
+            None => Some(value.clone()),
+            Some(rest) => {
+                changed = true;
+                rest
             }
-            let rest: Vec<&str> =
-                text.split(';').map(str::trim).filter(|pair| !pair.is_empty() && !owned(pair)).collect();
-            if rest.is_empty() { None } else { HeaderValue::from_str(&rest.join("; ")).ok() }
         })
         .collect();
-    headers.remove(COOKIE);
-    for value in kept {
-        headers.append(COOKIE, value);
+    if changed {
+        headers.remove(COOKIE);
+        for value in kept {
+            headers.append(COOKIE, value);
+        }
     }
-    true
+    changed
+}
+
+/// `None` when `value` holds none of the cookies `is_own` names (or is not text), else
+/// what is left of it (`None` when nothing is).
+fn strip_value(value: &HeaderValue, is_own: &impl Fn(&str) -> bool) -> Option<Option<HeaderValue>> {
+    let text = value.to_str().ok()?;
+    let mut kept = String::new();
+    let mut removed = false;
+    for pair in text.split(';') {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        if pair.split_once('=').is_some_and(|(name, _)| is_own(name.trim())) {
+            removed = true;
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push_str("; ");
+        }
+        kept.push_str(pair);
+    }
+    if !removed {
+        return None;
+    }
+    Some(if kept.is_empty() { None } else { HeaderValue::from_str(&kept).ok() })
 }
 
 /// Splits `value` into `(cookie name, part)` pairs: one cookie when it fits, chunks otherwise.

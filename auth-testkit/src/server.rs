@@ -698,10 +698,9 @@ fn issue_tokens(s: &Shared, grant: RefreshGrant, nonce: Option<&str>, faults: &F
     let now = Instant::now();
     let mut state = s.lock();
     state.access_tokens.retain(|_, g| g.expires > now);
-    state.access_tokens.insert(
-        access_token,
-        AccessGrant { username: grant.username.clone(), expires: now + access_token_ttl },
-    );
+    state
+        .access_tokens
+        .insert(access_token, AccessGrant { username: grant.username.clone(), expires: now + access_token_ttl });
     state.refresh_tokens.insert(refresh_token, grant);
     no_store(StatusCode::OK, body)
 }

@@ -10,7 +10,9 @@ use crate::service::AuthService;
 use crate::state::{PENDING_COOKIE, Shared};
 use auth_core::cookies::CookieAttrs;
 use auth_core::seal::Sealer;
-use auth_core::{AuthConfig, ConfigError, CookieStore, IdentityProvider, MemoryStore, SessionStore, SessionStoreConfig};
+use auth_core::{
+    AuthConfig, ConfigError, CookieStore, IdentityProvider, MemoryStore, SessionStore, SessionStoreConfig,
+};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
@@ -152,7 +154,9 @@ impl AuthLayerBuilder {
                 "add a path, such as \"http://localhost:3000/oauth2callback\"",
             ));
         }
-        if [routes.login_path(), routes.logout_path(), routes.backchannel_logout_path()].contains(&callback_path.as_str()) {
+        if [routes.login_path(), routes.logout_path(), routes.backchannel_logout_path()]
+            .contains(&callback_path.as_str())
+        {
             return Err(invalid(
                 "auth.redirect_uri",
                 format!("has the path {callback_path}, which is also a login or logout route"),
@@ -169,11 +173,16 @@ impl AuthLayerBuilder {
 
         // The browser sends cookies only under their path: the callback needs the pending
         // login and the logout route the session.
-        for (what, path) in [("callback (redirect_uri's path)", callback_path.as_str()), ("logout route", routes.logout_path())] {
+        for (what, path) in
+            [("callback (redirect_uri's path)", callback_path.as_str()), ("logout route", routes.logout_path())]
+        {
             if !path_matches(path, &config.cookie_path) {
                 return Err(invalid(
                     "auth.cookie_path",
-                    format!("is {:?}, but the {what} {path} lies outside it, so the browser would not send the cookies there", config.cookie_path),
+                    format!(
+                        "is {:?}, but the {what} {path} lies outside it, so the browser would not send the cookies there",
+                        config.cookie_path
+                    ),
                     "use a cookie_path that contains the callback and the routes, such as \"/\"",
                 ));
             }
@@ -331,6 +340,16 @@ mod tests {
         for bad in ["auth", "", "/a b", "/a?x", "//auth", "/a//b", "/a\\b"] {
             assert!(matches!(normalize_prefix(bad), Err(AuthError::InvalidPrefix { .. })), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn cookie_paths_match_as_browsers_do() {
+        assert!(path_matches("/oauth2callback", "/"));
+        assert!(path_matches("/app", "/app"));
+        assert!(path_matches("/app/auth/logout", "/app"));
+        assert!(path_matches("/app/auth/logout", "/app/"));
+        assert!(!path_matches("/application", "/app"));
+        assert!(!path_matches("/auth/logout", "/app"));
     }
 
     #[test]

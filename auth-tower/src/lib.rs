@@ -42,9 +42,15 @@
 //!   small page saying what happened, never a bare 500.
 //! - `POST /auth/logout` (and `GET`, refused when cross-site): ends the session, clears
 //!   its cookies, and signs out at the provider when it supports RP-initiated logout.
+//! - `POST /auth/backchannel-logout[?provider=NAME]`: OpenID Connect Back-Channel Logout;
+//!   the provider posts a signed logout token and the sessions it names end (needs a
+//!   server-side store).
 //!
 //! Every other request gets a [`User`] (anonymous unless a valid session cookie came
-//! with it) and the [`AuthRoutes`] in its extensions, then goes to your service.
+//! with it) and the [`AuthRoutes`] in its extensions, then goes to your service, without
+//! the layer's own cookies in its `Cookie` header. When the session's access token
+//! expires within `refresh_margin_secs`, it is refreshed first (once per session, however
+//! many requests arrive together); handlers get it with the [`AccessToken`] extractor.
 //!
 //! # Requiring login
 //!
@@ -123,15 +129,26 @@
 //!
 //! By default the session is sealed (AES-256-GCM, key derived from `cookie_secret`) into
 //! the `auth_session` cookie, split into `auth_session.0`, `.1`, ... past ~3800 bytes, so
-//! any instance with the same secret reads it and nothing is kept on the server. Cookies are
-//! `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` when `redirect_uri` is https. A
-//! cookie that does not open (tampered, sealed with an unknown secret, expired) makes the
+//! any instance with the same secret reads it and nothing is kept on the server; a session
+//! sealed with one of `previous_cookie_secrets` still opens and is re-sealed with the current
+//! secret. With `session_store = "memory"` (or a Redis URL, feature `redis`, or any
+//! [`SessionStore`] given to the builder) the cookie carries a random 256-bit ticket and the
+//! session lives on the server, where logout and back-channel logout end it.
+//!
+//! Cookies are `HttpOnly`, `SameSite=Lax`, with `cookie_path` (default `/`) and
+//! `cookie_domain` (default none); with an https `redirect_uri` they are `Secure` and named
+//! `__Host-auth_session` (or `__Secure-...` with a domain or another path). `Max-Age` is
+//! always what is left of the session: `session_lifetime_secs` (30 days), or less with
+//! `idle_timeout_secs` (renewed as the person comes back) or `end_with_id_token`. A cookie
+//! that does not open (tampered, sealed with an unknown secret, expired, revoked) makes the
 //! request anonymous and is deleted.
 //!
 //! # Observability
 //!
-//! The routes run in `tracing` spans `auth.login`, `auth.callback` and `auth.logout` with
-//! the fields `provider` and `outcome`; codes, states, tokens and secrets are never logged.
+//! The routes run in `tracing` spans `auth.login`, `auth.callback`, `auth.logout` and
+//! `auth.backchannel_logout`, refreshes in `auth.refresh`, with the fields `provider` and
+//! `outcome`; codes, states, tokens and secrets are never logged. Session cookies larger
+//! than `cookie_budget_bytes` are reported with a warning (at most once a minute).
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -99,7 +99,7 @@ pub(crate) async fn refresh(shared: &Arc<Shared>, ticket: &str, session: &Arc<Se
         let mut map = shared.flights.map.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         map.retain(|_, flight| flight.keep(now));
-        match None::<&Flight> {
+        match map.get(&key) {
             Some(flight) => (flight.outcome.clone(), None),
             None => {
                 let (sender, receiver) = watch::channel(None);

@@ -31,7 +31,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, route: Route, parts: Parts) -> P
     let allowed: &[Method] = match route {
         Route::Login | Route::Callback => &[Method::GET],
         Route::Logout => &[Method::POST, Method::GET],
-        Route::BackchannelLogout => return backchannel_logout(shared, parts, http_body_util::Empty::<Bytes>::new()).await,
+        Route::BackchannelLogout => {
+            return backchannel_logout(shared, parts, http_body_util::Empty::<Bytes>::new()).await;
+        }
     };
     if !allowed.contains(&parts.method) {
         return method_not_allowed(allowed);
@@ -154,7 +156,10 @@ async fn login(shared: &Shared, parts: &Parts) -> Page {
     let sealed = shared.sealer.seal(PENDING_PURPOSE, &json);
     let mut response = redirect(StatusCode::FOUND, &url);
     if response.status() == StatusCode::FOUND {
-        append_cookie(response.headers_mut(), shared.attrs.set_cookie(&shared.pending_cookie, &sealed, PENDING_TTL_SECS));
+        append_cookie(
+            response.headers_mut(),
+            shared.attrs.set_cookie(&shared.pending_cookie, &sealed, PENDING_TTL_SECS),
+        );
         record_outcome("redirect");
     } else {
         record_outcome("bad_authorization_url");
@@ -492,7 +497,12 @@ where
         }
         Err(error) => {
             tracing::warn!(%error, "back-channel logout refused");
-            return refuse(StatusCode::BAD_REQUEST, "invalid_token", "invalid_request", "the logout token is not valid");
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "invalid_request",
+                "the logout token is not valid",
+            );
         }
     };
     match shared.store.revoke(&Revocation::of(provider.name(), claims)).await {
@@ -508,7 +518,8 @@ where
                 "a back-channel logout arrived, but sessions live in cookies, which cannot be revoked: \
                  set session_store to \"memory\" or a Redis URL in [auth]"
             );
-            let description = "this app keeps sessions in cookies, which cannot be revoked; it needs a server-side session_store";
+            let description =
+                "this app keeps sessions in cookies, which cannot be revoked; it needs a server-side session_store";
             refuse(StatusCode::NOT_IMPLEMENTED, "unsupported_store", "unsupported", description)
         }
         Err(error) => {

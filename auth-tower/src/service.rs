@@ -151,9 +151,12 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
     let (mut session, loaded) = match cached {
         Some(session) => (session, false),
         None => match shared.store.load(&ticket).await {
-            Ok(Some(session)) => (Arc::new(session), true),
-            Ok(None) => {
-                tracing::debug!("session cookie did not open (tampered, foreign secret, expired or ended); clearing it");
+            // Stores must not return ended sessions; a custom one that does is not trusted.
+            Ok(Some(session)) if !session.is_expired_at(now) => (Arc::new(session), true),
+            Ok(_) => {
+                tracing::debug!(
+                    "session cookie did not open (tampered, foreign secret, expired or ended); clearing it"
+                );
                 return Prepared::anonymous(shared.clear_cookies(&present));
             }
             Err(error) => {

@@ -114,7 +114,8 @@ impl Shared {
     /// earlier when the ID token expires first and `end_with_id_token` is set.
     fn expires_at(&self, created_at: u64, identity: &Identity) -> u64 {
         let absolute = created_at.saturating_add(self.config.session_lifetime_secs);
-        let id_token_exp = identity.claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)));
+        let id_token_exp =
+            identity.claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)));
         match id_token_exp {
             Some(exp) if self.config.end_with_id_token => absolute.min(exp),
             _ => absolute,
@@ -172,11 +173,13 @@ impl Shared {
     ) -> Vec<HeaderValue> {
         let written = cookies::split(&self.session_cookie, ticket);
         let max_age = session.remaining_secs(now);
-        let size: usize =
-            written.iter().map(|(name, value)| name.len() + 1 + value.len()).sum::<usize>() + 2 * written.len().saturating_sub(1);
+        let size: usize = written.iter().map(|(name, value)| name.len() + 1 + value.len()).sum::<usize>()
+            + 2 * written.len().saturating_sub(1);
         self.budget.check(size, self.config.cookie_budget_bytes, written.len(), now);
-        let mut out: Vec<HeaderValue> =
-            written.iter().filter_map(|(name, value)| header_value(self.attrs.set_cookie(name, value, max_age))).collect();
+        let mut out: Vec<HeaderValue> = written
+            .iter()
+            .filter_map(|(name, value)| header_value(self.attrs.set_cookie(name, value, max_age)))
+            .collect();
         for stale in present {
             if !written.iter().any(|(name, _)| name == stale) {
                 out.extend(header_value(self.attrs.delete_cookie(stale)));

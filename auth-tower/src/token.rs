@@ -91,3 +91,30 @@ impl AccessToken {
         self.expires_at
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth_core::{ExposeTokens, Identity, Session, TokenSet};
+    use std::sync::Arc;
+
+    fn user(tokens: TokenSet) -> User {
+        let session = Session::new(Identity::new("p", "alice", Default::default()), tokens, 60);
+        User::from_session(Arc::new(session), ExposeTokens::NONE)
+    }
+
+    #[test]
+    fn the_token_of_a_user_whatever_expose_tokens_says() {
+        assert_eq!(AccessToken::of(&User::anonymous()).err(), Some(NoAccessToken::Anonymous));
+        assert_eq!(AccessToken::of(&user(TokenSet::default())).err(), Some(NoAccessToken::Missing));
+        let expired = TokenSet { access_token: Some("at".into()), expires_at: Some(1), ..TokenSet::default() };
+        assert_eq!(AccessToken::of(&user(expired)).err(), Some(NoAccessToken::Expired));
+        let live =
+            TokenSet { access_token: Some("at".into()), expires_at: Some(unix_now() + 60), ..TokenSet::default() };
+        let token = AccessToken::of(&user(live)).expect("a live token");
+        assert_eq!(token.secret(), "at");
+        assert!(!format!("{token:?}").contains("at\""), "Debug hides the token: {token:?}");
+        let forever = TokenSet { access_token: Some("at".into()), ..TokenSet::default() };
+        assert!(AccessToken::of(&user(forever)).is_ok(), "no expiry given: taken as live");
+    }
+}

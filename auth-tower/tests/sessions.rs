@@ -111,7 +111,12 @@ impl Setup {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, layer: AuthLayer, base: String, store: Option<Arc<MemoryStore>>) -> App {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    layer: AuthLayer,
+    base: String,
+    store: Option<Arc<MemoryStore>>,
+) -> App {
     let router = Router::new()
         .route("/me", get(|user: User| async move { Json(user.to_json()) }))
         .route(
@@ -528,12 +533,8 @@ async fn the_app_never_sees_the_layers_cookies() {
 /// An IdP whose access tokens live 1 s (until a test says otherwise with
 /// `set_access_token_ttl`), and an app refreshing them when they have expired.
 async fn short_lived(setup: Setup) -> (MockIdp, App) {
-    let idp = MockIdp::builder()
-        .login_as(Some("alice"))
-        .access_token_ttl(Duration::from_secs(1))
-        .start()
-        .await
-        .unwrap();
+    let idp =
+        MockIdp::builder().login_as(Some("alice")).access_token_ttl(Duration::from_secs(1)).start().await.unwrap();
     let app = setup.start(&idp).await;
     (idp, app)
 }
@@ -663,14 +664,18 @@ async fn refusal_logs_out(fault: Fault, memory: bool) {
 
 #[tokio::test]
 async fn invalid_grant_logs_out_cleanly() {
-    refusal_logs_out(Fault::TokenError("invalid_grant".into()), false).await;
-    refusal_logs_out(Fault::TokenError("invalid_grant".into()), true).await;
+    tokio::join!(
+        refusal_logs_out(Fault::TokenError("invalid_grant".into()), false),
+        refusal_logs_out(Fault::TokenError("invalid_grant".into()), true),
+    );
 }
 
 #[tokio::test]
 async fn a_refreshed_id_token_about_someone_else_logs_out() {
-    refusal_logs_out(Fault::IdTokenClaims(json!({"sub": "mallory"})), true).await;
-    refusal_logs_out(Fault::WrongIssuer, false).await;
+    tokio::join!(
+        refusal_logs_out(Fault::IdTokenClaims(json!({"sub": "mallory"})), true),
+        refusal_logs_out(Fault::WrongIssuer, false),
+    );
 }
 
 #[tokio::test]
@@ -911,7 +916,10 @@ async fn typical_cookie_sizes() {
         ("email_verified", json!(true)),
         ("at_hash", json!("HK6E_P6Dh8Y93mRNtsDB1Q")),
         ("name", json!("Alice Example")),
-        ("picture", json!("https://lh3.googleusercontent.com/a/ACg8ocJ-0123456789abcdefghijklmnopqrstuvwxyz_ABCDEFGH=s96-c")),
+        (
+            "picture",
+            json!("https://lh3.googleusercontent.com/a/ACg8ocJ-0123456789abcdefghijklmnopqrstuvwxyz_ABCDEFGH=s96-c"),
+        ),
         ("given_name", json!("Alice")),
         ("family_name", json!("Example")),
         ("iat", json!(1_700_000_000)),
@@ -942,7 +950,9 @@ async fn typical_cookie_sizes() {
         scope: Some("openid email profile User.Read".into()),
     };
     let microsoft = size(microsoft).await;
-    println!("cookie sizes: identity only {bare} B, with Google-sized tokens {google} B, with Microsoft-sized tokens {microsoft} B");
+    println!(
+        "cookie sizes: identity only {bare} B, with Google-sized tokens {google} B, with Microsoft-sized tokens {microsoft} B"
+    );
     assert!((600..=1000).contains(&bare), "{bare}");
     assert!((2400..=3400).contains(&google), "{google}");
     assert!((7500..=8500).contains(&microsoft), "{microsoft}");

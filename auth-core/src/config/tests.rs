@@ -171,3 +171,115 @@ fn provider_tables_in_auth_belong_to_the_default_provider() {
     assert_eq!(extra["logout_params"]["logout_uri"], "http://localhost:3000/");
     assert_eq!(extra["allowed_email_domains"][0], "example.com");
 }
+
+fn with(extra: &str) -> Result<AuthConfig, ConfigError> {
+    parse(&format!(
+        "[auth]\nredirect_uri = \"https://app.example/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
+         client_id = \"id\"\nclient_secret = \"s\"\n\
+         server_metadata_url = \"https://i.example/.well-known/openid-configuration\"\n{extra}\n"
+    ))
+}
+
+fn invalid(extra: &str) -> (String, String) {
+    match with(extra) {
+        Err(err @ ConfigError::Invalid { .. }) => {
+            let ConfigError::Invalid { ref key, .. } = err else { unreachable!() };
+            (key.clone(), err.to_string())
+        }
+        other => panic!("expected an invalid key for {extra:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn session_keys_have_streamlit_like_defaults() {
+    let config = with("").expect("valid");
+    assert_eq!(config.idle_timeout_secs, None);
+    assert!(!config.end_with_id_token);
+    assert_eq!(config.cookie_path, "/");
+    assert_eq!(config.cookie_domain, None);
+    assert_eq!(config.refresh_margin_secs, DEFAULT_REFRESH_MARGIN_SECS);
+    assert_eq!(config.cookie_budget_bytes, DEFAULT_COOKIE_BUDGET_BYTES);
+    assert_eq!(config.keep_tokens, KeepTokens::ALL);
+    assert!(matches!(config.session_store, SessionStoreConfig::Cookie));
+    assert_eq!(config.cookie_prefix(), "__Host-", "https, Path=/, no Domain");
+}
+
+#[test]
+fn session_keys_are_read() {
+    let config = with(
+        "idle_timeout_secs = 1800\nend_with_id_token = true\ncookie_path = \"/app\"\ncookie_domain = \".App.Example\"\n\
+         refresh_margin_secs = 0\ncookie_budget_bytes = 8000\nkeep_tokens = [\"id\", \"refresh\"]\n\
+         session_store = \"rediss://:pw@redis.example:6380/2\"",
+    )
+    .expect("valid");
+    assert_eq!(config.idle_timeout_secs, Some(1800));
+    assert!(config.end_with_id_token);
+    assert_eq!(config.cookie_path, "/app");
+    assert_eq!(config.cookie_domain.as_deref(), Some("app.example"));
+    assert_eq!(config.refresh_margin_secs, 0);
+    assert_eq!(config.cookie_budget_bytes, 8000);
+    assert_eq!(config.keep_tokens, KeepTokens { id: true, access: false, refresh: true });
+    let SessionStoreConfig::Redis(url) = &config.session_store else { panic!("a Redis store") };
+    assert_eq!(url.expose(), "rediss://:pw@redis.example:6380/2");
+    assert!(!format!("{config:?}").contains(":pw@"), "Debug hides the Redis password");
+    assert_eq!(config.cookie_prefix(), "__Secure-", "a Domain or another path rules out __Host-");
+    assert!(matches!(with("session_store = \"memory\"").map(|c| c.session_store), Ok(SessionStoreConfig::Memory)));
+    assert!(matches!(with("session_store = \"cookie\"").map(|c| c.session_store), Ok(SessionStoreConfig::Cookie)));
+    let plain = parse(&format!(
+        "[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\n[auth.google]\nclient_id = \"g\"\nclient_secret = \"s\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(plain.cookie_prefix(), "", "no prefix without https");
+}
+
+#[test]
+fn session_key_errors_name_the_key_and_the_fix() {
+    for (extra, key, hint) in [
+        ("idle_timeout_secs = 0", "auth.idle_timeout_secs", "remove it"),
+        ("idle_timeout_secs = \"soon\"", "auth.idle_timeout_secs", "whole number of seconds"),
+        ("end_with_id_token = \"yes\"", "auth.end_with_id_token", "true"),
+        ("cookie_path = \"app\"", "auth.cookie_path", "\"/\""),
+        ("cookie_path = \"/a;b\"", "auth.cookie_path", "';'"),
+        ("cookie_domain = \"other.example\"", "auth.cookie_domain", "parent domains"),
+        ("cookie_domain = \"ple.example\"", "auth.cookie_domain", "parent domains"),
+        ("cookie_domain = \"bad domain\"", "auth.cookie_domain", "example.com"),
+        ("cookie_budget_bytes = -1", "auth.cookie_budget_bytes", "whole number of bytes"),
+        ("keep_tokens = [\"id\", \"session\"]", "auth.keep_tokens", "\"refresh\""),
+        ("expose_tokens = \"access\"\nkeep_tokens = [\"id\"]", "auth.keep_tokens", "expose_tokens"),
+        ("session_store = \"postgres://db\"", "auth.session_store", "redis://"),
+        ("session_store = \"disk\"", "auth.session_store", "\"memory\""),
+        ("cookie_name = \"__Host-s\"\ncookie_domain = \"app.example\"", "auth.cookie_name", "remove the prefix"),
+    ] {
+        let (got, message) = invalid(extra);
+        assert_eq!(got, key, "{extra}: {message}");
+        assert!(message.contains(hint), "{extra}: {message}");
+    }
+    let (_, message) = invalid("session_store = \"mysql://root:hunter2@db\"");
+    assert!(!message.contains("hunter2"), "the URL is never echoed: {message}");
+    let http = parse(&format!(
+        "[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\ncookie_name = \"__Secure-s\"\n"
+    ));
+    assert!(
+        matches!(&http, Err(ConfigError::Invalid { key, .. }) if key == "auth.cookie_name"),
+        "__Secure- needs https: {http:?}"
+    );
+}
+
+#[test]
+fn keep_tokens_drops_what_it_does_not_keep() {
+    use crate::TokenSet;
+    let tokens = TokenSet {
+        access_token: Some("a".into()),
+        id_token: Some("i".into()),
+        refresh_token: Some("r".into()),
+        expires_at: Some(1),
+        scope: Some("openid".into()),
+    };
+    assert_eq!(KeepTokens::ALL.apply(tokens.clone()), tokens);
+    let none = KeepTokens::NONE.apply(tokens.clone());
+    assert_eq!((none.access_token, none.id_token, none.refresh_token, none.expires_at), (None, None, None, None));
+    assert_eq!(none.scope.as_deref(), Some("openid"));
+    let id = KeepTokens { id: true, access: false, refresh: false }.apply(tokens);
+    assert_eq!(id.id_token.as_deref(), Some("i"));
+    assert_eq!(id.access_token, None);
+}
