@@ -170,6 +170,20 @@ fn verify_non_url_issuer(
     let Some((_, alg)) = ALLOWED_ALGS.iter().find(|(allowed, _)| Some(*allowed) == name) else {
         return invalid("the ID token's algorithm is not allowed");
     };
+    check_signature(raw, header, alg, keys, "ID token")?;
+    Ok(claims)
+}
+
+/// The signature of the `what` ("ID token", "logout token") `raw`, with the one key of
+/// `keys` that fits its `kid` and `alg`; [`Refusal::UnknownKey`] when none does (the key
+/// set may be stale), so the caller can refetch it once.
+pub(crate) fn check_signature(
+    raw: &str,
+    header: &Claims,
+    alg: &CoreJwsSigningAlgorithm,
+    keys: &Keys,
+    what: &str,
+) -> Result<(), Refusal> {
     let kid = header.get("kid").and_then(Value::as_str);
     let fitting: Vec<&CoreJsonWebKey> = keys
         .iter()
@@ -185,15 +199,18 @@ fn verify_non_url_issuer(
     let key = match fitting.as_slice() {
         [] => return Err(Refusal::UnknownKey),
         [key] => *key,
-        _ => return invalid("several keys of the provider fit the ID token; it must name one with kid"),
+        _ => {
+            return Err(Refusal::Invalid(format!(
+                "several keys of the provider fit the {what}; it must name one with kid"
+            )));
+        }
     };
     let (signing_input, signature) = raw.rsplit_once('.').unwrap_or_default();
     let signature = BASE64URL
         .decode(signature)
-        .map_err(|_| Refusal::Invalid("the ID token's signature is not base64url".into()))?;
+        .map_err(|_| Refusal::Invalid(format!("the {what}'s signature is not base64url")))?;
     key.verify_signature(alg, signing_input.as_bytes(), &signature)
-        .map_err(|e| Refusal::Invalid(format!("the ID token's signature is not valid ({e})")))?;
-    Ok(claims)
+        .map_err(|e| Refusal::Invalid(format!("the {what}'s signature is not valid ({e})")))
 }
 
 /// openidconnect's verifier, configured as described in the module docs.

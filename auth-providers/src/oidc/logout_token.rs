@@ -11,13 +11,11 @@
 //! Claims are checked before the signature, so a token that would fail anyway never makes
 //! the provider fetch its key set again (an unknown `kid` does, rate-limited).
 
-use super::id_token::{ALLOWED_ALGS, Keys, Refusal};
+use super::id_token::{ALLOWED_ALGS, Keys, Refusal, check_signature};
 use auth_core::{Claims, LogoutClaims};
 use base64::Engine as _;
 use base64::engine::{GeneralPurpose, general_purpose};
 use chrono::Utc;
-use openidconnect::core::CoreJsonWebKey;
-use openidconnect::{JsonWebKey, JsonWebKeyAlgorithm, JsonWebKeyUse, JwsSigningAlgorithm};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -80,7 +78,7 @@ pub(crate) fn verify(raw: &str, keys: &Keys, expected: &Expected<'_>) -> Result<
         return invalid("the logout token has a crit header, which is not supported");
     }
     check_claims(&claims, expected)?;
-    check_signature(raw, &header, alg, keys)?;
+    check_signature(raw, &header, alg, keys, "logout token")?;
     let text = |claim: &str| claims.get(claim).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
     Ok(LogoutClaims::new(text("sub"), text("sid")))
 }
@@ -157,38 +155,6 @@ fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<(), Refusal>
         return invalid("the logout token names neither a subject (sub) nor a session (sid)");
     }
     Ok(())
-}
-
-/// The signature, with the one key of `keys` that fits the token's `kid` and `alg`;
-/// [`Refusal::UnknownKey`] when none does (the key set may be stale).
-fn check_signature(
-    raw: &str,
-    header: &Claims,
-    alg: &openidconnect::core::CoreJwsSigningAlgorithm,
-    keys: &Keys,
-) -> Result<(), Refusal> {
-    let kid = header.get("kid").and_then(Value::as_str);
-    let fitting: Vec<&CoreJsonWebKey> = keys
-        .iter()
-        .filter(|key| kid.is_none_or(|kid| key.key_id().is_some_and(|id| id.as_str() == kid)))
-        .filter(|key| key.key_use().is_none_or(JsonWebKeyUse::allows_signature))
-        .filter(|key| alg.key_type().as_ref() == Some(key.key_type()))
-        .filter(|key| match key.signing_alg() {
-            JsonWebKeyAlgorithm::Unspecified => true,
-            JsonWebKeyAlgorithm::Algorithm(key_alg) => key_alg == alg,
-            JsonWebKeyAlgorithm::Unsupported => false,
-        })
-        .collect();
-    let key = match fitting.as_slice() {
-        [] => return Err(Refusal::UnknownKey),
-        [key] => *key,
-        _ => return invalid("several keys of the provider fit the logout token; it must name one with kid"),
-    };
-    let (signing_input, signature) = raw.rsplit_once('.').unwrap_or_default();
-    let signature =
-        BASE64URL.decode(signature).or_else(|_| invalid("the logout token's signature is not base64url"))?;
-    key.verify_signature(alg, signing_input.as_bytes(), &signature)
-        .or_else(|e| invalid(format!("the logout token's signature is not valid ({e})")))
 }
 
 #[cfg(test)]
