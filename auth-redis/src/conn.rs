@@ -64,34 +64,47 @@ impl Connector {
     }
 
     /// Runs `cmd` and converts its answer, within [`Timeouts::command`].
+    ///
+    /// A single server's command refused at connect time is tried once more: the
+    /// `ConnectionManager` answers the first command after an outage with the outcome of
+    /// its last attempt, made while Redis was down, and only then starts a new one; without
+    /// the retry, the first request after Redis is back would fail. A refused connection
+    /// sent nothing, so the retry cannot run a command twice.
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let bound = self.timeouts.command();
         let started = tokio::time::Instant::now();
-        let (generation, mut conn) = self.conn().await?;
-        let left = bound.saturating_sub(started.elapsed());
-        let answer = tokio::time::timeout(left, async {
-            match &mut conn {
-                Conn::Single(c) => cmd.query_async::<T>(c).await,
-                Conn::Cluster(c) => cmd.query_async::<T>(c).await,
-            }
-        })
-        .await;
-        match answer {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
-                let replace = match conn {
-                    Conn::Single(_) => !e.is_io_error() || e.is_timeout(),
-                    Conn::Cluster(_) => true,
-                };
-                if replace {
-                    self.forget(generation);
+        let mut retried = false;
+        loop {
+            let (generation, mut conn) = self.conn().await?;
+            let left = bound.saturating_sub(started.elapsed());
+            let answer = tokio::time::timeout(left, async {
+                match &mut conn {
+                    Conn::Single(c) => cmd.query_async::<T>(c).await,
+                    Conn::Cluster(c) => cmd.query_async::<T>(c).await,
                 }
-                Err(self.failed(&e))
-            }
-            Err(_) => {
-                self.forget(generation);
-                Err(self.timed_out(bound))
-            }
+            })
+            .await;
+            return match answer {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) if !retried && matches!(conn, Conn::Single(_)) && e.is_connection_refusal() => {
+                    retried = true;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    let replace = match conn {
+                        Conn::Single(_) => !e.is_io_error() || e.is_timeout(),
+                        Conn::Cluster(_) => true,
+                    };
+                    if replace {
+                        self.forget(generation);
+                    }
+                    Err(self.failed(&e))
+                }
+                Err(_) => {
+                    self.forget(generation);
+                    Err(self.timed_out(bound))
+                }
+            };
         }
     }
 

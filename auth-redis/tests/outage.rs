@@ -77,6 +77,29 @@ async fn killed_midway_then_restarted() {
     assert_eq!(store.load(&ticket).await.expect("load"), None, "the new server has no data");
 }
 
+/// After an outage, the first call once Redis is back must be served: for an app it is a
+/// person's request (a login's callback), which should not fail on the memory of the
+/// outage. Also for a store built while Redis was down. (On a multi-threaded runtime, as
+/// apps run: the connection manager's reconnection attempts then run at once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_call_after_a_restart_is_served() {
+    let redis = server();
+    let port = redis.port();
+    let store = RedisStore::new(&redis.url()).expect("URL");
+    store.ping().await.expect("ping");
+    redis.stop();
+    assert_unavailable(&store).await;
+    let _redis = RedisServer::start_on(port).expect("restart on the same port");
+    let ticket = store.save(&session("p", "alice", Some("sid-1"), 60)).await.expect("the first call after the restart");
+    assert!(store.load(&ticket).await.expect("load").is_some());
+
+    let port = free_port();
+    let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/0")).expect("no I/O at construction");
+    assert_unavailable(&store).await;
+    let _redis = RedisServer::start_on(port).expect("redis-server on the port the store names");
+    store.ping().await.expect("the first call once Redis is up");
+}
+
 #[tokio::test]
 async fn a_hung_server_times_out_then_recovers() {
     let redis = server();

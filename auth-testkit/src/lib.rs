@@ -87,7 +87,8 @@
 //!
 //! Each login opens a provider session: full ID tokens carry its `sid` (kept across
 //! refreshes, absent from minimal ID tokens). Each refresh spends the refresh token and
-//! issues a new one (rotation); a spent one answers `invalid_grant`. Short
+//! issues a new one (rotation); a spent one answers `invalid_grant`
+//! ([`MockIdpBuilder::rotate_refresh_tokens`] turns rotation off). Short
 //! [`MockIdpBuilder::access_token_ttl`] and [`MockIdpBuilder::id_token_ttl`] make
 //! refreshes and expiry quick to test. [`MockIdp::backchannel_logout`] sends a
 //! [`LogoutToken`], correct or broken on purpose, to your app's back-channel logout route.
@@ -418,6 +419,7 @@ pub struct MockIdpBuilder {
     minimal_id_token: bool,
     end_session: bool,
     keep_previous_key: bool,
+    rotate_refresh_tokens: bool,
 }
 
 impl Default for MockIdpBuilder {
@@ -437,6 +439,7 @@ impl Default for MockIdpBuilder {
             minimal_id_token: false,
             end_session: true,
             keep_previous_key: false,
+            rotate_refresh_tokens: true,
         }
     }
 }
@@ -543,6 +546,15 @@ impl MockIdpBuilder {
         self
     }
 
+    /// Whether each refresh spends the refresh token and issues a new one (default `true`,
+    /// as Microsoft Entra ID does). With `false`, a refresh token stays valid and the
+    /// refresh answer repeats it, as panva's `oidc-provider` does for confidential clients
+    /// and Google does (which omits it instead).
+    pub fn rotate_refresh_tokens(mut self, rotate: bool) -> Self {
+        self.rotate_refresh_tokens = rotate;
+        self
+    }
+
     /// Binds the port and starts serving on the current Tokio runtime.
     ///
     /// Fails when the port cannot be bound, or with `InvalidInput` when `login_as`
@@ -597,6 +609,7 @@ impl MockIdpBuilder {
             minimal_id_token: self.minimal_id_token,
             end_session: self.end_session,
             keep_previous_key: self.keep_previous_key,
+            rotate_refresh_tokens: self.rotate_refresh_tokens,
         };
         keys::all(); // parse the keys now, not during the first token request
         let shared = Arc::new(Shared::new(config, self.login_as));

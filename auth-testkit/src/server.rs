@@ -51,6 +51,8 @@ pub(crate) struct Config {
     pub(crate) minimal_id_token: bool,
     pub(crate) end_session: bool,
     pub(crate) keep_previous_key: bool,
+    /// Whether a refresh spends the refresh token and issues a new one.
+    pub(crate) rotate_refresh_tokens: bool,
 }
 
 /// An issuer that differs per user: discovery advertises `template`; ID tokens and callbacks
@@ -98,7 +100,7 @@ struct AccessGrant {
     expires: Instant,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct RefreshGrant {
     client_id: String,
     username: String,
@@ -671,22 +673,41 @@ fn refresh_grant(s: &Shared, params: &Params, faults: &Faults) -> Response {
     let Some(token) = params.get("refresh_token") else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is missing.");
     };
-    // Rotation: the presented refresh token is spent.
-    let grant = s.lock().refresh_tokens.remove(token);
+    // Rotation: the presented refresh token is spent. Without it, it stays valid and is
+    // repeated in the answer.
+    let (grant, kept) = {
+        let mut state = s.lock();
+        if s.config.rotate_refresh_tokens {
+            (state.refresh_tokens.remove(token), None)
+        } else {
+            (state.refresh_tokens.get(token).cloned(), Some(token.clone()))
+        }
+    };
     match grant {
-        Some(grant) if grant.client_id == s.config.client_id => issue_tokens(s, grant, None, faults),
+        Some(grant) if grant.client_id == s.config.client_id => issue_tokens_with(s, grant, None, faults, kept),
         _ => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "The refresh token is unknown or was already used."),
     }
 }
 
 fn issue_tokens(s: &Shared, grant: RefreshGrant, nonce: Option<&str>, faults: &Faults) -> Response {
+    issue_tokens_with(s, grant, nonce, faults, None)
+}
+
+/// Issues tokens for `grant`; `refresh_token` is the one to hand back (a new one when `None`).
+fn issue_tokens_with(
+    s: &Shared,
+    grant: RefreshGrant,
+    nonce: Option<&str>,
+    faults: &Faults,
+    refresh_token: Option<String>,
+) -> Response {
     let Some(user) = s.user(&grant.username) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "The user no longer exists.");
     };
     let id_token = s.id_token(user, nonce, grant.auth_time, &grant.sid, faults);
     let access_token_ttl = s.lock().access_token_ttl.unwrap_or(s.config.access_token_ttl);
     let access_token = jwt::random_token();
-    let refresh_token = jwt::random_token();
+    let refresh_token = refresh_token.unwrap_or_else(jwt::random_token);
     let body = json!({
         "access_token": access_token,
         "token_type": "Bearer",

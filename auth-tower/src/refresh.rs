@@ -7,13 +7,17 @@
 //! to the token endpoint, not one each: providers rotate refresh tokens and refuse a spent
 //! one (`invalid_grant`), which would end the session.
 //!
-//! - Within a process, requests due for the same refresh token join one *flight*: the
-//!   first starts it on its own Tokio task (so a client hanging up cannot abandon a rotated
-//!   refresh token half-way), the others wait for its outcome. The outcome is remembered
-//!   for [`MEMO`] after the flight lands, so that requests still carrying the previous
-//!   cookie (sent before the browser had the new one) get the new session and cookie
-//!   instead of spending the old refresh token again, and so that a provider that is down
-//!   is asked again at most that often per session.
+//! - Within a process, requests due for the same tokens (refresh token, access token and
+//!   its expiry: a [`FlightKey`]) join one *flight*: the first starts it on its own Tokio
+//!   task (so a client hanging up cannot abandon a rotated refresh token half-way), the
+//!   others wait for its outcome. The outcome is remembered for [`MEMO`] after the flight
+//!   lands, so that requests still carrying the previous cookie (sent before the browser
+//!   had the new one) get the new session and cookie instead of spending the old refresh
+//!   token again, and so that a provider that is down is asked again at most that often
+//!   per session. The key is not the refresh token alone: providers that do not rotate it
+//!   (panva's `oidc-provider` for confidential clients, Google) hand the same one back, and
+//!   the refreshed session, once due in its turn, must start a new flight rather than be
+//!   given the remembered outcome, whose access token has expired by then.
 //! - Across instances sharing a server-side store, the flight holds the store's lock
 //!   `refresh:{ticket}` ([`SessionStore::try_lock`](auth_core::SessionStore::try_lock)).
 //!   An instance that finds it taken polls the store until the session there is no longer
@@ -63,10 +67,20 @@ impl Outcome {
     }
 }
 
-/// The refreshes in flight in this process, and the recent outcomes, by refresh token.
+/// The refreshes in flight in this process, and the recent outcomes, by the tokens they
+/// refresh.
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<String, Flight>>,
+    map: Mutex<HashMap<FlightKey, Flight>>,
+}
+
+/// What a flight refreshes away from: the refresh token, and the access token and expiry
+/// it replaces (a refresh always changes these, even when the refresh token stays).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FlightKey {
+    refresh_token: String,
+    access_token: Option<String>,
+    expires_at: Option<u64>,
 }
 
 impl fmt::Debug for Flights {
@@ -94,7 +108,9 @@ impl Flight {
 
 /// Refreshes `session` (carried by `ticket`), or joins the flight already doing so.
 pub(crate) async fn refresh(shared: &Arc<Shared>, ticket: &str, session: &Arc<Session>) -> Outcome {
-    let Some(key) = session.tokens.refresh_token.clone() else { return Outcome::Kept };
+    let tokens = &session.tokens;
+    let Some(refresh_token) = tokens.refresh_token.clone() else { return Outcome::Kept };
+    let key = FlightKey { refresh_token, access_token: tokens.access_token.clone(), expires_at: tokens.expires_at };
     let (mut outcome, leader) = {
         let mut map = shared.flights.map.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();

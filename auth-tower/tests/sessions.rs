@@ -581,6 +581,46 @@ async fn server_side_session_refreshes_and_persists_the_rotated_refresh_token() 
     refreshes_and_persists_the_rotated_refresh_token(Setup::new("refresh_margin_secs = 0").memory()).await;
 }
 
+/// Providers that keep the refresh token (panva's `oidc-provider` for confidential clients,
+/// Google) answer every refresh with the same one. A session refreshed once must be
+/// refreshed again when its new access token is due, not handed the remembered outcome of
+/// the previous refresh (whose token has expired by then).
+async fn refreshes_again_when_the_refresh_token_is_not_rotated(setup: Setup) {
+    let idp = MockIdp::builder()
+        .login_as(Some("alice"))
+        .access_token_ttl(Duration::from_secs(1))
+        .rotate_refresh_tokens(false)
+        .start()
+        .await
+        .unwrap();
+    let app = setup.start(&idp).await;
+    let mut browser = Browser::new(&app);
+    browser.login().await;
+    let first = browser.text("/token").await;
+    idp.reset_hits();
+    let mut seen = vec![first];
+    for round in 1..=2 {
+        until_expired().await;
+        let token = browser.get("/token").await;
+        assert_eq!(token.status(), StatusCode::OK, "round {round}");
+        let fresh = token.text().await.unwrap();
+        assert!(!seen.contains(&fresh), "round {round}: the expired access token was served again");
+        assert_eq!(idp.hits().token, round, "round {round}: one refresh per expiry");
+        seen.push(fresh);
+    }
+    assert!(browser.logged_in().await);
+}
+
+#[tokio::test]
+async fn cookie_session_refreshes_again_when_the_refresh_token_is_not_rotated() {
+    refreshes_again_when_the_refresh_token_is_not_rotated(Setup::new("refresh_margin_secs = 0")).await;
+}
+
+#[tokio::test]
+async fn server_side_session_refreshes_again_when_the_refresh_token_is_not_rotated() {
+    refreshes_again_when_the_refresh_token_is_not_rotated(Setup::new("refresh_margin_secs = 0").memory()).await;
+}
+
 /// Fifty requests with one expired access token, spread over `apps`: one refresh.
 async fn fifty_concurrent_requests_refresh_once(idp: &MockIdp, apps: &[&App]) {
     let mut browser = Browser::new(apps[0]);

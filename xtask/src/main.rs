@@ -5,7 +5,7 @@
 //! - `dev-idp [mock-idp flags]`: the mock IdP alone;
 //! - `test`: formatting, clippy and every test suite, installing what they need;
 //! - `e2e`: only the suites that meet real parts: the certified OpenID Provider, over
-//!   HTTP and in headless Chromium.
+//!   HTTP and in headless Chromium, and two app processes sharing a real Redis.
 //! - `bench [--quick] [bench-run flags]`: the hot-path benchmark (`auth-bench`), built in
 //!   release; prints a Markdown table and writes `target/bench/results.json`.
 
@@ -19,7 +19,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   run EXAMPLE [--config F] [--listen A] run an example from auth-examples (axum-basic, ...)
   dev-idp [FLAGS]                      run the mock IdP alone (flags: see `cargo xtask dev-idp --help`)
   test                                 cargo fmt --check, clippy -D warnings, every test suite
-  e2e                                  the suites against a certified OpenID Provider (HTTP and Chromium)
+  e2e                                  the suites against a certified OpenID Provider (HTTP and Chromium) and Redis
   bench [--quick] [FLAGS]              hot-path benchmark vs bare axum and axum-login (`cargo xtask bench --help`)";
 
 fn main() -> ExitCode {
@@ -76,6 +76,7 @@ fn test() -> Result<(), String> {
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     install_op()?;
     check_browser()?;
+    check_redis()?;
     step("cargo test --workspace");
     cargo(&["test", "--workspace"], &[])
 }
@@ -83,8 +84,35 @@ fn test() -> Result<(), String> {
 fn e2e() -> Result<(), String> {
     install_op()?;
     check_browser()?;
-    step("cargo test -p auth-examples --test certified_op --test browser");
-    cargo(&["test", "-p", "auth-examples", "--test", "certified_op", "--test", "browser"], &[])
+    check_redis()?;
+    let suites = ["certified_op", "browser", "two_instances_one_redis"];
+    step(&format!("cargo test -p auth-examples --test {}", suites.join(" --test ")));
+    let mut args = vec!["test", "-p", "auth-examples"];
+    for suite in suites {
+        args.extend(["--test", suite]);
+    }
+    cargo(&args, &[])
+}
+
+/// The Debian package of `redis-server` (it brings `redis-cli`, which the cluster tests use).
+const REDIS_INSTALL: &str = "apt-get install -y redis-server";
+
+/// `redis-server` and `redis-cli` must be on the PATH: `auth-redis`'s tests and the
+/// two-instance suite of `auth-examples` start their own servers. This only checks, and
+/// names the install command (`.ci/run` installs it).
+fn check_redis() -> Result<(), String> {
+    let missing: Vec<&str> = ["redis-server", "redis-cli"]
+        .into_iter()
+        .filter(|program| !Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the session-store suites start their own Redis and need {} on the PATH: install it with `{REDIS_INSTALL}`",
+            missing.join(" and ")
+        ))
+    }
 }
 
 /// The Debian packages the browser suite drives.

@@ -48,11 +48,13 @@ impl Example {
     }
 }
 
-/// How to run the provider.
+/// How to run the provider (and the few app settings a scenario needs with it).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct OpOptions {
     /// `--access-token-ttl` (seconds); the provider's default (an hour) when `None`.
     pub(crate) access_token_ttl: Option<u32>,
+    /// Extra lines for the app's `[auth]` section, such as `"refresh_margin_secs = 1"`.
+    pub(crate) app_config: &'static str,
 }
 
 /// The provider and an example app logging in against it, on free loopback ports.
@@ -100,7 +102,9 @@ impl Stack {
              cookie_secret = \"{cookie_secret}\"\n\
              client_id = \"{CLIENT_ID}\"\n\
              client_secret = \"{CLIENT_SECRET}\"\n\
-             server_metadata_url = \"{issuer}/.well-known/openid-configuration\"\n"
+             server_metadata_url = \"{issuer}/.well-known/openid-configuration\"\n\
+             {}\n",
+            options.app_config
         );
         let config_path = dir.path.join("auth.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -248,6 +252,12 @@ impl Proc {
     pub(crate) fn tail(&self, n: usize) -> Vec<String> {
         let log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         log.iter().skip(log.len().saturating_sub(n)).cloned().collect()
+    }
+
+    /// How many lines it printed so far (within the kept tail) contain `needle`.
+    pub(crate) fn count(&self, needle: &str) -> usize {
+        let log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.iter().filter(|line| line.contains(needle)).count()
     }
 
     /// Whether any line it printed so far (within the kept tail) contains `needle`.
