@@ -74,17 +74,15 @@ fn test() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
     step("cargo clippy --workspace --all-targets -- -D warnings");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    system_requirements()?;
     install_op()?;
-    check_browser()?;
-    check_redis()?;
     step("cargo test --workspace");
     cargo(&["test", "--workspace"], &[])
 }
 
 fn e2e() -> Result<(), String> {
+    system_requirements()?;
     install_op()?;
-    check_browser()?;
-    check_redis()?;
     let suites = ["certified_op", "browser", "two_instances_one_redis"];
     step(&format!("cargo test -p auth-examples --test {}", suites.join(" --test ")));
     let mut args = vec!["test", "-p", "auth-examples"];
@@ -94,57 +92,72 @@ fn e2e() -> Result<(), String> {
     cargo(&args, &[])
 }
 
-/// The Debian package of `redis-server` (it brings `redis-cli`, which the cluster tests use).
-const REDIS_INSTALL: &str = "apt-get install -y redis-server";
-
-/// `redis-server` and `redis-cli` must be on the PATH: `auth-redis`'s tests and the
-/// two-instance suite of `auth-examples` start their own servers. This only checks, and
-/// names the install command (`.ci/run` installs it).
-fn check_redis() -> Result<(), String> {
-    let missing: Vec<&str> = ["redis-server", "redis-cli"]
-        .into_iter()
-        .filter(|program| !Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the session-store suites start their own Redis and need {} on the PATH: install it with `{REDIS_INSTALL}`",
-            missing.join(" and ")
-        ))
-    }
+/// A program the suites start, and the Debian packages that bring it.
+struct Requirement {
+    program: &'static str,
+    packages: &'static [&'static str],
+    used_by: &'static str,
 }
 
-/// The Debian packages the browser suite drives.
-const BROWSER_INSTALL: &str = "apt-get install -y --no-install-recommends chromium chromium-driver";
+/// What the suites meet for real: the certified OpenID Provider runs on Node.js, the
+/// browser suite drives Chromium through chromedriver, the session-store suites start
+/// their own Redis (and a Redis Cluster with redis-cli), the TLS test makes a CA with openssl.
+const REQUIREMENTS: &[Requirement] = &[
+    Requirement {
+        program: "node",
+        packages: &["nodejs", "npm"],
+        used_by: "the certified OpenID Provider (Node.js 20+)",
+    },
+    Requirement { program: "npm", packages: &["npm"], used_by: "installing the certified OpenID Provider" },
+    Requirement { program: "chromium", packages: &["chromium"], used_by: "the browser suite" },
+    Requirement { program: "chromedriver", packages: &["chromium-driver"], used_by: "the browser suite" },
+    Requirement { program: "redis-server", packages: &["redis-server"], used_by: "the Redis session-store suites" },
+    Requirement { program: "redis-cli", packages: &["redis-tools"], used_by: "the Redis Cluster test" },
+    Requirement { program: "openssl", packages: &["openssl"], used_by: "the Redis TLS test" },
+];
 
-/// Chromium and chromedriver (the browser suite) must be installed: this only checks, and
-/// names the install command (`.ci/run` installs them). `CHROME` and `CHROMEDRIVER`
-/// point at other binaries, as in the suite itself.
-fn check_browser() -> Result<(), String> {
-    let missing: Vec<String> = [("CHROME", "/usr/bin/chromium"), ("CHROMEDRIVER", "/usr/bin/chromedriver")]
-        .into_iter()
-        .map(|(var, default)| std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from))
-        .filter(|path| !path.is_file())
-        .map(|path| path.display().to_string())
-        .collect();
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Makes sure every program of [`REQUIREMENTS`] is installed. Missing ones are installed
+/// with apt-get when this runs as root on a Debian-like machine (CI, a fresh container);
+/// elsewhere it stops with the exact command to run. Never a silent skip.
+fn system_requirements() -> Result<(), String> {
+    let missing: Vec<&Requirement> = REQUIREMENTS.iter().filter(|r| !on_path(r.program)).collect();
     if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the browser end-to-end suite needs Chromium and chromedriver ({} missing): install them with `{BROWSER_INSTALL}`",
-            missing.join(" and ")
-        ))
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = missing.iter().flat_map(|r| r.packages.iter().copied()).collect();
+    packages.dedup();
+    let command = format!("apt-get install -y --no-install-recommends {}", packages.join(" "));
+    let why: Vec<String> = missing.iter().map(|r| format!("{} ({})", r.program, r.used_by)).collect();
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !is_root || !on_path("apt-get") {
+        return Err(format!("missing {}: install with `sudo {command}`", why.join(", ")));
+    }
+    step(&format!("installing {} (for {})", packages.join(" "), why.join(", ")));
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))
+            .and_then(|s| if s.success() { Ok(()) } else { Err(format!("`apt-get {}` failed ({s})", args.join(" "))) })
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(&packages);
+    apt(&install)?;
+    match REQUIREMENTS.iter().find(|r| !on_path(r.program)) {
+        Some(r) => Err(format!("{} is still missing after `{command}`", r.program)),
+        None => Ok(()),
     }
 }
 
 /// Installs the certified OpenID Provider (`e2e/op`) from its lockfile when needed.
 fn install_op() -> Result<(), String> {
     let dir = root().join("e2e/op");
-    let node = Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|o| o.status.success()) {
-        return Err("Node.js is required for the certified OpenID Provider suite: install it with `apt-get install -y nodejs npm` (Node 20 or newer)".into());
-    }
     if dir.join("node_modules/oidc-provider/package.json").exists() {
         return Ok(());
     }
