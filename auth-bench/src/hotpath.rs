@@ -26,7 +26,8 @@ impl HotPath {
     pub async fn new(variant: Variant, redis_url: Option<&str>) -> Result<Self, String> {
         let prepared = variants::prepare(variant, redis_url).await?;
         let cookie = prepared.cookie.map(HeaderValue::try_from).transpose().map_err(|e| e.to_string())?;
-        Ok(Self { app: prepared.app, cookie, expected: variant.expected_body() })
+        // As `axum::serve` does for each connection: routes become services once, not per request.
+        Ok(Self { app: prepared.app.with_state(()), cookie, expected: variant.expected_body() })
     }
 
     /// Sends `n` requests one after another; returns how many got the expected answer.

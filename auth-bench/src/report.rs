@@ -296,6 +296,12 @@ impl Report {
                 None => lines.push(format!("{label}: not measured")),
             }
         }
+        if let Some(r) = ratio("bare-cookie") {
+            lines.push(format!(
+                "(1b) the cookie of (3) sent to the bare server, unread, at {r:.3} of bare: the part of (3)'s gap that \
+                 is carrying the cookie, not the layer"
+            ));
+        }
         match (self.summary_of("logged-in"), self.summary_of("axum-login")) {
             (Some(ours), Some(peer)) => lines.push(format!(
                 "(3) {:.0} req/s vs axum-login (6) {:.0} req/s (target: faster): {}",

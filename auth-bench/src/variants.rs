@@ -20,6 +20,9 @@ pub const ANONYMOUS: &str = "anonymous";
 pub enum Variant {
     /// (1) The bare axum handler, no layer.
     Bare,
+    /// (1b) The bare handler, the request carrying variant (3)'s cookie, unread: what
+    /// sending and parsing the cookie costs without any layer.
+    BareCookie,
     /// (2) `AuthLayer`, a request without cookie.
     Anonymous,
     /// (3) `AuthLayer`, a request with the sealed session of a typical Google login.
@@ -34,13 +37,21 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the order.
-    pub const ALL: [Variant; 6] =
-        [Variant::Bare, Variant::Anonymous, Variant::LoggedIn, Variant::Chunked, Variant::Redis, Variant::Peer];
+    pub const ALL: [Variant; 7] = [
+        Variant::Bare,
+        Variant::BareCookie,
+        Variant::Anonymous,
+        Variant::LoggedIn,
+        Variant::Chunked,
+        Variant::Redis,
+        Variant::Peer,
+    ];
 
     /// The name used on command lines and in the JSON.
     pub fn name(self) -> &'static str {
         match self {
             Variant::Bare => "bare",
+            Variant::BareCookie => "bare-cookie",
             Variant::Anonymous => "anonymous",
             Variant::LoggedIn => "logged-in",
             Variant::Chunked => "chunked",
@@ -53,6 +64,7 @@ impl Variant {
     pub fn label(self) -> &'static str {
         match self {
             Variant::Bare => "(1) bare axum",
+            Variant::BareCookie => "(1b) bare axum, request carrying the cookie of (3), unread",
             Variant::Anonymous => "(2) AuthLayer, anonymous",
             Variant::LoggedIn => "(3) AuthLayer, logged in (cookie store)",
             Variant::Chunked => "(4) AuthLayer, logged in, tokens exposed, chunked cookie",
@@ -70,7 +82,7 @@ impl Variant {
     /// [`ANONYMOUS`] is broken, not fast.
     pub fn expected_body(self) -> &'static str {
         match self {
-            Variant::Bare | Variant::Anonymous => ANONYMOUS,
+            Variant::Bare | Variant::BareCookie | Variant::Anonymous => ANONYMOUS,
             Variant::LoggedIn | Variant::Chunked | Variant::Redis | Variant::Peer => LOGGED_IN,
         }
     }
@@ -107,6 +119,10 @@ pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepar
     let handler = Router::new().route("/", get(home));
     match variant {
         Variant::Bare => Ok(Prepared { app: handler, cookie: None }),
+        Variant::BareCookie => {
+            let cookie = fixtures::cookie_header(&fixtures::sealed(&fixtures::google_session()).await);
+            Ok(Prepared { app: handler, cookie: Some(cookie) })
+        }
         Variant::Anonymous => Ok(Prepared { app: handler.layer(auth_layer(false, None)?), cookie: None }),
         Variant::LoggedIn => {
             let cookie = fixtures::cookie_header(&fixtures::sealed(&fixtures::google_session()).await);
@@ -149,7 +165,8 @@ async fn save(store: &dyn SessionStore, session: &Session) -> Result<String, Str
 
 #[cfg(feature = "redis")]
 async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
-    let store = auth_redis::RedisStore::connect(url).await.map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let store = auth_redis::RedisStore::new(url).map_err(|e| e.to_string())?.with_prefix("auth-bench:");
+    store.ping().await.map_err(|e| format!("Redis at {url} does not answer: {e}"))?;
     Ok(Arc::new(store))
 }
 

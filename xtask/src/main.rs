@@ -174,9 +174,6 @@ fn install_op() -> Result<(), String> {
 /// runs `bench-run`, which starts one server process per variant, drives them in
 /// interleaved rounds, and writes `target/bench/results.json`.
 fn bench(args: &[String]) -> Result<(), String> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        return cargo(&["run", "--quiet", "--release", "-p", "auth-bench", "--bin", "bench-run", "--", "--help"], &[]);
-    }
     step("cargo build --release -p auth-bench --features redis");
     let features = if cargo(&["build", "--release", "-p", "auth-bench", "--features", "redis"], &[]).is_ok() {
         "redis"
@@ -186,6 +183,11 @@ fn bench(args: &[String]) -> Result<(), String> {
         ""
     };
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let bench_run = target.join("release").join(format!("bench-run{}", std::env::consts::EXE_SUFFIX));
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        let status = Command::new(&bench_run).arg("--help").status();
+        return status.map(drop).map_err(|e| format!("cannot run bench-run: {e}"));
+    }
     let out = target.join("bench").join("results.json");
     let mut command = String::from("cargo xtask bench");
     for arg in args {
@@ -193,7 +195,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         command.push_str(arg);
     }
     step(&format!("bench-run{}", if features.is_empty() { "" } else { " (with the Redis variant)" }));
-    let status = Command::new(target.join("release").join(format!("bench-run{}", std::env::consts::EXE_SUFFIX)))
+    let status = Command::new(&bench_run)
         .args(args)
         .arg("--out")
         .arg(&out)

@@ -22,11 +22,11 @@ const USAGE: &str = "usage: bench-run [--quick] [--rounds N] [--duration SECS] [
   --quick            2 rounds x 1 s after 0.5 s warm-up, 200 logins (a smoke run, not for the README)
   defaults           5 rounds x 5 s after 1 s warm-up, 64 connections, every variant, 1000 logins at 8 at once
   --logins 0         skip the login-throughput measure
-  --max-other-cores  a sample taken while other processes kept more than X cores busy (default 0.25)
+  --max-other-cores  a sample taken while other processes kept more than X cores busy (default 0.15)
                      is taken again (twice at most); before each sample the run waits up to
                      --quiet-timeout (default 120 s, 10 s with --quick) for the machine to be that quiet
   --server-threads   Tokio workers per server (default: one per core)
-  variants: bare, anonymous, logged-in, chunked, redis, axum-login";
+  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login";
 
 #[derive(Debug)]
 struct Args {
@@ -64,7 +64,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         warmup: Duration::from_secs(1),
         connections: 64,
         server_threads: None,
-        max_other_cores: 0.25,
+        max_other_cores: 0.15,
         quiet_timeout: Duration::from_secs(120),
         variants: Variant::ALL.to_vec(),
         logins: 1000,

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 const USAGE: &str = "usage: bench-server --variant NAME --listen ADDR [--threads N] [--redis-url URL]
   --threads N  Tokio worker threads (default: one per core)
-  variants: bare, anonymous, logged-in, chunked, redis, axum-login";
+  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login";
 
 struct Args {
     variant: Variant,
