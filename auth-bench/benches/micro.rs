@@ -76,6 +76,20 @@ fn cookie(c: &mut Criterion) {
     group.bench_function("read from Cookie header", |b| b.iter(|| cookies::read(black_box(&plain), "auth_session")));
     let chunked = headers(&fixtures::cookie_header(&sealed_big));
     group.bench_function("read and join 2 chunks", |b| b.iter(|| cookies::read(black_box(&chunked), "auth_session")));
+    // What the layer does per request: one pass finding the session cookie's bytes and the
+    // header without the layer's cookies (not validated, not joined: the cache compares bytes).
+    group.bench_function("scan: find the cookie and strip the layer's cookies", |b| {
+        b.iter(|| {
+            let found = cookies::scan(black_box(&plain), "auth_session", &["auth_pending"]);
+            (found.parts().is_some(), found.into_strip())
+        })
+    });
+    group.bench_function("scan 2 chunks", |b| {
+        b.iter(|| {
+            let found = cookies::scan(black_box(&chunked), "auth_session", &["auth_pending"]);
+            (found.parts().is_some(), found.into_strip())
+        })
+    });
     group.finish();
 }
 

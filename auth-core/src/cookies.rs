@@ -20,37 +20,26 @@ pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// The value of cookie `name`, joined from its chunks when it was split.
-/// `None` when absent or when a chunk is missing.
+/// `None` when absent or when a chunk is missing. One pass over the headers as bytes
+/// (see [`scan`]): other cookies that are not text do not hide it.
 pub fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
-    let mut whole = None;
-    let mut chunks: Vec<(usize, &str)> = Vec::new();
-    for (n, v) in pairs(headers) {
-        if n == name {
-            whole = Some(v);
-        } else if let Some(index) = chunk_index(n, name) {
-            chunks.push((index, v));
-        }
-    }
-    if let Some(v) = whole {
-        return Some(Cow::Borrowed(v));
-    }
-    if chunks.is_empty() {
-        return None;
-    }
-    chunks.sort_unstable_by_key(|(i, _)| *i);
-    let mut joined = String::with_capacity(chunks.len() * CHUNK_SIZE);
-    for (expected, (index, value)) in chunks.iter().enumerate() {
-        if *index != expected {
-            return None;
-        }
-        joined.push_str(value);
-    }
-    Some(Cow::Owned(joined))
+    scan_inner(headers, name, &[], false).value()
 }
 
 /// The names of cookie `name` and its chunks present in the request.
 pub fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
-    pairs(headers).map(|(n, _)| n).filter(|n| *n == name || chunk_index(n, name).is_some()).collect()
+    let mut names = Vec::new();
+    for value in headers.get_all(COOKIE).iter() {
+        for pair in value.as_bytes().split(|b| *b == b';') {
+            let Some(eq) = memchr::memchr(b'=', pair) else { continue };
+            let n = trim(&pair[..eq]);
+            if n == name.as_bytes() || chunk_index_bytes(n, name.as_bytes()).is_some() {
+                // Our name, or it followed by `.` and digits: text.
+                names.extend(std::str::from_utf8(n).ok());
+            }
+        }
+    }
+    names
 }
 
 fn chunk_index(candidate: &str, name: &str) -> Option<usize> {
@@ -130,6 +119,302 @@ fn strip_value(value: &HeaderValue, is_own: &impl Fn(&str) -> bool) -> Option<Op
         return None;
     }
     Some(if kept.is_empty() { None } else { HeaderValue::from_str(&kept).ok() })
+}
+
+/// What one pass over the request's `Cookie` headers found: the value of one cookie (or
+/// its chunks), and the headers as they would be without the caller's own cookies.
+///
+/// [`scan`] reads each header as bytes, once: it finds each `;`-separated pair with
+/// `memchr`, and validates as text only the value of the cookie it reads, and only when
+/// asked for it ([`CookieScan::value`]). Other cookies
+/// are never validated, so bytes that are not text in them (obs-text) neither hide the
+/// cookie being read nor stop the layer's cookies from being removed; they are kept
+/// byte for byte.
+#[derive(Debug)]
+pub struct CookieScan<'h> {
+    /// The last `NAME=value`, as [`read`] takes it (not yet validated as text).
+    whole: Option<&'h [u8]>,
+    /// `NAME.i=value` chunks, in order of appearance (not yet validated as text).
+    chunks: Vec<(usize, &'h [u8])>,
+    /// Whether any `NAME` or `NAME.i` pair was seen (whatever its value).
+    named: bool,
+    /// Whether the request has a `Cookie` header at all.
+    any: bool,
+    /// The `Cookie` headers without the caller's own cookies, when any was removed.
+    stripped: Stripped,
+}
+
+#[derive(Debug)]
+enum Stripped {
+    /// Nothing to remove: the headers stay as they are.
+    Untouched,
+    /// One header, which becomes this (or goes away).
+    One(Option<HeaderValue>),
+    /// Several headers, which become these.
+    Many(Vec<HeaderValue>),
+}
+
+impl<'h> CookieScan<'h> {
+    /// The value of the cookie, joined from its chunks when it was split: as [`read`].
+    /// `None` when absent, when a chunk is missing, or when it is not text.
+    pub fn value(&self) -> Option<Cow<'h, str>> {
+        if let Some(v) = self.whole {
+            return std::str::from_utf8(v).ok().map(Cow::Borrowed);
+        }
+        join(self.chunks.clone())
+    }
+
+    /// The parts of the value as bytes, in order, without joining them or validating them
+    /// as text: one part for a whole cookie, the chunks for a split one. `None` when the
+    /// cookie is absent. Bytes equal to a known valid value are valid; anything else goes
+    /// through [`value`](Self::value).
+    pub fn parts(&self) -> Option<Parts<'_, 'h>> {
+        if let Some(v) = self.whole {
+            return Some(Parts::Whole(v));
+        }
+        if self.chunks.is_empty() {
+            return None;
+        }
+        // Chunks usually come in order; sorting is only needed when they do not.
+        if self.chunks.iter().enumerate().all(|(i, (index, _))| *index == i) {
+            Some(Parts::Chunks(&self.chunks))
+        } else {
+            Some(Parts::Unordered)
+        }
+    }
+
+    /// Whether the request carries the cookie or any chunk of it, readable or not.
+    pub fn is_present(&self) -> bool {
+        self.named
+    }
+
+    /// Whether the request has a `Cookie` header.
+    pub fn has_cookie_header(&self) -> bool {
+        self.any
+    }
+
+    /// The removal computed by [`scan`], to apply once the borrow of the headers ends.
+    pub fn into_strip(self) -> Strip {
+        Strip(self.stripped)
+    }
+}
+
+/// The layer's cookies to remove from a request's `Cookie` headers, from
+/// [`CookieScan::into_strip`].
+#[derive(Debug)]
+pub struct Strip(Stripped);
+
+impl Strip {
+    /// Applies the removal to `headers` (the map that was scanned); returns whether
+    /// anything was removed. The other cookies are kept as [`strip`] keeps them.
+    pub fn apply(self, headers: &mut HeaderMap) -> bool {
+        match self.0 {
+            Stripped::Untouched => false,
+            Stripped::One(Some(rest)) => {
+                headers.insert(COOKIE, rest);
+                true
+            }
+            Stripped::One(None) => {
+                headers.remove(COOKIE);
+                true
+            }
+            Stripped::Many(kept) => {
+                headers.remove(COOKIE);
+                for value in kept {
+                    headers.append(COOKIE, value);
+                }
+                true
+            }
+        }
+    }
+}
+
+/// The parts of a cookie's value, from [`CookieScan::parts`].
+#[derive(Debug)]
+pub enum Parts<'s, 'h> {
+    /// The value was not split.
+    Whole(&'h [u8]),
+    /// The value's chunks, in order (`index == position`).
+    Chunks(&'s [(usize, &'h [u8])]),
+    /// Chunks sent out of order: use [`CookieScan::value`].
+    Unordered,
+}
+
+/// Joins `chunks` in index order; `None` when there are none, one is missing, or the
+/// result is not text.
+fn join(mut chunks: Vec<(usize, &[u8])>) -> Option<Cow<'_, str>> {
+    if chunks.is_empty() {
+        return None;
+    }
+    chunks.sort_unstable_by_key(|(i, _)| *i);
+    let mut joined = Vec::with_capacity(chunks.iter().map(|(_, v)| v.len()).sum());
+    for (expected, (index, value)) in chunks.iter().enumerate() {
+        if *index != expected {
+            return None;
+        }
+        joined.extend_from_slice(value);
+    }
+    String::from_utf8(joined).ok().map(Cow::Owned)
+}
+
+/// Whitespace as `str::trim` sees it, among the bytes a header value may hold.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+fn trim(mut bytes: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = bytes {
+        if !is_space(*first) {
+            break;
+        }
+        bytes = rest;
+    }
+    while let [rest @ .., last] = bytes {
+        if !is_space(*last) {
+            break;
+        }
+        bytes = rest;
+    }
+    bytes
+}
+
+/// `Some(i)` when `candidate` is `name.i` (`i` as `usize` parses it).
+fn chunk_index_bytes(candidate: &[u8], name: &[u8]) -> Option<usize> {
+    let rest = candidate.strip_prefix(name)?.strip_prefix(b".")?;
+    std::str::from_utf8(rest).ok()?.parse().ok()
+}
+
+/// What one pair of a header is, for [`scan`].
+enum Pair<'h> {
+    /// Cookie `name` itself, with its value.
+    Whole(&'h [u8]),
+    /// A chunk of cookie `name`.
+    Chunk(usize, &'h [u8]),
+    /// Another of the caller's own cookies.
+    Own,
+    /// Someone else's cookie, or a pair without `=`: kept.
+    Other,
+}
+
+/// One pass over the request's `Cookie` headers: reads cookie `name` (as [`read`] does)
+/// and computes the headers without `name`, its chunks and the cookies named in `also`
+/// (as [`strip`] does, except that a header holding bytes that are not text is handled
+/// too, the other cookies kept byte for byte). Apply the removal with
+/// [`CookieScan::strip`].
+pub fn scan<'h>(headers: &'h HeaderMap, name: &str, also: &[&str]) -> CookieScan<'h> {
+    scan_inner(headers, name, also, true)
+}
+
+fn scan_inner<'h>(headers: &'h HeaderMap, name: &str, also: &[&str], strip: bool) -> CookieScan<'h> {
+    let mut out =
+        CookieScan { whole: None, chunks: Vec::new(), named: false, any: false, stripped: Stripped::Untouched };
+    let mut values = headers.get_all(COOKIE).iter();
+    let Some(first) = values.next() else { return out };
+    out.any = true;
+    let name = name.as_bytes();
+    let classify = |pair: &'h [u8]| -> Pair<'h> {
+        let Some(eq) = memchr::memchr(b'=', pair) else { return Pair::Other };
+        let n = trim(&pair[..eq]);
+        let value = || {
+            let v = trim(&pair[eq + 1..]);
+            let start = v.iter().position(|b| *b != b'"').unwrap_or(v.len());
+            let end = v.iter().rposition(|b| *b != b'"').map_or(start, |e| e + 1);
+            &v[start..end.max(start)]
+        };
+        if n == name {
+            Pair::Whole(value())
+        } else if let Some(index) = chunk_index_bytes(n, name) {
+            Pair::Chunk(index, value())
+        } else if also.iter().any(|a| a.as_bytes() == n) {
+            Pair::Own
+        } else {
+            Pair::Other
+        }
+    };
+    let Some(second) = values.next() else {
+        if let Some(rest) = scan_value(first.as_bytes(), &classify, strip, &mut out) {
+            out.stripped = Stripped::One(rest);
+        }
+        return out;
+    };
+    let mut changed = false;
+    let mut kept = Vec::new();
+    for value in [first, second].into_iter().chain(values) {
+        match scan_value(value.as_bytes(), &classify, strip, &mut out) {
+            None => kept.push(value.clone()),
+            Some(rest) => {
+                changed = true;
+                kept.extend(rest);
+            }
+        }
+    }
+    if changed {
+        out.stripped = Stripped::Many(kept);
+    }
+    out
+}
+
+/// Scans one header value; `None` when it holds none of the caller's cookies, else what is
+/// left of it (`None` when nothing is).
+fn scan_value<'h>(
+    text: &'h [u8],
+    classify: &impl Fn(&'h [u8]) -> Pair<'h>,
+    strip: bool,
+    out: &mut CookieScan<'h>,
+) -> Option<Option<HeaderValue>> {
+    // `kept` is only built once one of the caller's cookies is found.
+    let mut kept: Option<Vec<u8>> = None;
+    let mut start = 0;
+    while start <= text.len() {
+        let end = memchr::memchr(b';', &text[start..]).map_or(text.len(), |i| start + i);
+        let pair = &text[start..end];
+        let own = record(classify(pair), out) && strip;
+        match (&mut kept, own) {
+            (None, true) => {
+                // The first own cookie: keep what came before it, normalized as `strip` does.
+                let mut before = Vec::with_capacity(text.len() - (end - start));
+                for earlier in text[..start].split(|b| *b == b';') {
+                    push_pair(&mut before, earlier);
+                }
+                kept = Some(before);
+            }
+            (Some(buffer), false) => push_pair(buffer, pair),
+            _ => {}
+        }
+        start = end + 1;
+    }
+    let kept = kept?;
+    Some(if kept.is_empty() { None } else { HeaderValue::from_bytes(&kept).ok() })
+}
+
+/// Notes `pair` in `out`; returns whether it is one of the caller's own cookies.
+fn record<'h>(pair: Pair<'h>, out: &mut CookieScan<'h>) -> bool {
+    match pair {
+        Pair::Whole(value) => {
+            out.named = true;
+            out.whole = Some(value);
+            true
+        }
+        Pair::Chunk(index, value) => {
+            out.named = true;
+            out.chunks.push((index, value));
+            true
+        }
+        Pair::Own => true,
+        Pair::Other => false,
+    }
+}
+
+/// Appends a kept `pair`, trimmed, after `"; "` (an empty one is dropped).
+fn push_pair(kept: &mut Vec<u8>, pair: &[u8]) {
+    let pair = trim(pair);
+    if pair.is_empty() {
+        return;
+    }
+    if !kept.is_empty() {
+        kept.extend_from_slice(b"; ");
+    }
+    kept.extend_from_slice(pair);
 }
 
 /// Splits `value` into `(cookie name, part)` pairs: one cookie when it fits, chunks otherwise.
@@ -227,6 +512,118 @@ mod tests {
         assert_eq!(h[COOKIE], "a=1;b=2", "untouched when nothing is ours");
         let mut none = HeaderMap::new();
         assert!(!strip(&mut none, own));
+    }
+
+    fn header_bytes(cookie: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_bytes(cookie).expect("valid header bytes"));
+        h
+    }
+
+    /// `scan` then strip: the value read and the `Cookie` headers left.
+    fn scanned(mut h: HeaderMap) -> (Option<String>, bool, Vec<Vec<u8>>) {
+        let found = scan(&h, "s", &["p"]);
+        let value = found.value().map(Cow::into_owned);
+        let present = found.is_present();
+        found.into_strip().apply(&mut h);
+        (value, present, h.get_all(COOKIE).iter().map(|v| v.as_bytes().to_vec()).collect())
+    }
+
+    #[test]
+    fn scan_reads_and_strips_in_one_pass() {
+        let (value, present, left) = scanned(headers("a=1;s=sealed; s.0=x;b=\"quoted\";  p=pending; sx=keep"));
+        assert_eq!((value.as_deref(), present), (Some("sealed"), true));
+        assert_eq!(left, [b"a=1; b=\"quoted\"; sx=keep".to_vec()]);
+
+        // Only ours: the header goes; none of ours: untouched, byte for byte.
+        assert_eq!(scanned(headers("s=v")), (Some("v".into()), true, vec![]));
+        assert_eq!(scanned(headers(" a=1 ;;b=2 ")), (None, false, vec![b" a=1 ;;b=2 ".to_vec()]));
+        assert_eq!(scanned(HeaderMap::new()), (None, false, vec![]));
+        assert!(!scan(&HeaderMap::new(), "s", &[]).has_cookie_header());
+        assert!(scan(&headers("a=1"), "s", &[]).has_cookie_header());
+    }
+
+    #[test]
+    fn scan_handles_malformed_headers() {
+        // Empty header, empty pairs, pairs without `=`.
+        assert_eq!(scanned(headers("")), (None, false, vec![b"".to_vec()]));
+        assert_eq!(scanned(headers(";;; ;")), (None, false, vec![b";;; ;".to_vec()]));
+        assert_eq!(scanned(headers("s; novalue; s=v; =x")), (Some("v".into()), true, vec![b"s; novalue; =x".to_vec()]));
+        // Quoted values lose their quotes, as `read` always did; an empty value is a value.
+        assert_eq!(scanned(headers("s=\"v\"")).0.as_deref(), Some("v"));
+        assert_eq!(scanned(headers("s=")).0.as_deref(), Some(""));
+        assert_eq!(scanned(headers("s=\"\"")).0.as_deref(), Some(""));
+        // Duplicates of our name: the last one is read, every one is removed.
+        assert_eq!(scanned(headers("s=one; a=1; s=two")), (Some("two".into()), true, vec![b"a=1".to_vec()]));
+        // Names are compared exactly after trimming; `s.x`, `sx`, `S` are not ours.
+        assert_eq!(
+            scanned(headers(" s =v; s.x=1; sx=2; S=3")),
+            (Some("v".into()), true, vec![b"s.x=1; sx=2; S=3".to_vec()])
+        );
+        // A value with `=` in it.
+        assert_eq!(scanned(headers("s=a=b")).0.as_deref(), Some("a=b"));
+    }
+
+    #[test]
+    fn scan_keeps_other_cookies_that_are_not_text() {
+        let (value, present, left) = scanned(header_bytes(b"x=\xff\xfe; s=sealed; y=caf\xe9"));
+        assert_eq!((value.as_deref(), present), (Some("sealed"), true));
+        assert_eq!(left, [b"x=\xff\xfe; y=caf\xe9".to_vec()]);
+        assert_eq!(read(&header_bytes(b"x=\xff; s=sealed"), "s").as_deref(), Some("sealed"));
+        assert_eq!(present_names(&header_bytes(b"x=\xff; s.0=a; s.1=b"), "s"), ["s.0", "s.1"]);
+        // Our own value not text: not read, but present (so the layer clears it) and removed.
+        let (value, present, left) = scanned(header_bytes(b"s=\xff; a=1"));
+        assert_eq!((value, present, left), (None, true, vec![b"a=1".to_vec()]));
+        assert_eq!(scanned(header_bytes(b"s.0=A; s.1=\xff")), (None, true, vec![]));
+        assert_eq!(scanned(header_bytes(b"s=ok; s=\xff")).0, None, "the last one counts");
+    }
+
+    #[test]
+    fn scan_joins_chunks_and_reports_gaps() {
+        let (value, _, left) = scanned(headers("s.1=BBB; a=1; s.0=AAA; s.2=C"));
+        assert_eq!((value.as_deref(), left), (Some("AAABBBC"), vec![b"a=1".to_vec()]));
+        let h = headers("s.0=AAA; s.1=BBB");
+        let found = scan(&h, "s", &[]);
+        assert!(matches!(found.parts(), Some(Parts::Chunks(c)) if c == [(0, &b"AAA"[..]), (1, &b"BBB"[..])]));
+        let h = headers("s.1=BBB; s.0=AAA");
+        assert!(matches!(scan(&h, "s", &[]).parts(), Some(Parts::Unordered)));
+        let h = headers("s=W; s.0=AAA");
+        assert!(matches!(scan(&h, "s", &[]).parts(), Some(Parts::Whole(b"W"))));
+        assert!(scan(&headers("a=1"), "s", &[]).parts().is_none());
+        // A gap, a duplicate chunk, an index that does not parse: not readable, still removed.
+        for cookie in ["s.0=A; s.2=C", "s.0=A; s.0=B", "s.1=B"] {
+            let (value, present, left) = scanned(headers(&format!("{cookie}; a=1")));
+            assert_eq!((value, present, left), (None, true, vec![b"a=1".to_vec()]), "{cookie}");
+        }
+        assert_eq!(scanned(headers("s.a=1; s.=2")), (None, false, vec![b"s.a=1; s.=2".to_vec()]));
+    }
+
+    #[test]
+    fn scan_handles_several_headers() {
+        let mut h = headers("s.0=AA; a=1");
+        h.append(COOKIE, HeaderValue::from_static("b=2"));
+        h.append(COOKIE, HeaderValue::from_static("s.1=BB; p=x"));
+        let (value, present, left) = scanned(h);
+        assert_eq!((value.as_deref(), present), (Some("AABB"), true));
+        assert_eq!(left, [b"a=1".to_vec(), b"b=2".to_vec()], "an emptied header is removed, others kept in order");
+        let mut h = headers("a=1");
+        h.append(COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(scanned(h).2, [b"a=1".to_vec(), b"b=2".to_vec()]);
+    }
+
+    #[test]
+    fn scan_agrees_with_read_and_strip() {
+        let own = |n: &str| is_cookie_or_chunk(n, "s") || n == "p";
+        for cookie in ["a=1;s=x; s.0=y;b=2", "s.0=A; s.1=B; p=1", "x=1", "s=1; s=2", " ; s ; s= ; a", "s.1=B; s.0=A"] {
+            let mut h = headers(cookie);
+            let read = super::read(&h, "s").map(Cow::into_owned);
+            assert_eq!(scan(&h, "s", &["p"]).value().map(Cow::into_owned), read, "{cookie}");
+            let mut stripped = h.clone();
+            strip(&mut stripped, own);
+            let changed = scan(&h, "s", &["p"]).into_strip().apply(&mut h);
+            assert_eq!(h, stripped, "{cookie}");
+            assert_eq!(changed, cookie.contains("s") || cookie.contains("p"), "{cookie}");
+        }
     }
 
     #[test]

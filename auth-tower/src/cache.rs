@@ -10,11 +10,14 @@
 //! The map is keyed by the last [`KEY_LEN`] bytes of the sealed value (they end with the
 //! AES-GCM tag, random and unforgeable) rather than by the whole value: hashing ~1 KB on
 //! every request would cost more than the rest of the lookup. Each entry keeps the whole
-//! value, and a hit requires it to equal the request's exactly.
+//! value, and a hit requires it to equal the request's exactly. The key is hashed with a
+//! multiply-rotate hasher rather than SipHash (its bytes are random and only values that
+//! opened are inserted), and the caller passes the clock it already read.
 
 use auth_core::{Session, unix_now};
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
 /// How many sessions are kept; past it, the cache starts over (stays bounded, stays simple).
@@ -26,16 +29,65 @@ type Key = [u8; KEY_LEN];
 /// The whole sealed value, and the session it opened to.
 type Entry = (Box<str>, Arc<Session>);
 
-fn key(ticket: &str) -> Key {
-    let bytes = ticket.as_bytes();
-    let tail = &bytes[bytes.len().saturating_sub(KEY_LEN)..];
+/// The key of the value made of `parts` joined: its last [`KEY_LEN`] bytes, left-aligned
+/// and zero-padded when it is shorter.
+fn key(parts: &[(usize, &[u8])]) -> Key {
+    let total: usize = parts.iter().map(|(_, p)| p.len()).sum();
     let mut key = [0; KEY_LEN];
-    key[..tail.len()].copy_from_slice(tail);
+    let mut pos = total.min(KEY_LEN);
+    for (_, part) in parts.iter().rev() {
+        if pos == 0 {
+            break;
+        }
+        let bytes = *part;
+        let n = pos.min(bytes.len());
+        key[pos - n..pos].copy_from_slice(&bytes[bytes.len() - n..]);
+        pos -= n;
+    }
     key
 }
 
+/// Whether `sealed` is exactly `parts` joined.
+fn equals(sealed: &str, parts: &[(usize, &[u8])]) -> bool {
+    let mut rest = sealed.as_bytes();
+    for (_, part) in parts {
+        let Some((head, tail)) = rest.split_at_checked(part.len()) else { return false };
+        if head != *part {
+            return false;
+        }
+        rest = tail;
+    }
+    rest.is_empty()
+}
+
+/// A multiply-rotate hasher (as FxHash) for keys that end with an AES-GCM tag: they are
+/// random, and only values that opened are inserted, so SipHash's protection against
+/// chosen keys buys nothing here; a hit still compares the whole value.
+#[derive(Default)]
+struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_usize(&mut self, _len: usize) {
+        // Only the length prefix of the fixed-size key: always KEY_LEN.
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Map = HashMap<Key, Entry, BuildHasherDefault<TagHasher>>;
+
 pub(crate) struct SessionCache {
-    sessions: RwLock<HashMap<Key, Entry>>,
+    sessions: RwLock<Map>,
 }
 
 impl fmt::Debug for SessionCache {
@@ -47,14 +99,22 @@ impl fmt::Debug for SessionCache {
 
 impl SessionCache {
     pub(crate) fn new() -> Self {
-        Self { sessions: RwLock::new(HashMap::new()) }
+        Self { sessions: RwLock::new(Map::default()) }
     }
 
-    /// The live session sealed in `ticket`, when it was opened before.
-    pub(crate) fn get(&self, ticket: &str) -> Option<Arc<Session>> {
+    /// The session sealed in `ticket`, when it was opened before and is live at `now`.
+    #[cfg(test)]
+    pub(crate) fn get(&self, ticket: &str, now: u64) -> Option<Arc<Session>> {
+        self.get_parts(&[(0, ticket.as_bytes())], now)
+    }
+
+    /// As [`get`](Self::get), for the sealed value made of `parts` joined (the chunks of
+    /// a split cookie, in order), without joining them. The parts need not be validated as
+    /// text: a hit means they equal a value that was.
+    pub(crate) fn get_parts(&self, parts: &[(usize, &[u8])], now: u64) -> Option<Arc<Session>> {
         let sessions = self.sessions.read().ok()?;
-        let (sealed, session) = sessions.get(&key(ticket))?;
-        (**sealed == *ticket && !session.is_expired_at(unix_now())).then(|| Arc::clone(session))
+        let (sealed, session) = sessions.get(&key(parts))?;
+        (equals(sealed, parts) && !session.is_expired_at(now)).then(|| Arc::clone(session))
     }
 
     /// Remembers that `ticket` opened to `session`.
@@ -67,14 +127,15 @@ impl SessionCache {
                 sessions.clear();
             }
         }
-        sessions.insert(key(ticket), (ticket.into(), session));
+        sessions.insert(key(&[(0, ticket.as_bytes())]), (ticket.into(), session));
     }
 
     /// Forgets `ticket` (logout).
     pub(crate) fn remove(&self, ticket: &str) {
         if let Ok(mut sessions) = self.sessions.write() {
-            if sessions.get(&key(ticket)).is_some_and(|(sealed, _)| **sealed == *ticket) {
-                sessions.remove(&key(ticket));
+            let key = key(&[(0, ticket.as_bytes())]);
+            if sessions.get(&key).is_some_and(|(sealed, _)| **sealed == *ticket) {
+                sessions.remove(&key);
             }
         }
     }
@@ -93,21 +154,52 @@ mod tests {
     fn hits_misses_expiry_and_bound() {
         let cache = SessionCache::new();
         cache.insert("a", session(60));
-        assert!(cache.get("a").is_some());
-        assert!(cache.get("b").is_none());
+        assert!(cache.get("a", unix_now()).is_some());
+        assert!(cache.get("b", unix_now()).is_none());
         cache.insert("expired", session(0));
-        assert!(cache.get("expired").is_none(), "expiry is checked on every hit");
+        assert!(cache.get("expired", unix_now()).is_none(), "expiry is checked on every hit");
         cache.remove("a");
-        assert!(cache.get("a").is_none());
+        assert!(cache.get("a", unix_now()).is_none());
 
         // Same last KEY_LEN bytes, different value: never a hit, and removing one keeps the other.
         let long = format!("x{}", "t".repeat(KEY_LEN));
         let other = format!("y{}", "t".repeat(KEY_LEN));
         cache.insert(&long, session(60));
-        assert!(cache.get(&long).is_some());
-        assert!(cache.get(&other).is_none());
+        assert!(cache.get(&long, unix_now()).is_some());
+        assert!(cache.get(&other, unix_now()).is_none());
         cache.remove(&other);
-        assert!(cache.get(&long).is_some());
+        assert!(cache.get(&long, unix_now()).is_some());
+
+        // Chunks are looked up without joining them, with the same key and an exact compare.
+        let joined = format!("{}{}", "a".repeat(40), "b".repeat(20));
+        cache.insert(&joined, session(60));
+        let now = unix_now();
+        assert!(cache.get_parts(&[(0, "a".repeat(40).as_bytes()), (1, "b".repeat(20).as_bytes())], now).is_some());
+        assert!(
+            cache
+                .get_parts(
+                    &[(0, "a".repeat(30).as_bytes()), (1, "a".repeat(10).as_bytes()), (2, "b".repeat(20).as_bytes())],
+                    now
+                )
+                .is_some()
+        );
+        assert!(
+            cache.get_parts(&[(0, "a".repeat(39).as_bytes()), (1, "b".repeat(20).as_bytes())], now).is_none(),
+            "shorter"
+        );
+        assert!(
+            cache.get_parts(&[(0, "a".repeat(41).as_bytes()), (1, "b".repeat(20).as_bytes())], now).is_none(),
+            "longer"
+        );
+        assert!(
+            cache.get_parts(&[(0, "c".repeat(40).as_bytes()), (1, "b".repeat(20).as_bytes())], now).is_none(),
+            "same tail"
+        );
+        assert_eq!(key(&[(0, b"ab"), (1, b"c")]), key(&[(0, b"abc")]));
+        let bytes = joined.as_bytes();
+        assert_eq!(key(&[(0, &bytes[..50]), (1, &bytes[50..])]), key(&[(0, bytes)]));
+        assert!(cache.get("", now).is_none());
+
         for i in 0..CAPACITY + 10 {
             cache.insert(&i.to_string(), session(60));
         }

@@ -1,12 +1,16 @@
 //! [`AuthService`] and its [`ResponseFuture`]: the hot path.
 //!
-//! Every request that is not one of the layer's routes passes here. The session cookie is
-//! read in place from the `Cookie` header (no jar, no copy when it is not chunked), then the
-//! layer's own cookies are removed from the request, so the inner service never sees them.
+//! Every request that is not one of the layer's routes passes here. One pass over the
+//! `Cookie` header, as bytes ([`cookies::scan`]), finds the session cookie in place (no jar,
+//! no copy, no text validation of the other cookies) and computes the header without the
+//! layer's own cookies, which replaces it before the inner service is called, so the inner
+//! service never sees them. A header holding none of them is not touched.
 //!
 //! With the default cookie store a repeat cookie is found in the [`SessionCache`]; when its
 //! session needs nothing (two integer compares: no refresh due, no idle renewal due), the
-//! inner service is called at once and its future is not boxed. Everything else (a cookie
+//! inner service is called at once and its future is not boxed. The cache is looked up with
+//! the cookie's bytes (a split cookie's chunks, without joining them): a hit means they
+//! equal a value that opened, so only a miss validates and joins them. Everything else (a cookie
 //! seen for the first time, any cookie with a server-side store, a refresh, a renewal, a
 //! re-seal with the current secret) runs in one boxed future ([`prepare`]) before the inner
 //! service is called, and the cookies it writes go on the inner service's response.
@@ -62,7 +66,14 @@ enum Lookup {
     /// A cached session that needs nothing.
     Ready(Arc<Session>),
     /// Work before the inner service: load the session, and refresh or renew it.
-    Prepare { ticket: String, cached: Option<Arc<Session>>, present: Vec<String> },
+    Prepare(Box<Pending>),
+}
+
+/// What [`prepare`] starts from (boxed: rare, and it would make every [`Lookup`] large).
+struct Pending {
+    ticket: String,
+    cached: Option<Arc<Session>>,
+    present: Vec<String>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
@@ -92,24 +103,42 @@ where
             return ResponseFuture { kind: Kind::Route { future } };
         }
 
-        let now = unix_now();
-        let lookup = match cookies::read(request.headers(), shared.session_cookie()) {
-            None if request.headers().contains_key(http::header::COOKIE) => {
-                // Chunks without their siblings cannot be read, but would be sent forever.
-                let broken = !cookies::present_names(request.headers(), shared.session_cookie()).is_empty();
-                Lookup::Anonymous(if broken { shared.clear_session_cookies(request.headers()) } else { Vec::new() })
-            }
+        // One pass over the `Cookie` headers: the session cookie, and the headers without
+        // the layer's cookies (applied below, once the lookup is done with the headers).
+        let found = cookies::scan(request.headers(), shared.session_cookie(), &[shared.pending_cookie.as_str()]);
+        let lookup = match found.parts() {
+            // Chunks without their siblings cannot be read, but would be sent forever.
+            None if found.is_present() => Lookup::Anonymous(shared.clear_session_cookies(request.headers())),
             None => Lookup::Anonymous(Vec::new()),
-            Some(ticket) => match shared.cache.as_ref().and_then(|c| c.get(&ticket)) {
-                Some(session) if !shared.work_due(&session, now) => Lookup::Ready(session),
-                cached => Lookup::Prepare {
-                    ticket: ticket.into_owned(),
-                    cached,
-                    present: shared.present_session_cookies(request.headers()),
-                },
-            },
+            Some(parts) => {
+                // The clock is read only when there is a session to check.
+                let now = unix_now();
+                // Split cookies sent in order are looked up without joining them.
+                let joined = match parts {
+                    cookies::Parts::Unordered => found.value(),
+                    _ => None,
+                };
+                let cached = shared.cache.as_ref().and_then(|cache| match (&parts, &joined) {
+                    (cookies::Parts::Whole(value), _) => cache.get_parts(&[(0, value)], now),
+                    (cookies::Parts::Chunks(chunks), _) => cache.get_parts(chunks, now),
+                    (cookies::Parts::Unordered, Some(value)) => cache.get_parts(&[(0, value.as_bytes())], now),
+                    (cookies::Parts::Unordered, None) => None,
+                });
+                match cached {
+                    Some(session) if !shared.work_due(&session, now) => Lookup::Ready(session),
+                    cached => match joined.or_else(|| found.value()) {
+                        Some(ticket) => Lookup::Prepare(Box::new(Pending {
+                            ticket: ticket.into_owned(),
+                            cached,
+                            present: shared.present_session_cookies(request.headers()),
+                        })),
+                        // Out-of-order chunks with one missing.
+                        None => Lookup::Anonymous(shared.clear_session_cookies(request.headers())),
+                    },
+                }
+            }
         };
-        cookies::strip(request.headers_mut(), |name| shared.is_own_cookie(name));
+        found.into_strip().apply(request.headers_mut());
         request.extensions_mut().insert(shared.routes.clone());
         match lookup {
             Lookup::Anonymous(set_cookies) => {
@@ -120,12 +149,13 @@ where
                 request.extensions_mut().insert(shared.user(session));
                 ResponseFuture { kind: Kind::Inner { future: self.inner.call(request), set_cookies: Vec::new() } }
             }
-            Lookup::Prepare { ticket, cached, present } => {
+            Lookup::Prepare(pending) => {
+                let Pending { ticket, cached, present } = *pending;
                 let prepare = Box::pin(prepare(Arc::clone(shared), ticket, cached, present));
                 // The ready service goes with the request; `self` keeps a fresh clone.
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture { kind: Kind::Prepare { prepare, service, request } }
+                ResponseFuture { kind: Kind::Prepare { state: Box::new(Preparing { prepare, service, request }) } }
             }
         }
     }
@@ -218,14 +248,22 @@ pin_project! {
     }
 }
 
+/// The state of a request whose session is being prepared.
+struct Preparing<S, B> {
+    prepare: BoxFuture<'static, Prepared>,
+    service: S,
+    request: Request<B>,
+}
+
 pin_project! {
     #[project = KindProj]
     #[project_replace = KindReplace]
     enum Kind<F, S, B> {
         /// The inner service's response, plus cookies to set on it.
         Inner { #[pin] future: F, set_cookies: Vec<HeaderValue> },
-        /// Loading, refreshing or renewing the session, before calling the inner service.
-        Prepare { prepare: BoxFuture<'static, Prepared>, service: S, request: Request<B> },
+        /// Loading, refreshing or renewing the session, before calling the inner service
+        /// (boxed: rare, and large enough to make every response future twice as big).
+        Prepare { state: Box<Preparing<S, B>> },
         /// One of the layer's own routes.
         Route { future: BoxFuture<'static, Page> },
         /// Between `Prepare` and `Inner`, within one poll.
@@ -265,13 +303,12 @@ where
                 KindProj::Route { future } => {
                     return future.as_mut().poll(cx).map(|page| Ok(page.map(AuthBody::full)));
                 }
-                KindProj::Prepare { prepare, .. } => {
-                    let Prepared { user, set_cookies } = ready!(prepare.as_mut().poll(cx));
-                    let KindReplace::Prepare { mut service, mut request, .. } =
-                        kind.as_mut().project_replace(Kind::Moving)
-                    else {
+                KindProj::Prepare { state } => {
+                    let Prepared { user, set_cookies } = ready!(state.prepare.as_mut().poll(cx));
+                    let KindReplace::Prepare { state } = kind.as_mut().project_replace(Kind::Moving) else {
                         unreachable!("the state was Prepare a moment ago")
                     };
+                    let Preparing { mut service, mut request, .. } = *state;
                     request.extensions_mut().insert(user);
                     kind.set(Kind::Inner { future: service.call(request), set_cookies });
                 }

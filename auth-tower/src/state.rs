@@ -81,12 +81,6 @@ impl Shared {
         &self.session_cookie
     }
 
-    /// Whether `name` is one of the layer's cookies: the session cookie, one of its
-    /// chunks, or the pending-login cookie. The inner service never sees them.
-    pub(crate) fn is_own_cookie(&self, name: &str) -> bool {
-        name == self.pending_cookie || cookies::is_cookie_or_chunk(name, &self.session_cookie)
-    }
-
     // -------------------------------------------------------------------- session rules
 
     /// A session for a login completed at `now`.
