@@ -324,7 +324,7 @@ fn precheck(header: &Claims, claims: &Claims, expected: &Expected<'_>) -> Result
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -332,7 +332,9 @@ mod tests {
         general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
     }
 
-    fn unsigned(header: Value, payload: Value) -> String {
+    /// A JWT with `header` and `payload` and a dummy signature, for the checks that come
+    /// before the signature (here and in the logout-token tests).
+    pub(crate) fn unsigned(header: Value, payload: Value) -> String {
         format!("{}.{}.c2ln", b64(&header), b64(&payload))
     }
 

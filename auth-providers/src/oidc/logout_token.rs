@@ -162,13 +162,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn b64(value: &Value) -> String {
-        general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
-    }
-
-    fn token(header: Value, payload: Value) -> String {
-        format!("{}.{}.c2ln", b64(&header), b64(&payload))
-    }
+    use crate::oidc::id_token::tests::unsigned as token;
 
     const EXPECTED: Expected<'static> =
         Expected { issuer: "https://idp.example", client_id: "app", leeway: Duration::from_secs(60) };
