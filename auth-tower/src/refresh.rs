@@ -180,16 +180,9 @@ async fn locked(shared: &Shared, ticket: &str) -> Outcome {
             Ok(true) => {
                 // Loaded again under the lock: another instance may have refreshed (or ended)
                 // the session since this request loaded it, spending its refresh token.
-                let outcome = match store.load(ticket).await {
-                    Ok(Some(current)) if !shared.refresh_due(&current, unix_now()) => {
-                        Outcome::Refreshed { session: Arc::new(current), ticket: ticket.into() }
-                    }
-                    Ok(Some(current)) => refresh_now(shared, ticket, &current).await,
-                    Ok(None) => Outcome::LoggedOut,
-                    Err(error) => {
-                        tracing::error!(%error, "session store failed; serving the request as anonymous");
-                        Outcome::StoreFailed
-                    }
+                let outcome = match reload(shared, ticket).await {
+                    Ok(current) => refresh_now(shared, ticket, &current).await,
+                    Err(settled) => settled,
                 };
                 if let Err(error) = store.unlock(&key).await {
                     tracing::warn!(%error, "could not release the refresh lock; it expires by itself");
@@ -207,16 +200,28 @@ async fn locked(shared: &Shared, ticket: &str) -> Outcome {
             return Outcome::Kept;
         }
         tokio::time::sleep(POLL).await;
-        match store.load(ticket).await {
-            Ok(Some(current)) if !shared.refresh_due(&current, unix_now()) => {
-                return Outcome::Refreshed { session: Arc::new(current), ticket: ticket.into() };
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => return Outcome::LoggedOut,
-            Err(error) => {
-                tracing::error!(%error, "session store failed; serving the request as anonymous");
-                return Outcome::StoreFailed;
-            }
+        if let Err(settled) = reload(shared, ticket).await {
+            return settled;
+        }
+    }
+}
+
+/// The session behind `ticket` as the store has it now: `Ok` when it still needs a
+/// refresh, else how the request is settled (refreshed meanwhile by another holder of the
+/// lock, ended or expired, or the store failed).
+async fn reload(shared: &Shared, ticket: &str) -> Result<Session, Outcome> {
+    let now = unix_now();
+    match shared.store.load(ticket).await {
+        // A custom store may hand back a session past its deadline: never serve it.
+        Ok(Some(current)) if current.is_expired_at(now) => Err(Outcome::LoggedOut),
+        Ok(Some(current)) if !shared.refresh_due(&current, now) => {
+            Err(Outcome::Refreshed { session: Arc::new(current), ticket: ticket.into() })
+        }
+        Ok(Some(current)) => Ok(current),
+        Ok(None) => Err(Outcome::LoggedOut),
+        Err(error) => {
+            tracing::error!(%error, "session store failed; serving the request as anonymous");
+            Err(Outcome::StoreFailed)
         }
     }
 }

@@ -28,31 +28,26 @@ use tracing::field::Empty;
 /// Serves `route` from the request head alone; the back-channel logout, which reads the
 /// body, is served by [`backchannel_logout`] (here it gets an empty body).
 pub(crate) async fn handle(shared: Arc<Shared>, route: Route, parts: Parts) -> Page {
-    let allowed: &[Method] = match route {
-        Route::Login | Route::Callback => &[Method::GET],
-        Route::Logout => &[Method::POST, Method::GET],
-        Route::BackchannelLogout => {
-            return backchannel_logout(shared, parts, http_body_util::Empty::<Bytes>::new()).await;
-        }
-    };
-    if !allowed.contains(&parts.method) {
-        return method_not_allowed(allowed);
-    }
     match route {
         Route::Login => {
             let span = tracing::info_span!("auth.login", provider = Empty, outcome = Empty);
-            login(&shared, &parts).instrument(span).await
+            only(&parts, &[Method::GET], login(&shared, &parts).instrument(span)).await
         }
         Route::Callback => {
             let span = tracing::info_span!("auth.callback", provider = Empty, outcome = Empty);
-            callback(&shared, &parts).instrument(span).await
+            only(&parts, &[Method::GET], callback(&shared, &parts).instrument(span)).await
         }
         Route::Logout => {
             let span = tracing::info_span!("auth.logout", provider = Empty, outcome = Empty);
-            logout(&shared, &parts).instrument(span).await
+            only(&parts, &[Method::POST, Method::GET], logout(&shared, &parts).instrument(span)).await
         }
-        Route::BackchannelLogout => unreachable!("answered above"),
+        Route::BackchannelLogout => backchannel_logout(shared, parts, http_body_util::Empty::<Bytes>::new()).await,
     }
+}
+
+/// `page` when the request's method is one of `allowed`, else a 405 naming them.
+async fn only(parts: &Parts, allowed: &[Method], page: impl Future<Output = Page>) -> Page {
+    if allowed.contains(&parts.method) { page.await } else { method_not_allowed(allowed) }
 }
 
 fn record_provider(name: &str) {

@@ -137,7 +137,7 @@ impl Shared {
     /// and a session without one gets one.
     pub(crate) fn renewal_due(&self, session: &Session, now: u64) -> bool {
         match (self.config.idle_timeout_secs, session.idle_expires_at) {
-            (Some(idle), Some(at)) => at.saturating_sub(now) <= idle - (idle / 10).max(1),
+            (Some(idle), Some(at)) => at.saturating_sub(now) <= idle.saturating_sub((idle / 10).max(1)),
             (None, None) => false,
             _ => true,
         }
