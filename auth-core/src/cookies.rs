@@ -11,14 +11,6 @@ use std::borrow::Cow;
 /// The largest value put in one cookie; leaves room for name and attributes in 4096 bytes.
 pub const CHUNK_SIZE: usize = 3800;
 
-/// Each `name=value` pair of the request's `Cookie` headers, in order.
-pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).filter_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        Some((name.trim(), value.trim().trim_matches('"')))
-    })
-}
-
 /// The value of cookie `name`, joined from its chunks when it was split.
 /// `None` when absent or when a chunk is missing. One pass over the headers as bytes
 /// (see [`scan`]): other cookies that are not text do not hide it.
@@ -42,12 +34,16 @@ pub fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
     names
 }
 
+// The string-based reference implementation below is what the single-pass byte scan
+// ([`scan`]) is tested against; the library itself only uses the scan.
+#[cfg(test)]
 fn chunk_index(candidate: &str, name: &str) -> Option<usize> {
     candidate.strip_prefix(name)?.strip_prefix('.')?.parse().ok()
 }
 
 /// Whether `candidate` is cookie `name` or one of its chunks (`NAME.0`, `NAME.1`, ...).
-pub fn is_cookie_or_chunk(candidate: &str, name: &str) -> bool {
+#[cfg(test)]
+fn is_cookie_or_chunk(candidate: &str, name: &str) -> bool {
     candidate == name || chunk_index(candidate, name).is_some()
 }
 
@@ -57,7 +53,8 @@ pub fn is_cookie_or_chunk(candidate: &str, name: &str) -> bool {
 /// `"; "`); a header left with none is removed. A header value that is not text cannot be
 /// split, so it is kept as it is. Returns whether anything was removed; when nothing is,
 /// the headers are not touched. One pass over each header.
-pub fn strip(headers: &mut HeaderMap, is_own: impl Fn(&str) -> bool) -> bool {
+#[cfg(test)]
+fn strip(headers: &mut HeaderMap, is_own: impl Fn(&str) -> bool) -> bool {
     let mut values = headers.get_all(COOKIE).iter();
     let Some(first) = values.next() else { return false };
     if values.next().is_none() {
@@ -97,6 +94,7 @@ pub fn strip(headers: &mut HeaderMap, is_own: impl Fn(&str) -> bool) -> bool {
 
 /// `None` when `value` holds none of the cookies `is_own` names (or is not text), else
 /// what is left of it (`None` when nothing is).
+#[cfg(test)]
 fn strip_value(value: &HeaderValue, is_own: &impl Fn(&str) -> bool) -> Option<Option<HeaderValue>> {
     let text = value.to_str().ok()?;
     let mut kept = String::new();
