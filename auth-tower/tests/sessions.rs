@@ -718,6 +718,71 @@ async fn a_refreshed_id_token_about_someone_else_logs_out() {
     );
 }
 
+/// A store that, once a refresh lock is taken, hands back every session past its deadline:
+/// a custom store that does not filter what has ended.
+#[derive(Debug)]
+struct EndsUnderTheLock {
+    inner: MemoryStore,
+    locked: std::sync::atomic::AtomicBool,
+}
+
+#[auth_core::async_trait]
+impl SessionStore for EndsUnderTheLock {
+    async fn save(&self, session: &Session) -> Result<String, auth_core::StoreError> {
+        self.inner.save(session).await
+    }
+    async fn load(&self, ticket: &str) -> Result<Option<Session>, auth_core::StoreError> {
+        let loaded = self.inner.load(ticket).await?;
+        Ok(loaded.map(|mut session| {
+            if self.locked.load(std::sync::atomic::Ordering::SeqCst) {
+                session.expires_at = session.created_at;
+            }
+            session
+        }))
+    }
+    async fn delete(&self, ticket: &str) -> Result<(), auth_core::StoreError> {
+        self.inner.delete(ticket).await
+    }
+    async fn update(&self, ticket: &str, session: &Session) -> Result<String, auth_core::StoreError> {
+        self.inner.update(ticket, session).await
+    }
+    async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, auth_core::StoreError> {
+        self.locked.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.try_lock(key, ttl).await
+    }
+    async fn unlock(&self, key: &str) -> Result<(), auth_core::StoreError> {
+        self.inner.unlock(key).await
+    }
+    fn is_server_side(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_session_that_ended_under_the_refresh_lock_is_not_refreshed() {
+    let idp =
+        MockIdp::builder().login_as(Some("alice")).access_token_ttl(Duration::from_secs(1)).start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = Setup::new("refresh_margin_secs = 0").config(&idp, &base);
+    let store = Arc::new(EndsUnderTheLock { inner: MemoryStore::new(), locked: Default::default() });
+    let layer = AuthLayer::builder(config.clone())
+        .with_providers(auth_providers::from_config(&config).unwrap())
+        .with_store(Arc::clone(&store) as Arc<dyn SessionStore>)
+        .build()
+        .unwrap();
+    let app = serve(listener, layer, base, None).await;
+    let mut browser = Browser::new(&app);
+    browser.login().await;
+    idp.reset_hits();
+    until_expired().await;
+
+    let me = browser.get("/me").await;
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(me.json::<Value>().await.unwrap()["is_logged_in"], false, "an ended session is never served");
+    assert_eq!(idp.hits().token, 0, "nor refreshed");
+}
+
 #[tokio::test]
 async fn an_unreachable_provider_keeps_the_session_but_not_an_expired_token() {
     let (idp, app) = short_lived(Setup::new("refresh_margin_secs = 0")).await;
