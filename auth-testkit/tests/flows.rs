@@ -82,6 +82,16 @@ async fn tokens(idp: &MockIdp) -> Value {
     response.json().await.unwrap()
 }
 
+/// `GET /userinfo` with the access token of `tokens` (a token endpoint answer).
+async fn userinfo(idp: &MockIdp, tokens: &Value) -> reqwest::Response {
+    http()
+        .get(format!("{}/userinfo", idp.issuer()))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn auto_login_idp() -> MockIdp {
     MockIdp::builder().login_as(Some("alice")).start().await.unwrap()
 }
@@ -189,12 +199,7 @@ async fn code_flow_with_pkce_issues_a_verifiable_id_token() {
     assert_eq!(exp - iat, 300);
     assert!(c["auth_time"].as_u64().unwrap() <= iat);
 
-    let userinfo = http()
-        .get(format!("{}/userinfo", idp.issuer()))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let userinfo = userinfo(&idp, &tokens).await;
     assert_eq!(userinfo.status(), 200);
     let userinfo: Value = userinfo.json().await.unwrap();
     assert_eq!(
@@ -372,12 +377,7 @@ async fn hits_are_counted_and_reset() {
     get_json(&idp.metadata_url()).await;
     get_json(&format!("{}/jwks", idp.issuer())).await;
     get_json(&format!("{}/jwks", idp.issuer())).await;
-    http()
-        .get(format!("{}/userinfo", idp.issuer()))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    userinfo(&idp, &tokens).await;
     http().get(format!("{}/end_session", idp.issuer())).send().await.unwrap();
     assert_eq!(idp.hits(), Hits { discovery: 1, jwks: 2, authorize: 1, token: 1, userinfo: 1, end_session: 1 });
     idp.reset_hits();
@@ -519,15 +519,7 @@ async fn minimal_id_tokens_leave_profile_claims_to_userinfo() {
     let mut keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["aud", "auth_time", "azp", "exp", "iat", "iss", "nonce", "sub"]);
-    let userinfo: Value = http()
-        .get(format!("{}/userinfo", idp.issuer()))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let userinfo: Value = userinfo(&idp, &tokens).await.json().await.unwrap();
     assert_eq!(userinfo["groups"], json!(["a"]));
     assert_eq!(userinfo["email"], "erin@example.test");
 }
@@ -654,15 +646,7 @@ async fn endpoint_faults() {
 
     idp.set_fault(Fault::UserinfoSubMismatch);
     let tokens = tokens(&idp).await;
-    let userinfo: Value = http()
-        .get(format!("{}/userinfo", idp.issuer()))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let userinfo: Value = userinfo(&idp, &tokens).await.json().await.unwrap();
     assert_eq!(userinfo["sub"], "alice-other");
 
     idp.set_fault(Fault::TokenError("temporarily_unavailable".into()));

@@ -344,7 +344,13 @@ pub(crate) mod tests {
 
     fn claims(extra: Value) -> Value {
         let now = Utc::now().timestamp();
-        let mut base = json!({"iss": "https://idp.example", "sub": "alice", "aud": "app", "exp": now + 300, "iat": now, "nonce": "n"});
+        let base = json!({"iss": "https://idp.example", "sub": "alice", "aud": "app", "exp": now + 300, "iat": now, "nonce": "n"});
+        merged(base, extra)
+    }
+
+    /// `base` with the members of `extra` set, a `null` member removing the claim (here and
+    /// in the logout-token tests).
+    pub(crate) fn merged(mut base: Value, extra: Value) -> Value {
         if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
             for (k, v) in extra {
                 if v.is_null() {

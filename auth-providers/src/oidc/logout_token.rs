@@ -162,27 +162,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::oidc::id_token::tests::unsigned as token;
+    use crate::oidc::id_token::tests::{merged, unsigned as token};
 
     const EXPECTED: Expected<'static> =
         Expected { issuer: "https://idp.example", client_id: "app", leeway: Duration::from_secs(60) };
 
     fn claims(extra: Value) -> Value {
         let now = Utc::now().timestamp();
-        let mut base = json!({
+        let base = json!({
             "iss": "https://idp.example", "aud": "app", "iat": now, "exp": now + 120, "jti": "j1",
             "sub": "alice", "sid": "s1", "events": {BACKCHANNEL_EVENT: {}},
         });
-        if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
-            for (k, v) in extra {
-                if v.is_null() {
-                    base.remove(&k);
-                } else {
-                    base.insert(k, v);
-                }
-            }
-        }
-        base
+        merged(base, extra)
     }
 
     fn refusal(header: Value, payload: Value) -> String {
