@@ -12,8 +12,8 @@
 //!   with a verifier built once, to show what rebuilding it per token costs.
 
 use auth_bench::fixtures;
-use auth_core::cookies;
 use auth_core::{CookieStore, ExposeTokens, SESSION_PURPOSE, Session, SessionStore, User};
+use auth_tower::bench;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{TimeDelta, Utc};
@@ -73,22 +73,20 @@ fn cookie(c: &mut Criterion) {
         b.iter(|| sealer.open(SESSION_PURPOSE, black_box(&sealed_big)))
     });
     let plain = headers(&format!("_ga=GA1.1.123456789.1700000000; {}", fixtures::cookie_header(&sealed)));
-    group.bench_function("read from Cookie header", |b| b.iter(|| cookies::read(black_box(&plain), "auth_session")));
+    group.bench_function("read from Cookie header", |b| {
+        b.iter(|| bench::read_cookie(black_box(&plain), "auth_session"))
+    });
     let chunked = headers(&fixtures::cookie_header(&sealed_big));
-    group.bench_function("read and join 2 chunks", |b| b.iter(|| cookies::read(black_box(&chunked), "auth_session")));
+    group.bench_function("read and join 2 chunks", |b| {
+        b.iter(|| bench::read_cookie(black_box(&chunked), "auth_session"))
+    });
     // What the layer does per request: one pass finding the session cookie's bytes and the
     // header without the layer's cookies (not validated, not joined: the cache compares bytes).
     group.bench_function("scan: find the cookie and strip the layer's cookies", |b| {
-        b.iter(|| {
-            let found = cookies::scan(black_box(&plain), "auth_session", &["auth_pending"]);
-            (found.parts().is_some(), found.into_strip())
-        })
+        b.iter(|| bench::scan(black_box(&plain), "auth_session", &["auth_pending"]))
     });
     group.bench_function("scan 2 chunks", |b| {
-        b.iter(|| {
-            let found = cookies::scan(black_box(&chunked), "auth_session", &["auth_pending"]);
-            (found.parts().is_some(), found.into_strip())
-        })
+        b.iter(|| bench::scan(black_box(&chunked), "auth_session", &["auth_pending"]))
     });
     group.finish();
 }

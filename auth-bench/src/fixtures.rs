@@ -5,9 +5,9 @@
 //! sealing with the config's `cookie_secret`), so the bench measures the cookies a real
 //! login would set, not hand-made ones.
 
-use auth_core::cookies;
 use auth_core::seal::Sealer;
 use auth_core::{AuthConfig, Claims, CookieStore, Identity, Session, SessionStore, TokenSet, unix_now};
+use auth_tower::bench as cookies;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -85,16 +85,14 @@ pub fn google_session_with_tokens() -> Session {
     let mut session = google_session();
     let mut id_claims = google_claims(now);
     id_claims.insert("nonce".into(), "q1Xn3pVt7Lr0sKw5Yb8Zc2Dg4Fh6Jm9N".into());
-    session.tokens = TokenSet {
-        id_token: Some(jwt(&Value::Object(id_claims), 1)),
-        access_token: Some(jwt(&entra_access_claims(now), 2)),
-        refresh_token: Some(format!("1//0g{}", pseudo_base64(99, 3))),
-        expires_at: Some(now + 3600),
-        scope: Some(
-            "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile"
-                .into(),
-        ),
-    };
+    session.tokens = TokenSet::new()
+        .with_id_token(jwt(&Value::Object(id_claims), 1))
+        .with_access_token(jwt(&entra_access_claims(now), 2))
+        .with_refresh_token(format!("1//0g{}", pseudo_base64(99, 3)))
+        .with_expires_at(now + 3600)
+        .with_scope(
+            "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile",
+        );
     session
 }
 
@@ -170,7 +168,7 @@ pub async fn sealed(session: &Session) -> String {
 
 /// The `Cookie` request header a browser sends for `ticket`: one cookie, or its chunks.
 pub fn cookie_header(ticket: &str) -> String {
-    cookies::split(COOKIE_NAME, ticket)
+    cookies::split_cookie(COOKIE_NAME, ticket)
         .iter()
         .map(|(name, value)| format!("{name}={value}"))
         .collect::<Vec<_>>()

@@ -97,7 +97,7 @@ pub async fn run(spec: LoginSpec) -> Result<LoginReport, String> {
         idp.metadata_url()
     );
     let config = AuthConfig::from_toml_str(&toml, "login bench").map_err(|e| e.to_string())?;
-    let auth = AuthLayer::from_config(config).await.map_err(|e| e.to_string())?;
+    let auth = AuthLayer::from_config(config).map_err(|e| e.to_string())?;
     let app = Router::new().route("/", get(variants::home)).layer(auth);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 

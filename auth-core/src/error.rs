@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+/// Any error, boxed: what a custom provider or store wraps in its `Other` variant.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A configuration that cannot be used. The message names the file, the key and the fix.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -46,7 +49,15 @@ pub enum ProviderError {
     Unsupported(&'static str),
     /// Anything else, from a custom provider.
     #[error("identity provider error: {0}")]
-    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Other(#[source] BoxError),
+}
+
+impl ProviderError {
+    /// Wraps any error of a custom provider (an HTTP client's, a URL parser's, ...):
+    /// `RedirectUrl::new(uri).map_err(ProviderError::other)?`.
+    pub fn other(error: impl Into<BoxError>) -> Self {
+        Self::Other(error.into())
+    }
 }
 
 /// A session store failed (not "no such session", which is `Ok(None)`).
@@ -62,4 +73,14 @@ pub enum StoreError {
     /// The store cannot do this.
     #[error("this session store does not support {0}")]
     Unsupported(&'static str),
+    /// Anything else, from a custom store.
+    #[error("session store error: {0}")]
+    Other(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Wraps any error of a custom store's backend: `client.get(key).map_err(StoreError::other)?`.
+    pub fn other(error: impl Into<BoxError>) -> Self {
+        Self::Other(error.into())
+    }
 }

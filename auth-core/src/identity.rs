@@ -7,7 +7,10 @@ use std::fmt;
 pub type Claims = serde_json::Map<String, serde_json::Value>;
 
 /// A person as one provider knows them.
+///
+/// Fields are public to read; build one with [`Identity::new`] (the struct may grow).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Identity {
     /// The name of the provider that signed the person in (`"google"`, `"default"`, ...).
     pub provider: String,
@@ -26,8 +29,16 @@ impl Identity {
 
 /// Tokens returned by the provider's token endpoint.
 ///
-/// `Debug` never shows a token.
+/// `Debug` never shows a token. Build one with [`TokenSet::new`] and the `with_*` methods
+/// (the struct may grow):
+///
+/// ```
+/// let tokens = auth_core::TokenSet::new().with_access_token("at").with_expires_at(1_900_000_000);
+/// assert_eq!(tokens.access_token.as_deref(), Some("at"));
+/// assert!(!format!("{tokens:?}").contains("\"at\""));
+/// ```
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TokenSet {
     /// The OAuth 2.0 access token, for calling the provider's or another API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +55,48 @@ pub struct TokenSet {
     /// The scopes granted, space separated, when the provider said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+impl TokenSet {
+    /// No tokens.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With the access token `token`.
+    #[must_use]
+    pub fn with_access_token(mut self, token: impl Into<String>) -> Self {
+        self.access_token = Some(token.into());
+        self
+    }
+
+    /// With the ID token `token` (the JWT as received).
+    #[must_use]
+    pub fn with_id_token(mut self, token: impl Into<String>) -> Self {
+        self.id_token = Some(token.into());
+        self
+    }
+
+    /// With the refresh token `token`.
+    #[must_use]
+    pub fn with_refresh_token(mut self, token: impl Into<String>) -> Self {
+        self.refresh_token = Some(token.into());
+        self
+    }
+
+    /// With the access token expiring at `at` (Unix seconds).
+    #[must_use]
+    pub fn with_expires_at(mut self, at: u64) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// With the granted scopes `scope` (space separated).
+    #[must_use]
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
 }
 
 impl fmt::Debug for TokenSet {

@@ -6,10 +6,15 @@
 //! - [`User`], the `st.user` of a request: anonymous, or the claims of a signed-in person;
 //! - [`Identity`], [`TokenSet`] and [`Session`], what a login produces and a store keeps;
 //! - the traits [`IdentityProvider`] (Google, Microsoft, any OIDC issuer, or your own) and
-//!   [`SessionStore`] (sealed cookies by default, memory, or your own);
-//! - [`AuthConfig`], read from Streamlit's `[auth]` TOML section unchanged;
-//! - [`seal::Sealer`], the AES-256-GCM sealing of every cookie, and [`cookies`], the
-//!   chunking of cookies that outgrow a browser's limit.
+//!   [`SessionStore`] (sealed cookies by default, memory, or your own), with the
+//!   capabilities a store may add: [`SessionLock`] and [`SessionRevocation`];
+//! - [`AuthConfig`], read from Streamlit's `[auth]` TOML section unchanged, or built in
+//!   code and checked by [`AuthConfig::validate`];
+//! - [`seal::Sealer`], the AES-256-GCM sealing of every cookie.
+//!
+//! The data types are `#[non_exhaustive]`: their fields are public to read, and each has
+//! a constructor (`Identity::new`, `Session::new`, `TokenSet::new().with_access_token(..)`,
+//! ...), so they can grow without breaking code that uses them.
 //!
 //! ```
 //! use auth_core::{Identity, Session, TokenSet, User, ExposeTokens};
@@ -28,9 +33,9 @@
 //! assert_eq!(User::anonymous().to_json(), serde_json::json!({"is_logged_in": false}));
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
-pub mod cookies;
 mod error;
 mod identity;
 mod provider;
@@ -47,9 +52,12 @@ pub use async_trait::async_trait;
 pub use config::{
     AuthConfig, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, Secret, SessionStoreConfig, TokenAuthMethod,
 };
-pub use error::{ConfigError, ProviderError, StoreError};
+pub use error::{BoxError, ConfigError, ProviderError, StoreError};
 pub use identity::{Claims, Identity, TokenSet};
 pub use provider::{Authorization, CallbackParams, IdentityProvider, LoginResult, LogoutClaims, PendingLogin};
 pub use session::{Session, unix_now};
-pub use store::{CookieStore, MemoryStore, Revocation, SESSION_PURPOSE, SessionStore, Ticket, random_ticket};
+pub use store::{
+    CookieStore, MemoryStore, Revocation, SESSION_PURPOSE, SessionLock, SessionRevocation, SessionStore, Ticket,
+    random_token,
+};
 pub use user::{ExposedTokens, User};

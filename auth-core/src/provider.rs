@@ -8,6 +8,7 @@ use std::fmt;
 
 /// Where to send the browser to log in, and what to remember until it comes back.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Authorization {
     /// The provider's authorization URL with every parameter set.
     pub url: String,
@@ -15,9 +16,22 @@ pub struct Authorization {
     pub pending: PendingLogin,
 }
 
+impl Authorization {
+    /// Send the browser to `url`; keep `pending` until it comes back.
+    pub fn new(url: impl Into<String>, pending: PendingLogin) -> Self {
+        Self { url: url.into(), pending }
+    }
+}
+
 /// The per-attempt secrets of a login, kept in a sealed cookie between the redirect to
 /// the provider and the callback. `Debug` shows none of them.
+///
+/// ```
+/// let pending = auth_core::PendingLogin::new(auth_core::random_token()).with_nonce("n");
+/// assert_eq!(format!("{pending:?}"), "PendingLogin { .. }");
+/// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PendingLogin {
     /// The OAuth 2.0 `state`; the layer compares it with the callback's in constant time.
     pub state: String,
@@ -29,6 +43,28 @@ pub struct PendingLogin {
     pub pkce_verifier: Option<String>,
 }
 
+impl PendingLogin {
+    /// An attempt whose OAuth 2.0 `state` is `state` (make it unguessable, such as
+    /// [`random_token`](crate::random_token)).
+    pub fn new(state: impl Into<String>) -> Self {
+        Self { state: state.into(), nonce: None, pkce_verifier: None }
+    }
+
+    /// With the OpenID Connect `nonce` the ID token must carry.
+    #[must_use]
+    pub fn with_nonce(mut self, nonce: impl Into<String>) -> Self {
+        self.nonce = Some(nonce.into());
+        self
+    }
+
+    /// With the PKCE code verifier.
+    #[must_use]
+    pub fn with_pkce_verifier(mut self, verifier: impl Into<String>) -> Self {
+        self.pkce_verifier = Some(verifier.into());
+        self
+    }
+}
+
 impl fmt::Debug for PendingLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PendingLogin { .. }")
@@ -36,7 +72,9 @@ impl fmt::Debug for PendingLogin {
 }
 
 /// The query of a callback the layer has already checked (`state` matched).
-#[derive(Clone, Debug)]
+/// `Debug` does not show the code.
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct CallbackParams {
     /// The authorization code.
     pub code: String,
@@ -44,13 +82,34 @@ pub struct CallbackParams {
     pub iss: Option<String>,
 }
 
+impl CallbackParams {
+    /// A callback carrying `code` and, when the provider sent it, `iss`.
+    pub fn new(code: impl Into<String>, iss: Option<String>) -> Self {
+        Self { code: code.into(), iss }
+    }
+}
+
+impl fmt::Debug for CallbackParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackParams").field("code", &"<redacted>").field("iss", &self.iss).finish()
+    }
+}
+
 /// A completed login.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct LoginResult {
     /// Who signed in.
     pub identity: Identity,
     /// The tokens the provider issued.
     pub tokens: TokenSet,
+}
+
+impl LoginResult {
+    /// `identity` signed in and the provider issued `tokens`.
+    pub fn new(identity: Identity, tokens: TokenSet) -> Self {
+        Self { identity, tokens }
+    }
 }
 
 /// What a verified OpenID Connect back-channel logout token names: the sessions of

@@ -15,7 +15,11 @@ pub fn unix_now() -> u64 {
 /// idle deadline `idle_expires_at` when that comes first. Stores must treat a session past
 /// its deadline as absent ([`is_expired_at`](Self::is_expired_at)); server-side stores can
 /// use [`remaining_secs`](Self::remaining_secs) as the entry's time to live.
+///
+/// Fields are public to read; build one with [`Session::new`] or [`Session::starting_at`]
+/// (the struct may grow).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Session {
     /// Who is signed in.
     pub identity: Identity,
@@ -39,6 +43,19 @@ impl Session {
     pub fn new(identity: Identity, tokens: TokenSet, lifetime_secs: u64) -> Self {
         let now = unix_now();
         Self { identity, tokens, created_at: now, expires_at: now.saturating_add(lifetime_secs), idle_expires_at: None }
+    }
+
+    /// A session that started at `created_at` and ends at `expires_at` (Unix seconds),
+    /// without an idle timeout.
+    pub fn starting_at(identity: Identity, tokens: TokenSet, created_at: u64, expires_at: u64) -> Self {
+        Self { identity, tokens, created_at, expires_at, idle_expires_at: None }
+    }
+
+    /// With the idle deadline `idle_expires_at` (Unix seconds; `None`: no idle timeout).
+    #[must_use]
+    pub fn with_idle_expires_at(mut self, idle_expires_at: Option<u64>) -> Self {
+        self.idle_expires_at = idle_expires_at;
+        self
     }
 
     /// When the session ends: the earlier of `expires_at` and `idle_expires_at`.

@@ -17,6 +17,7 @@ pub type Ticket = String;
 /// Which sessions a back-channel logout ends: those of `provider` matching `sid` when
 /// given, else every session of `subject`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Revocation {
     /// The provider whose logout token asked for it.
     pub provider: String,
@@ -30,6 +31,16 @@ impl Revocation {
     /// The sessions of `provider` that a verified logout token names.
     pub fn of(provider: impl Into<String>, claims: crate::LogoutClaims) -> Self {
         Self { provider: provider.into(), subject: claims.subject, sid: claims.sid }
+    }
+
+    /// Every session of `subject` at `provider`.
+    pub fn subject(provider: impl Into<String>, subject: impl Into<String>) -> Self {
+        Self { provider: provider.into(), subject: Some(subject.into()), sid: None }
+    }
+
+    /// The sessions of `provider` whose ID token carried the session id `sid`.
+    pub fn sid(provider: impl Into<String>, sid: impl Into<String>) -> Self {
+        Self { provider: provider.into(), subject: None, sid: Some(sid.into()) }
     }
 
     /// Whether `session` is one of those to end.
@@ -46,10 +57,56 @@ impl Revocation {
     }
 }
 
-/// Keeps sessions between requests.
+/// Keeps sessions between requests: the one trait every store implements.
 ///
 /// `load` returns `Ok(None)` for anything that is not a live session (unknown, expired,
-/// tampered); `Err` only when the backend itself fails.
+/// tampered); `Err` only when the backend itself fails. What a store can do beyond that
+/// is a capability of its own trait, handed out by an accessor: [`SessionLock`] (required
+/// to answer, because a store shared by several instances without it would refresh one
+/// session twice) and [`SessionRevocation`] (back-channel logout).
+///
+/// # Implementing a store
+///
+/// ```
+/// use auth_core::{async_trait, Session, SessionLock, SessionStore, StoreError, Ticket, random_token};
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+///
+/// /// Sessions in a map: one instance only, so it offers no cross-instance lock.
+/// #[derive(Debug, Default)]
+/// struct MapStore(Mutex<HashMap<Ticket, Session>>);
+///
+/// #[async_trait]
+/// impl SessionStore for MapStore {
+///     async fn save(&self, session: &Session) -> Result<Ticket, StoreError> {
+///         let ticket = random_token();
+///         self.0.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?.insert(ticket.clone(), session.clone());
+///         Ok(ticket)
+///     }
+///     async fn load(&self, ticket: &str) -> Result<Option<Session>, StoreError> {
+///         let map = self.0.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
+///         Ok(map.get(ticket).filter(|s| !s.is_expired_at(auth_core::unix_now())).cloned())
+///     }
+///     async fn delete(&self, ticket: &str) -> Result<(), StoreError> {
+///         self.0.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?.remove(ticket);
+///         Ok(())
+///     }
+///     // A store that several app instances share returns `Some(self)` here and implements
+///     // `SessionLock` (see `MemoryStore` or auth-redis's `RedisStore`).
+///     fn lock(&self) -> Option<&dyn SessionLock> {
+///         None
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), StoreError> {
+/// let store = MapStore::default();
+/// let session = Session::new(auth_core::Identity::new("p", "alice", Default::default()), Default::default(), 60);
+/// let ticket = store.save(&session).await?;
+/// assert_eq!(store.load(&ticket).await?, Some(session));
+/// assert!(store.lock().is_none() && store.revocation().is_none());
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Stores `session` and returns the ticket for the cookie.
@@ -68,41 +125,37 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         Ok(new)
     }
 
-    /// Ends every session `which` matches (OpenID Connect back-channel logout) and says how
-    /// many. Only server-side stores can: the default is [`StoreError::Unsupported`].
-    async fn revoke(&self, which: &Revocation) -> Result<usize, StoreError> {
-        let _ = which;
-        Err(StoreError::Unsupported("revoking sessions (use a server-side store)"))
-    }
+    /// The lock every instance sharing this store sees, or `None` for a store that only
+    /// one instance uses (or that keeps nothing on the server, like [`CookieStore`]).
+    ///
+    /// With `Some`, the layer refreshes a server-side session under this lock, so that one
+    /// session is refreshed once however many instances serve it; without it, only the
+    /// requests of one process are coordinated. There is no default: a store shared by
+    /// several instances that forgot to say so would spend a rotated refresh token twice.
+    fn lock(&self) -> Option<&dyn SessionLock>;
 
-    /// Takes the lock `key` for at most `ttl`, shared by every instance using this store;
-    /// `Ok(false)` when another holder has it. Refreshes use it so that one session is
-    /// refreshed once at a time. The default is a lock that is always free (no sharing).
-    async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let _ = (key, ttl);
-        Ok(true)
+    /// Ending sessions by who they belong to (OpenID Connect back-channel logout), or
+    /// `None` (the default) for stores that cannot, such as [`CookieStore`].
+    fn revocation(&self) -> Option<&dyn SessionRevocation> {
+        None
     }
+}
 
-    /// Releases a lock taken with [`try_lock`](Self::try_lock).
-    async fn unlock(&self, key: &str) -> Result<(), StoreError> {
-        let _ = key;
-        Ok(())
-    }
+/// A lock shared by every instance using one store: see [`SessionStore::lock`].
+#[async_trait]
+pub trait SessionLock: Send + Sync {
+    /// Takes the lock `key` for at most `ttl`; `Ok(false)` when another holder has it.
+    async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Releases a lock this holder took with [`try_lock`](Self::try_lock); a lock that
+    /// expired and was taken by someone else meanwhile stays theirs.
+    async fn unlock(&self, key: &str) -> Result<(), StoreError>;
+}
 
-    /// Whether sessions live on the server behind random tickets (revocable, tiny cookies).
-    fn is_server_side(&self) -> bool {
-        false
-    }
-
-    /// Whether the cookie carrying `ticket`, which just loaded, should be written again
-    /// although its session did not change; the layer then calls [`update`](Self::update)
-    /// and sets the cookie it returns. The cookie store says so for a session sealed with
-    /// one of `previous_cookie_secrets`, so that secret rotation re-seals live sessions.
-    /// Called only after a successful [`load`](Self::load), never for cached sessions.
-    fn needs_reissue(&self, ticket: &str) -> bool {
-        let _ = ticket;
-        false
-    }
+/// Ending sessions by who they belong to: see [`SessionStore::revocation`].
+#[async_trait]
+pub trait SessionRevocation: Send + Sync {
+    /// Ends every session `which` matches and says how many.
+    async fn revoke(&self, which: &Revocation) -> Result<usize, StoreError>;
 }
 
 /// The purpose (associated data) of sealed session cookies.
@@ -147,13 +200,22 @@ impl SessionStore for CookieStore {
         self.save(session).await
     }
 
-    fn needs_reissue(&self, ticket: &str) -> bool {
+    fn lock(&self) -> Option<&dyn SessionLock> {
+        None
+    }
+}
+
+impl CookieStore {
+    /// Whether `ticket` opens only with one of the previous secrets, so that the session
+    /// should be sealed again with the current one (secret rotation). The layer asks after
+    /// a cache miss on a session it loaded from this store.
+    pub fn needs_reissue(&self, ticket: &str) -> bool {
         self.sealer.has_previous() && self.sealer.open(SESSION_PURPOSE, ticket).is_some_and(|(_, current)| !current)
     }
 }
 
-/// A random 256-bit ticket, base64url.
-pub fn random_ticket() -> Ticket {
+/// A random 256-bit value, base64url (43 characters): for tickets, `state` and `nonce`.
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -161,10 +223,19 @@ pub fn random_ticket() -> Ticket {
 
 /// Sessions in this process's memory: tiny cookies and real revocation, for one instance
 /// (and for tests). Expired sessions are dropped on access and on every save.
-#[derive(Clone, Debug, Default)]
+///
+/// `Debug` shows how many sessions it holds, never a ticket or a claim.
+#[derive(Clone, Default)]
 pub struct MemoryStore {
     sessions: Arc<RwLock<HashMap<Ticket, Session>>>,
     locks: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sessions = self.sessions.read().map_or(0, |m| m.len());
+        f.debug_struct("MemoryStore").field("sessions", &sessions).finish_non_exhaustive()
+    }
 }
 
 impl MemoryStore {
@@ -192,7 +263,7 @@ impl MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn save(&self, session: &Session) -> Result<Ticket, StoreError> {
-        let ticket = random_ticket();
+        let ticket = random_token();
         let now = unix_now();
         let mut map = self.sessions.write().map_err(|_| poisoned())?;
         map.retain(|_, s| !s.is_expired_at(now));
@@ -219,13 +290,28 @@ impl SessionStore for MemoryStore {
         Ok(ticket.to_owned())
     }
 
+    fn lock(&self) -> Option<&dyn SessionLock> {
+        Some(self)
+    }
+
+    fn revocation(&self) -> Option<&dyn SessionRevocation> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl SessionRevocation for MemoryStore {
     async fn revoke(&self, which: &Revocation) -> Result<usize, StoreError> {
         let mut map = self.write()?;
         let before = map.len();
         map.retain(|_, s| !which.matches(s));
         Ok(before - map.len())
     }
+}
 
+/// In-process only: the refreshes of one process's layers that share this store.
+#[async_trait]
+impl SessionLock for MemoryStore {
     async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = std::time::Instant::now();
         let mut locks = self.locks.lock().map_err(|_| poisoned())?;
@@ -240,10 +326,6 @@ impl SessionStore for MemoryStore {
     async fn unlock(&self, key: &str) -> Result<(), StoreError> {
         self.locks.lock().map_err(|_| poisoned())?.remove(key);
         Ok(())
-    }
-
-    fn is_server_side(&self) -> bool {
-        true
     }
 }
 
@@ -295,6 +377,8 @@ mod tests {
         store.delete(&ticket).await.expect("delete");
         assert_eq!(store.load(&ticket).await.expect("load"), None);
         assert!(store.is_empty());
+        store.save(&session(60)).await.expect("save");
+        assert_eq!(format!("{store:?}"), "MemoryStore { sessions: 1, .. }", "no ticket, no claim");
     }
 
     #[tokio::test]
@@ -308,12 +392,12 @@ mod tests {
         assert_eq!(store.update(&ticket, &s).await.expect("update"), ticket);
         assert_eq!(store.load(&ticket).await.expect("load").and_then(|s| s.tokens.access_token), Some("fresh".into()));
 
-        let by_sid = Revocation { provider: "p".into(), subject: None, sid: Some("sid-1".into()) };
+        let by_sid = Revocation::sid("p", "sid-1");
         assert_eq!(store.revoke(&by_sid).await.expect("revoke"), 1);
         assert!(store.load(&other).await.expect("load").is_some(), "another sid is kept");
         assert!(store.update(&ticket, &s).await.is_err(), "a revoked session is not resurrected");
-        let by_sub = Revocation { provider: "p".into(), subject: Some("alice".into()), sid: None };
-        let wrong_provider = Revocation { provider: "q".into(), ..by_sub.clone() };
+        let by_sub = Revocation::subject("p", "alice");
+        let wrong_provider = Revocation::subject("q", "alice");
         assert_eq!(store.revoke(&wrong_provider).await.expect("revoke"), 0);
         assert_eq!(store.revoke(&by_sub).await.expect("revoke"), 1);
 

@@ -3,8 +3,8 @@
 //! becomes an `auth_core::ProviderError` (it is `Clone`, so a cached failure can be
 //! handed to every caller that arrives while the provider is down).
 
-use auth_core::ProviderError;
 use auth_core::config::DEFAULT_PROVIDER;
+use auth_core::{ConfigError, ProviderError};
 
 /// A provider section that cannot be turned into a working provider.
 ///
@@ -31,6 +31,16 @@ pub enum BuildError {
         /// What the HTTP library reported.
         message: String,
     },
+}
+
+/// A provider section's common keys, checked by [`ProviderConfig::validate`](auth_core::ProviderConfig::validate).
+impl From<ConfigError> for BuildError {
+    fn from(error: ConfigError) -> Self {
+        match error {
+            ConfigError::Invalid { key, problem, fix, .. } => Self::Invalid { key, problem, fix },
+            other => Self::Invalid { key: "auth".into(), problem: other.to_string(), fix: "see the message".into() },
+        }
+    }
 }
 
 impl BuildError {

@@ -95,6 +95,7 @@
 //! anything fails verification. Messages name the provider and never hold a token, code
 //! or secret.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod oidc;
@@ -137,20 +138,16 @@ fn build(config: &ProviderConfig, settings: &ProviderSettings) -> Result<Arc<dyn
 mod tests {
     use super::*;
     use auth_core::{ProviderKind, Secret, TokenAuthMethod};
-    use std::collections::BTreeMap;
 
     fn config() -> ProviderConfig {
-        ProviderConfig {
-            name: "corp".into(),
-            kind: ProviderKind::Oidc,
-            display_name: "Corp".into(),
-            client_id: "app".into(),
-            client_secret: Some(Secret::new("hunter2-secret")),
-            server_metadata_url: "https://idp.example/realms/x/.well-known/openid-configuration".into(),
-            client_kwargs: BTreeMap::new(),
-            token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
-            extra: serde_json::Map::new(),
-        }
+        ProviderConfig::new(
+            "corp",
+            ProviderKind::Oidc,
+            "app",
+            "https://idp.example/realms/x/.well-known/openid-configuration",
+        )
+        .with_client_secret(Secret::new("hunter2-secret"))
+        .with_display_name("Corp")
     }
 
     fn build_error(config: &ProviderConfig) -> String {
@@ -230,7 +227,10 @@ mod tests {
             "test",
         )
         .expect("config");
-        assert_eq!(ProviderSettings::from_config(&config), ProviderSettings { leeway_secs: 5, http_timeout_secs: 3 });
+        assert_eq!(
+            ProviderSettings::from_config(&config),
+            ProviderSettings::default().with_leeway_secs(5).with_http_timeout_secs(3)
+        );
         let providers = from_config(&config).expect("providers");
         let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         assert_eq!(names, ["corp", "google"]);

@@ -4,7 +4,7 @@
 
 mod support;
 
-use auth_core::{CallbackParams, IdentityProvider, ProviderError, Secret, Session, TokenAuthMethod, unix_now};
+use auth_core::{IdentityProvider, ProviderError, Secret, Session, TokenAuthMethod, unix_now};
 use auth_providers::{OidcProvider, ProviderSettings};
 use auth_testkit::{Fault, MockIdp, MockIdpBuilder};
 use std::sync::Arc;
@@ -221,7 +221,8 @@ async fn a_callback_without_iss_is_rejected_when_the_idp_promises_one() {
     let provider = provider(&idp);
     let authorization = provider.authorize(REDIRECT_URI).await.expect("authorize");
     let callback = visit(&authorization.url).await;
-    let params = CallbackParams { iss: None, ..callback_params(&callback, &authorization.pending) };
+    let mut params = callback_params(&callback, &authorization.pending);
+    params.iss = None;
     let message = rejection(provider.complete(&params, &authorization.pending, REDIRECT_URI).await);
     assert!(message.contains("lacks the iss parameter"), "{message}");
     assert_eq!(idp.hits().token, 0, "the code is not even exchanged");
@@ -347,7 +348,7 @@ async fn a_token_endpoint_outage_is_unavailable() {
 #[tokio::test]
 async fn a_slow_idp_times_out() {
     let idp = start(MockIdp::builder()).await;
-    let settings = ProviderSettings { leeway_secs: 60, http_timeout_secs: 1 };
+    let settings = ProviderSettings::default().with_leeway_secs(60).with_http_timeout_secs(1);
     let provider = OidcProvider::new(&config(&idp), &settings).expect("provider");
 
     // Discovery.

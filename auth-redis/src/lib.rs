@@ -86,6 +86,7 @@
 //! The feature `testing` adds `testing::RedisServer` and `testing::RedisCluster`:
 //! throwaway `redis-server`s on loopback for your tests.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod conn;
 mod keys;

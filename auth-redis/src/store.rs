@@ -4,7 +4,9 @@ use crate::conn::{Connector, Timeouts};
 use crate::keys::Keys;
 use crate::target::Target;
 use auth_core::async_trait;
-use auth_core::{ConfigError, Revocation, Session, SessionStore, StoreError, Ticket, random_ticket};
+use auth_core::{
+    ConfigError, Revocation, Session, SessionLock, SessionRevocation, SessionStore, StoreError, Ticket, random_token,
+};
 use redis::{Value, cmd};
 use std::collections::HashMap;
 use std::fmt;
@@ -135,7 +137,7 @@ impl SessionStore for RedisStore {
     /// Indexes, then writes the session with a TTL of its remaining lifetime (a session
     /// already over is not written: its ticket loads as nothing).
     async fn save(&self, session: &Session) -> Result<Ticket, StoreError> {
-        let ticket = random_ticket();
+        let ticket = random_token();
         let Some(ttl_ms) = ttl_ms(session) else {
             return Ok(ticket);
         };
@@ -184,6 +186,17 @@ impl SessionStore for RedisStore {
         if written { Ok(ticket.to_owned()) } else { Err(gone()) }
     }
 
+    fn lock(&self) -> Option<&dyn SessionLock> {
+        Some(self)
+    }
+
+    fn revocation(&self) -> Option<&dyn SessionRevocation> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl SessionRevocation for RedisStore {
     /// Reads the index `sid:{provider}:{sid}` (or `sub:{provider}:{subject}`), checks
     /// each session it points to with [`Revocation::matches`], deletes those, and drops
     /// their index entries. One key per command: cluster-safe. A session whose `save` is
@@ -216,10 +229,13 @@ impl SessionStore for RedisStore {
         }
         Ok(revoked)
     }
+}
 
+#[async_trait]
+impl SessionLock for RedisStore {
     /// `SET {prefix}lock:{key} TOKEN NX PX ttl`, remembering the random token.
     async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let token = random_ticket();
+        let token = random_token();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let answer: Value =
             self.conn.query(cmd("SET").arg(self.keys.lock(key)).arg(&token).arg("NX").arg("PX").arg(ttl_ms)).await?;
@@ -244,10 +260,6 @@ impl SessionStore for RedisStore {
                 .await?;
         }
         Ok(())
-    }
-
-    fn is_server_side(&self) -> bool {
-        true
     }
 }
 
@@ -281,7 +293,7 @@ fn encode(session: &Session) -> Result<String, StoreError> {
     serde_json::to_string(session).map_err(|e| StoreError::Encode(e.to_string()))
 }
 
-/// Whether `ticket` can be one of [`random_ticket`]'s (43 base64url characters); others
+/// Whether `ticket` can be one of [`random_token`]'s (43 base64url characters); others
 /// come from a stale or forged cookie and need no round trip.
 fn is_ticket(ticket: &str) -> bool {
     ticket.len() == 43 && ticket.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

@@ -3,7 +3,7 @@
 
 mod support;
 
-use auth_core::{Revocation, SessionStore, unix_now};
+use auth_core::{LogoutClaims, Revocation, SessionLock, SessionRevocation, SessionStore, unix_now};
 use auth_redis::RedisStore;
 use std::time::Duration;
 use support::{RedisCluster, session};
@@ -31,11 +31,11 @@ async fn every_operation_works_across_slots() {
     assert_eq!(store.load(&tickets[0]).await.expect("load"), Some(s.clone()));
 
     // Sessions i with i % 5 == 0: 0, 5, 10, 15, 20, 25.
-    let by_sid = Revocation { provider: "p".into(), subject: None, sid: Some("sid-0".into()) };
+    let by_sid = Revocation::of("p", LogoutClaims::new(None, Some("sid-0".into())));
     assert_eq!(store.revoke(&by_sid).await.expect("revoke"), 6);
     assert!(store.update(&tickets[0], &s).await.is_err(), "a revoked session stays ended");
     // user-1 is i % 3 == 1: ten sessions, two of them (10, 25) already revoked.
-    let by_sub = Revocation { provider: "p".into(), subject: Some("user-1".into()), sid: None };
+    let by_sub = Revocation::of("p", LogoutClaims::new(Some("user-1".into()), None));
     assert_eq!(store.revoke(&by_sub).await.expect("revoke"), 8);
     assert!(store.load(&tickets[2]).await.expect("load").is_some(), "user-2's session 2 stays");
 

@@ -20,7 +20,7 @@ fn free_port() -> u16 {
 /// Asserts that `load` fails with `Unavailable` within `BOUND`.
 async fn assert_unavailable(store: &RedisStore) {
     let started = Instant::now();
-    let result = store.load(&auth_core::random_ticket()).await;
+    let result = store.load(&auth_core::random_token()).await;
     let took = started.elapsed();
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
     assert!(took < BOUND, "load took {took:?}");
@@ -118,7 +118,7 @@ async fn a_refused_handshake_recovers_once_the_server_is_fixed() {
     // error), which must not leave the store stuck once the server is configured.
     let redis = server();
     let store = RedisStore::new(&format!("redis://:s3cret-pw@127.0.0.1:{}/0", redis.port())).expect("URL");
-    let error = store.load(&auth_core::random_ticket()).await.expect_err("AUTH fails");
+    let error = store.load(&auth_core::random_token()).await.expect_err("AUTH fails");
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(!error.to_string().contains("s3cret-pw"), "{error}");
 

@@ -3,7 +3,7 @@
 
 mod support;
 
-use auth_core::{Revocation, SessionStore, unix_now};
+use auth_core::{LogoutClaims, Revocation, SessionLock, SessionRevocation, SessionStore, unix_now};
 use auth_redis::RedisStore;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -17,7 +17,7 @@ fn store(redis: &support::RedisServer) -> RedisStore {
 async fn round_trip_with_the_session_lifetime_as_ttl() {
     let redis = server();
     let store = store(&redis);
-    assert!(store.is_server_side());
+    assert!(store.lock().is_some() && store.revocation().is_some());
     store.ping().await.expect("ping");
 
     let s = session("google", "alice", Some("sid-1"), 3600);
@@ -80,7 +80,7 @@ async fn delete_and_unknown_tickets() {
     store.delete(&ticket).await.expect("delete");
     assert_eq!(store.load(&ticket).await.expect("load"), None);
     store.delete(&ticket).await.expect("deleting again is fine");
-    for odd in ["", "not-a-ticket", "*", &"a".repeat(5000), &auth_core::random_ticket()] {
+    for odd in ["", "not-a-ticket", "*", &"a".repeat(5000), &auth_core::random_token()] {
         assert_eq!(store.load(odd).await.expect("load"), None, "{odd:.20}");
         store.delete(odd).await.expect("delete");
     }
@@ -102,7 +102,7 @@ async fn update_keeps_the_ticket_renews_the_ttl_and_never_resurrects() {
     assert!((7_195_000..=7_200_000).contains(&ttl), "the TTL follows the new expiry: {ttl} ms");
     assert!(pttl(&redis, "auth:sub:p:alice") > 7_000_000, "the index lives as long as the session");
 
-    let revoked = Revocation { provider: "p".into(), subject: None, sid: Some("sid-1".into()) };
+    let revoked = Revocation::of("p", LogoutClaims::new(None, Some("sid-1".into())));
     assert_eq!(store.revoke(&revoked).await.expect("revoke"), 1);
     assert!(store.update(&ticket, &s).await.is_err(), "a revoked session is not updated");
     assert_eq!(store.load(&ticket).await.expect("load"), None, "nor resurrected");
@@ -136,28 +136,28 @@ async fn revoke_by_sid_and_by_subject_for_the_matching_provider_only() {
         async move { store.load(&ticket).await.expect("load").is_some() }
     };
 
-    let by_sid = Revocation { provider: "p".into(), subject: None, sid: Some("sid-1".into()) };
+    let by_sid = Revocation::of("p", LogoutClaims::new(None, Some("sid-1".into())));
     assert_eq!(store.revoke(&by_sid).await.expect("revoke"), 3, "alice's two and bob's sid-1 sessions at p");
     assert!(!live(p_sid1.clone()).await && !live(p_sid1_again).await && !live(p_bob).await);
     assert!(live(p_sid2.clone()).await && live(p_nosid.clone()).await && live(q_sid1.clone()).await);
     assert_eq!(store.revoke(&by_sid).await.expect("revoke"), 0, "nothing left to revoke");
     assert_eq!(redis.command("EXISTS auth:sid:p:sid-1").expect("EXISTS"), "0", "the used index is dropped");
 
-    let by_sub = Revocation { provider: "p".into(), subject: Some("alice".into()), sid: None };
-    let wrong_provider = Revocation { provider: "r".into(), ..by_sub.clone() };
+    let by_sub = Revocation::of("p", LogoutClaims::new(Some("alice".into()), None));
+    let wrong_provider = Revocation::subject("r", "alice");
     assert_eq!(store.revoke(&wrong_provider).await.expect("revoke"), 0);
     assert_eq!(store.revoke(&by_sub).await.expect("revoke"), 2, "the rest of alice's sessions at p");
     assert!(!live(p_sid2).await && !live(p_nosid).await);
     assert!(live(q_sid1.clone()).await, "the same subject at another provider stays");
 
-    let sub_of_other_provider = Revocation { provider: "a".into(), subject: Some("b:c".into()), sid: None };
+    let sub_of_other_provider = Revocation::of("a", LogoutClaims::new(Some("b:c".into()), None));
     assert_eq!(store.revoke(&sub_of_other_provider).await.expect("revoke"), 0);
-    let sid_of_other_provider = Revocation { provider: "a".into(), subject: None, sid: Some("b:x".into()) };
+    let sid_of_other_provider = Revocation::of("a", LogoutClaims::new(None, Some("b:x".into())));
     assert_eq!(store.revoke(&sid_of_other_provider).await.expect("revoke"), 0);
     assert!(live(tricky.clone()).await);
-    let nothing = Revocation { provider: "q".into(), subject: None, sid: None };
+    let nothing = Revocation::of("q", LogoutClaims::new(None, None));
     assert_eq!(store.revoke(&nothing).await.expect("revoke"), 0);
-    let q_by_sid = Revocation { provider: "q".into(), subject: Some("ignored".into()), sid: Some("sid-1".into()) };
+    let q_by_sid = Revocation::of("q", LogoutClaims::new(Some("ignored".into()), Some("sid-1".into())));
     assert_eq!(store.revoke(&q_by_sid).await.expect("revoke"), 1, "sid wins over subject");
     assert!(!live(q_sid1).await);
 }
@@ -204,7 +204,7 @@ async fn prefixes_isolate_apps_sharing_a_redis() {
     assert_eq!(default.load(&in_a).await.expect("load"), None);
     assert!(b.update(&in_a, &s).await.is_err());
 
-    let revocation = Revocation { provider: "p".into(), subject: Some("alice".into()), sid: None };
+    let revocation = Revocation::of("p", LogoutClaims::new(Some("alice".into()), None));
     assert_eq!(b.revoke(&revocation).await.expect("revoke"), 1);
     assert!(a.load(&in_a).await.expect("load").is_some(), "b's revocation leaves a's sessions");
     assert_eq!(b.load(&in_b).await.expect("load"), None);
@@ -233,7 +233,7 @@ async fn many_parallel_saves_and_loads() {
         tickets.insert(task.await.expect("task"));
     }
     assert_eq!(tickets.len(), 200, "every ticket distinct");
-    let revocation = Revocation { provider: "p".into(), subject: Some("user-3".into()), sid: None };
+    let revocation = Revocation::of("p", LogoutClaims::new(Some("user-3".into()), None));
     assert_eq!(store.revoke(&revocation).await.expect("revoke"), 20);
 }
 

@@ -150,6 +150,7 @@
 //! same provider from the command line; `--help` lists the flags.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backchannel;
 mod fault;

@@ -2,7 +2,7 @@
 //! signed-in people may reach, and [`AccessToken`] for handlers that call an API on their
 //! behalf. The plain [`User`] extractor, which never fails, lives in `auth-core`.
 
-use crate::layer::AuthRoutes;
+use crate::routes::AuthRoutes;
 use crate::token::{AccessToken, NoAccessToken};
 use auth_core::User;
 use axum_core::body::Body;

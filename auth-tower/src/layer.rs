@@ -1,14 +1,15 @@
-//! [`AuthLayer`], its builder, and [`AuthRoutes`].
+//! [`AuthLayer`] and its builder.
 //!
 //! Everything that can be wrong with a setup (no provider, two providers with one name,
 //! routes that collide) is found by [`AuthLayerBuilder::build`], so that serving never has
 //! to fail.
 
 use crate::cache::SessionCache;
+use crate::cookies::CookieAttrs;
 use crate::error::AuthError;
+use crate::routes::{AuthRoutes, DEFAULT_PREFIX};
 use crate::service::AuthService;
 use crate::state::{PENDING_COOKIE, Shared};
-use auth_core::cookies::CookieAttrs;
 use auth_core::seal::Sealer;
 use auth_core::{
     AuthConfig, ConfigError, CookieStore, IdentityProvider, MemoryStore, SessionStore, SessionStoreConfig,
@@ -17,9 +18,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use tower_layer::Layer;
-
-/// The route prefix used unless [`AuthLayerBuilder::with_prefix`] says otherwise.
-const DEFAULT_PREFIX: &str = "/auth";
 
 /// The tower layer of Streamlit-style login.
 ///
@@ -47,15 +45,16 @@ impl fmt::Debug for AuthLayer {
 }
 
 impl AuthLayer {
-    /// Builds the providers configured in `config` (no network call: discovery happens on
-    /// the first login), the session store `session_store` names, and the layer.
+    /// Builds the providers configured in `config`, the session store `session_store`
+    /// names, and the layer. Synchronous: nothing touches the network (discovery happens on
+    /// the first login), so an app starts while its identity provider is down.
     ///
     /// # Errors
     /// [`AuthError::Providers`] when a provider cannot be built, and any error of
     /// [`AuthLayerBuilder::build`].
     #[cfg(feature = "oidc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
-    pub async fn from_config(config: AuthConfig) -> Result<Self, AuthError> {
+    pub fn from_config(config: AuthConfig) -> Result<Self, AuthError> {
         let providers = auth_providers::from_config(&config)?;
         Self::builder(config).with_providers(providers).build()
     }
@@ -119,9 +118,11 @@ impl AuthLayerBuilder {
         self
     }
 
-    /// Checks the setup and builds the layer.
+    /// Checks the setup (the config with [`AuthConfig::validate`], then how the parts fit
+    /// together) and builds the layer.
     ///
     /// # Errors
+    /// [`AuthError::Config`] for any value [`AuthConfig::validate`] refuses,
     /// [`AuthError::NoProviders`], [`AuthError::DuplicateProvider`],
     /// [`AuthError::InvalidPrefix`], or [`AuthError::Config`] when the callback path
     /// collides with another route, the session cookie is named like the pending-login one,
@@ -129,6 +130,9 @@ impl AuthLayerBuilder {
     /// Redis without the `redis` feature.
     pub fn build(self) -> Result<AuthLayer, AuthError> {
         let Self { config, providers, store, prefix } = self;
+        // A config read from a file was checked as it was read; one built or edited in code
+        // meets the same rules here.
+        config.validate()?;
         if providers.is_empty() {
             return Err(AuthError::NoProviders);
         }
@@ -192,12 +196,14 @@ impl AuthLayerBuilder {
         let sealer = Sealer::new(config.cookie_secret.expose().as_bytes(), &previous);
         // Only the configured cookie store is cached: its tickets open to the same session
         // forever, while a store given to `with_store` may change a session behind its ticket.
-        let (store, cache) = match store {
-            Some(store) => (store, None),
-            None => {
-                let cache = matches!(config.session_store, SessionStoreConfig::Cookie).then(SessionCache::new);
-                (configured_store(&config, &sealer)?, cache)
-            }
+        let (store, cache, resealer) = match store {
+            Some(store) => (store, None, None),
+            None => match configured_store(&config, &sealer)? {
+                Configured::Cookie(cookie) => {
+                    (Arc::clone(&cookie) as Arc<dyn SessionStore>, Some(SessionCache::new()), Some(cookie))
+                }
+                Configured::Server(store) => (store, None, None),
+            },
         };
         let attrs = CookieAttrs {
             path: config.cookie_path.clone(),
@@ -212,6 +218,7 @@ impl AuthLayerBuilder {
             providers,
             store,
             cache,
+            resealer,
             sealer,
             routes,
             callback_path,
@@ -225,13 +232,21 @@ impl AuthLayerBuilder {
     }
 }
 
+/// The store `session_store` names.
+enum Configured {
+    /// The cookie store (cached, and re-sealing cookies of previous secrets).
+    Cookie(Arc<CookieStore>),
+    /// A server-side store.
+    Server(Arc<dyn SessionStore>),
+}
+
 /// The store `session_store` names: the cookie store sealing with `sealer`, a fresh
 /// [`MemoryStore`], or Redis (feature `redis`).
-fn configured_store(config: &AuthConfig, sealer: &Sealer) -> Result<Arc<dyn SessionStore>, AuthError> {
+fn configured_store(config: &AuthConfig, sealer: &Sealer) -> Result<Configured, AuthError> {
     match &config.session_store {
-        SessionStoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
+        SessionStoreConfig::Memory => Ok(Configured::Server(Arc::new(MemoryStore::new()))),
         #[cfg(feature = "redis")]
-        SessionStoreConfig::Redis(url) => Ok(Arc::new(auth_redis::RedisStore::new(url.expose())?)),
+        SessionStoreConfig::Redis(url) => Ok(Configured::Server(Arc::new(auth_redis::RedisStore::new(url.expose())?))),
         #[cfg(not(feature = "redis"))]
         SessionStoreConfig::Redis(_) => Err(AuthError::Config(ConfigError::Invalid {
             origin: config.origin.clone(),
@@ -239,7 +254,7 @@ fn configured_store(config: &AuthConfig, sealer: &Sealer) -> Result<Arc<dyn Sess
             problem: "is a Redis URL, but auth-tower was built without its `redis` feature".into(),
             fix: "enable it: auth-tower = { version = \"0.1\", features = [\"redis\"] }".into(),
         })),
-        _ => Ok(Arc::new(CookieStore::new(Arc::new(sealer.clone())))),
+        _ => Ok(Configured::Cookie(Arc::new(CookieStore::new(Arc::new(sealer.clone()))))),
     }
 }
 
@@ -265,68 +280,6 @@ fn normalize_prefix(prefix: &str) -> Result<String, AuthError> {
     Ok(trimmed.to_owned())
 }
 
-/// Where the login and logout routes are, for links and redirects in your handlers.
-///
-/// The layer puts one in every request's extensions (axum: `Extension<AuthRoutes>`).
-#[derive(Clone, Debug)]
-pub struct AuthRoutes {
-    paths: Arc<RoutePaths>,
-}
-
-#[derive(Debug)]
-struct RoutePaths {
-    login: String,
-    logout: String,
-    backchannel_logout: String,
-}
-
-impl Default for AuthRoutes {
-    /// The routes of a layer with the default prefix: `/auth/login` and `/auth/logout`.
-    fn default() -> Self {
-        Self::new(DEFAULT_PREFIX)
-    }
-}
-
-impl AuthRoutes {
-    fn new(prefix: &str) -> Self {
-        Self {
-            paths: Arc::new(RoutePaths {
-                login: format!("{prefix}/login"),
-                logout: format!("{prefix}/logout"),
-                backchannel_logout: format!("{prefix}/backchannel-logout"),
-            }),
-        }
-    }
-
-    /// The login route, such as `/auth/login`.
-    pub fn login_path(&self) -> &str {
-        &self.paths.login
-    }
-
-    /// The logout route, such as `/auth/logout`.
-    pub fn logout_path(&self) -> &str {
-        &self.paths.logout
-    }
-
-    /// The back-channel logout route, such as `/auth/backchannel-logout`. Register the
-    /// app's origin followed by this path (and `?provider=NAME` when several providers are
-    /// configured) as the `backchannel_logout_uri` of the client at the provider.
-    pub fn backchannel_logout_path(&self) -> &str {
-        &self.paths.backchannel_logout
-    }
-
-    /// A login link: `{login}?provider=NAME&return_to=PATH`, query-encoded. Without a
-    /// provider, the login route picks the only one or shows the chooser.
-    pub fn login_url(&self, provider: Option<&str>, return_to: &str) -> String {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(provider) = provider {
-            query.append_pair("provider", provider);
-        }
-        query.append_pair("return_to", return_to);
-        format!("{}?{}", self.paths.login, query.finish())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,16 +303,5 @@ mod tests {
         assert!(path_matches("/app/auth/logout", "/app/"));
         assert!(!path_matches("/application", "/app"));
         assert!(!path_matches("/auth/logout", "/app"));
-    }
-
-    #[test]
-    fn login_urls_are_encoded() {
-        let routes = AuthRoutes::new("/auth");
-        assert_eq!(routes.login_url(None, "/"), "/auth/login?return_to=%2F");
-        assert_eq!(
-            routes.login_url(Some("my idp"), "/p?x=1&y=2"),
-            "/auth/login?provider=my+idp&return_to=%2Fp%3Fx%3D1%26y%3D2"
-        );
-        assert_eq!(AuthRoutes::new("").logout_path(), "/logout");
     }
 }

@@ -23,7 +23,7 @@
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let auth = AuthLayer::from_config(AuthConfig::from_file(".streamlit/secrets.toml")?).await?;
+//! let auth = AuthLayer::from_config(AuthConfig::from_file(".streamlit/secrets.toml")?)?;
 //! let app = Router::new().route("/", get(home)).layer(auth);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;
@@ -75,19 +75,20 @@
 //!
 //! ```
 //! use auth_tower::{AuthConfig, AuthLayer, Authorization, CallbackParams, IdentityProvider, LoginResult};
-//! use auth_tower::{MemoryStore, PendingLogin, ProviderError, User};
+//! use auth_tower::{MemoryStore, PendingLogin, ProviderError, User, async_trait, random_token};
 //! use std::sync::Arc;
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! #[derive(Debug)]
 //! struct MyProvider;
 //!
-//! #[async_trait::async_trait]
+//! #[async_trait]
 //! impl IdentityProvider for MyProvider {
 //!     fn name(&self) -> &str { "mine" }
 //!     async fn authorize(&self, redirect_uri: &str) -> Result<Authorization, ProviderError> {
-//!         let pending = PendingLogin { state: "random".into(), nonce: None, pkce_verifier: None };
-//!         Ok(Authorization { url: format!("https://idp.example/authorize?state=random&redirect_uri={redirect_uri}"), pending })
+//!         let state = random_token();
+//!         let url = format!("https://idp.example/authorize?state={state}&redirect_uri={redirect_uri}");
+//!         Ok(Authorization::new(url, PendingLogin::new(state)))
 //!     }
 //!     async fn complete(&self, _: &CallbackParams, _: &PendingLogin, _: &str) -> Result<LoginResult, ProviderError> {
 //!         Err(ProviderError::Unsupported("this example"))
@@ -154,6 +155,7 @@
 
 mod body;
 mod cache;
+mod cookies;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -166,17 +168,50 @@ mod service;
 mod state;
 mod token;
 
+/// The cookie scanner, for this workspace's benchmarks (`auth-bench`) only: not part of
+/// the API, and may change in any release.
+#[doc(hidden)]
+pub mod bench {
+    use std::borrow::Cow;
+
+    /// The largest value the layer puts in one cookie before it splits it into chunks.
+    pub const CHUNK_SIZE: usize = crate::cookies::CHUNK_SIZE;
+
+    /// The value of cookie `name` in `headers`, joined from its chunks.
+    pub fn read_cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+        crate::cookies::read(headers, name)
+    }
+
+    /// What the layer does to each request's `Cookie` header: finds cookie `name` and
+    /// computes the header without it and the cookies in `also`. Returns whether the
+    /// cookie was found, and the removal (to keep it from being optimized away).
+    pub fn scan(headers: &http::HeaderMap, name: &str, also: &[&str]) -> (bool, impl Sized) {
+        let found = crate::cookies::scan(headers, name, also);
+        (found.parts().is_some(), found.into_strip())
+    }
+
+    /// `value` as the `(name, value)` cookies the layer writes: one, or numbered chunks.
+    pub fn split_cookie<'v>(name: &str, value: &'v str) -> Vec<(String, &'v str)> {
+        crate::cookies::split(name, value)
+    }
+}
+
 pub use body::AuthBody;
 pub use error::AuthError;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{AccessTokenRejection, LoginRequired, RequireUser};
-pub use layer::{AuthLayer, AuthLayerBuilder, AuthRoutes};
+pub use layer::{AuthLayer, AuthLayerBuilder};
+pub use routes::AuthRoutes;
 pub use service::{AuthService, ResponseFuture};
 pub use token::{AccessToken, NoAccessToken};
 
+/// Re-exported so that providers and stores written with this crate alone use the same
+/// macro: `use auth_tower::async_trait;` then `#[async_trait]` on the `impl`.
+pub use auth_core::async_trait;
 pub use auth_core::{
-    AuthConfig, Authorization, CallbackParams, Claims, ConfigError, CookieStore, ExposeTokens, ExposedTokens, Identity,
-    IdentityProvider, KeepTokens, LoginResult, LogoutClaims, MemoryStore, PendingLogin, ProviderError, Revocation,
-    Session, SessionStore, SessionStoreConfig, StoreError, Ticket, TokenSet, User,
+    AuthConfig, Authorization, BoxError, CallbackParams, Claims, ConfigError, CookieStore, ExposeTokens, ExposedTokens,
+    Identity, IdentityProvider, KeepTokens, LoginResult, LogoutClaims, MemoryStore, PendingLogin, ProviderConfig,
+    ProviderError, ProviderKind, Revocation, Secret, Session, SessionLock, SessionRevocation, SessionStore,
+    SessionStoreConfig, StoreError, Ticket, TokenSet, User, random_token, unix_now,
 };

@@ -19,15 +19,19 @@
 //!   the refreshed session, once due in its turn, must start a new flight rather than be
 //!   given the remembered outcome, whose access token has expired by then.
 //! - Across instances sharing a server-side store, the flight holds the store's lock
-//!   `refresh:{ticket}` ([`SessionStore::try_lock`](auth_core::SessionStore::try_lock)).
+//!   `refresh:{ticket}` ([`SessionStore::lock`](auth_core::SessionStore::lock)).
 //!   An instance that finds it taken polls the store until the session there is no longer
 //!   due (another instance refreshed it), is gone (the refresh was refused, or someone
 //!   logged out), or the lock is free (then it refreshes itself); it waits at most the
 //!   lock's time to live. The cookie store has nothing to share: its instances refresh on
 //!   their own.
+//! - Waiting needs a timer, which is Tokio's. Off a Tokio runtime (another executor) a
+//!   refresh runs within the request; when another instance holds the lock, the request
+//!   does not wait: it goes on with the current tokens (logged once at warn), and a later
+//!   request finds the refreshed session.
 
 use crate::state::Shared;
-use auth_core::{ProviderError, Session, unix_now};
+use auth_core::{ProviderError, Session, SessionLock, unix_now};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -154,10 +158,9 @@ pub(crate) async fn refresh(shared: &Arc<Shared>, ticket: &str, session: &Arc<Se
 async fn run(shared: &Shared, ticket: &str, session: Arc<Session>) -> Outcome {
     let span = tracing::info_span!("auth.refresh", provider = %session.identity.provider, outcome = Empty);
     async {
-        let outcome = if shared.store.is_server_side() {
-            locked(shared, ticket).await
-        } else {
-            refresh_now(shared, ticket, &session).await
+        let outcome = match shared.store.lock() {
+            Some(lock) => locked(shared, lock, ticket).await,
+            None => refresh_now(shared, ticket, &session).await,
         };
         tracing::Span::current().record("outcome", outcome.name());
         tracing::info!(outcome = outcome.name(), "session refresh finished");
@@ -169,8 +172,7 @@ async fn run(shared: &Shared, ticket: &str, session: Arc<Session>) -> Outcome {
 
 /// The refresh of a server-side session, once this instance holds the store's lock; or the
 /// refresh another instance made meanwhile.
-async fn locked(shared: &Shared, ticket: &str) -> Outcome {
-    let store = &shared.store;
+async fn locked(shared: &Shared, store: &dyn SessionLock, ticket: &str) -> Outcome {
     let key = format!("refresh:{ticket}");
     // A refresh is a token request, maybe a key-set fetch, and a store write.
     let lock_ttl = Duration::from_secs(shared.config.http_timeout_secs.saturating_mul(2).saturating_add(5));
@@ -197,6 +199,13 @@ async fn locked(shared: &Shared, ticket: &str) -> Outcome {
         }
         if Instant::now() >= give_up {
             tracing::warn!("another instance's refresh of this session took too long; going on with the old tokens");
+            return Outcome::Kept;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::warn!(
+                "another instance is refreshing this session and waiting for it needs a Tokio runtime; \
+                 going on with the old tokens"
+            );
             return Outcome::Kept;
         }
         tokio::time::sleep(POLL).await;

@@ -18,11 +18,11 @@
 //! [`SessionCache`]: crate::cache::SessionCache
 
 use crate::body::AuthBody;
+use crate::cookies;
 use crate::page::Page;
 use crate::refresh::{self, Outcome};
 use crate::routes;
 use crate::state::{Route, Shared};
-use auth_core::cookies;
 use auth_core::{Session, User, unix_now};
 use futures_util::future::BoxFuture;
 use http::header::SET_COOKIE;
@@ -214,7 +214,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
             Outcome::StoreFailed => return Prepared::anonymous(Vec::new()),
         }
     }
-    let reseal = loaded && shared.store.needs_reissue(&ticket);
+    let reseal = loaded && shared.resealer.as_ref().is_some_and(|cookie| cookie.needs_reissue(&ticket));
     if !changed && (reseal || shared.renewal_due(&session, now)) {
         let mut renewed = (*session).clone();
         renewed.idle_expires_at = shared.idle_deadline(now);

@@ -4,11 +4,13 @@
 //! writing the session cookies.
 
 use crate::cache::SessionCache;
-use crate::layer::AuthRoutes;
+use crate::cookies::{self, CookieAttrs};
 use crate::refresh::Flights;
-use auth_core::cookies::{self, CookieAttrs};
+use crate::routes::AuthRoutes;
 use auth_core::seal::Sealer;
-use auth_core::{AuthConfig, Identity, IdentityProvider, LoginResult, Session, SessionStore, TokenSet, User};
+use auth_core::{
+    AuthConfig, CookieStore, Identity, IdentityProvider, LoginResult, Session, SessionStore, TokenSet, User,
+};
 use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue};
 use std::sync::Arc;
@@ -41,6 +43,9 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn SessionStore>,
     /// Present only for the default cookie store (see [`SessionCache`]).
     pub(crate) cache: Option<SessionCache>,
+    /// The configured cookie store, when it is the store: it says which cookies were
+    /// sealed with a previous secret and should be sealed again.
+    pub(crate) resealer: Option<Arc<CookieStore>>,
     pub(crate) sealer: Sealer,
     pub(crate) routes: AuthRoutes,
     pub(crate) callback_path: String,
@@ -87,7 +92,7 @@ impl Shared {
     pub(crate) fn new_session(&self, identity: Identity, tokens: TokenSet, now: u64) -> Session {
         let expires_at = self.expires_at(now, &identity);
         let tokens = self.config.keep_tokens.apply(tokens);
-        Session { identity, tokens, created_at: now, expires_at, idle_expires_at: self.idle_deadline(now) }
+        Session::starting_at(identity, tokens, now, expires_at).with_idle_expires_at(self.idle_deadline(now))
     }
 
     /// `old` after a refresh at `now` returned `result`: new identity and tokens, the same
@@ -95,13 +100,9 @@ impl Shared {
     /// and the idle deadline renewed (the person is active).
     pub(crate) fn refreshed_session(&self, old: &Session, result: LoginResult, now: u64) -> Session {
         let expires_at = self.expires_at(old.created_at, &result.identity);
-        Session {
-            tokens: self.config.keep_tokens.apply(result.tokens),
-            identity: result.identity,
-            created_at: old.created_at,
-            expires_at,
-            idle_expires_at: self.idle_deadline(now),
-        }
+        let tokens = self.config.keep_tokens.apply(result.tokens);
+        Session::starting_at(result.identity, tokens, old.created_at, expires_at)
+            .with_idle_expires_at(self.idle_deadline(now))
     }
 
     /// The absolute end of a session that started at `created_at`: its lifetime later, or

@@ -107,14 +107,13 @@ mod tests {
     fn the_token_of_a_user_whatever_expose_tokens_says() {
         assert_eq!(AccessToken::of(&User::anonymous()).err(), Some(NoAccessToken::Anonymous));
         assert_eq!(AccessToken::of(&user(TokenSet::default())).err(), Some(NoAccessToken::Missing));
-        let expired = TokenSet { access_token: Some("at".into()), expires_at: Some(1), ..TokenSet::default() };
+        let expired = TokenSet::new().with_access_token("at").with_expires_at(1);
         assert_eq!(AccessToken::of(&user(expired)).err(), Some(NoAccessToken::Expired));
-        let live =
-            TokenSet { access_token: Some("at".into()), expires_at: Some(unix_now() + 60), ..TokenSet::default() };
+        let live = TokenSet::new().with_access_token("at").with_expires_at(unix_now() + 60);
         let token = AccessToken::of(&user(live)).expect("a live token");
         assert_eq!(token.secret(), "at");
         assert!(!format!("{token:?}").contains("at\""), "Debug hides the token: {token:?}");
-        let forever = TokenSet { access_token: Some("at".into()), ..TokenSet::default() };
+        let forever = TokenSet::new().with_access_token("at");
         assert!(AccessToken::of(&user(forever)).is_ok(), "no expiry given: taken as live");
     }
 }

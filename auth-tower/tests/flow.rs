@@ -5,8 +5,8 @@
 #![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used)]
 
-use async_trait::async_trait;
 use auth_core::seal::Sealer;
+use auth_tower::async_trait;
 use auth_tower::{
     AuthConfig, AuthLayer, Authorization, CallbackParams, CookieStore, Identity, IdentityProvider, LoginResult,
     MemoryStore, PendingLogin, ProviderError, RequireUser, Session, SessionStore, TokenSet, User,
@@ -60,10 +60,10 @@ impl IdentityProvider for FakeProvider {
         if self.mode == Mode::Unavailable {
             return Err(ProviderError::Unavailable("connection refused".into()));
         }
-        let state = auth_core::random_ticket();
+        let state = auth_core::random_token();
         let url = format!("{IDP}/{}/authorize?state={state}&redirect_uri={redirect_uri}", self.name);
-        let pending = PendingLogin { state, nonce: Some("nonce".into()), pkce_verifier: Some("verifier".into()) };
-        Ok(Authorization { url, pending })
+        let pending = PendingLogin::new(state).with_nonce("nonce").with_pkce_verifier("verifier");
+        Ok(Authorization::new(url, pending))
     }
 
     async fn complete(
@@ -82,8 +82,8 @@ impl IdentityProvider for FakeProvider {
                 if self.blob > 0 {
                     claims.insert("blob".into(), "b".repeat(self.blob).into());
                 }
-                let tokens = TokenSet { id_token: Some("id.token".into()), ..TokenSet::default() };
-                Ok(LoginResult { identity: Identity::new(self.name, "alice", claims), tokens })
+                let tokens = TokenSet::new().with_id_token("id.token");
+                Ok(LoginResult::new(Identity::new(self.name, "alice", claims), tokens))
             }
             "deny" => Err(ProviderError::Denied("not in the allowed domain".into())),
             "down" => Err(ProviderError::Unavailable("timeout".into())),
@@ -624,4 +624,39 @@ async fn layer_routes_refuse_other_methods_and_building_checks_the_setup() {
     let error = AuthLayer::builder(colliding).with_provider(Arc::new(FakeProvider::new("a"))).build().err();
     let message = error.map(|e| e.to_string()).unwrap_or_default();
     assert!(message.contains("auth.redirect_uri") && message.contains("Fix:"), "{message}");
+}
+
+/// A config built or edited in code meets the rules a file meets: the builder validates it.
+#[tokio::test]
+async fn the_builder_validates_a_config_built_in_code() {
+    let build = |config: AuthConfig| {
+        AuthLayer::builder(config).with_provider(Arc::new(FakeProvider::new("a"))).build().err().map(|e| e.to_string())
+    };
+    let fine = AuthConfig::new("http://127.0.0.1:3000/oauth2callback", auth_tower::Secret::new(SECRET));
+    assert_eq!(build(fine.clone()), None);
+
+    let mut short = fine.clone();
+    short.cookie_secret = auth_tower::Secret::new("short");
+    let message = build(short).unwrap_or_default();
+    assert!(message.contains("`auth.cookie_secret` is 5 bytes") && message.contains("openssl rand"), "{message}");
+
+    let mut edited = config(3000, SECRET);
+    edited.idle_timeout_secs = Some(0);
+    let message = build(edited).unwrap_or_default();
+    assert!(message.starts_with("flow.rs: `auth.idle_timeout_secs` is 0"), "names the file: {message}");
+
+    let mut provider = corp_provider();
+    provider.client_kwargs.insert("nonce".into(), "fixed".into());
+    let message = build(fine.clone().with_provider(provider)).unwrap_or_default();
+    assert!(message.contains("`auth.corp.client_kwargs.nonce` is set by the library"), "{message}");
+}
+
+fn corp_provider() -> auth_tower::ProviderConfig {
+    auth_tower::ProviderConfig::new(
+        "corp",
+        auth_tower::ProviderKind::Oidc,
+        "app",
+        "https://idp.example/.well-known/openid-configuration",
+    )
+    .with_client_secret(auth_tower::Secret::new("s"))
 }

@@ -1,8 +1,9 @@
 //! The whole login flow over real HTTP: an axum app with `AuthLayer::from_config`, the
 //! real `OidcProvider`, and `MockIdp` on loopback, driven by a client with a cookie jar.
 //!
-//! Every attack in DESIGN.md's flows has a test here that shows it failing: the browser
-//! ends on a clear 4xx page and `/me` still says `{"is_logged_in": false}`.
+//! Every check of the login flow (the README's "Security model") has a test here that shows
+//! the attack failing: the browser ends on a clear 4xx page and `/me` still says
+//! `{"is_logged_in": false}`.
 
 mod support;
 

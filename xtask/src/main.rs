@@ -74,10 +74,36 @@ fn test() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
     step("cargo clippy --workspace --all-targets -- -D warnings");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    features()?;
+    step("RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps --workspace");
+    let status = Command::new(cargo_bin())
+        .args(["doc", "--no-deps", "--workspace"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("`cargo doc` found broken docs ({status})"));
+    }
     system_requirements()?;
     install_op()?;
     step("cargo test --workspace");
     cargo(&["test", "--workspace"], &[])
+}
+
+/// The library crates, each checked with its default features off and with all of them
+/// on: the workspace build merges features, so a branch compiled only without one (such
+/// as auth-tower without `redis`) would otherwise never be compiled in CI.
+const LIBRARIES: &[&str] = &["auth-core", "auth-providers", "auth-tower", "auth-testkit", "auth-redis"];
+
+fn features() -> Result<(), String> {
+    for library in LIBRARIES {
+        for features in ["--no-default-features", "--all-features"] {
+            step(&format!("cargo clippy -p {library} {features} -- -D warnings"));
+            cargo(&["clippy", "-p", library, features, "--", "-D", "warnings"], &[])?;
+        }
+    }
+    Ok(())
 }
 
 fn e2e() -> Result<(), String> {

@@ -34,7 +34,7 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let auth = AuthLayer::from_config(AuthConfig::from_file(&args.config)?).await?;
+    let auth = AuthLayer::from_config(AuthConfig::from_file(&args.config)?)?;
     let app = Router::new().route("/", get(home)).route("/me", get(me)).route("/private", get(private)).layer(auth);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -27,8 +27,8 @@
 //! # api_base_url = "https://api.github.com"
 //! ```
 
-use async_trait::async_trait;
 use auth_examples::{Args, escape, init_tracing};
+use auth_tower::async_trait;
 use auth_tower::{
     AuthConfig, AuthLayer, Authorization, CallbackParams, Claims, Identity, IdentityProvider, LoginResult,
     PendingLogin, ProviderError, RequireUser, TokenSet, User,
@@ -211,9 +211,8 @@ impl IdentityProvider for GitHub {
             .set_pkce_challenge(challenge)
             .url();
         // No nonce: without an ID token there is nothing to bind it to.
-        let pending =
-            PendingLogin { state: state.into_secret(), nonce: None, pkce_verifier: Some(verifier.into_secret()) };
-        Ok(Authorization { url: url.into(), pending })
+        let pending = PendingLogin::new(state.into_secret()).with_pkce_verifier(verifier.into_secret());
+        Ok(Authorization::new(url, pending))
     }
 
     async fn complete(
@@ -253,14 +252,11 @@ impl IdentityProvider for GitHub {
         if let Some(profile) = user.html_url {
             claims.insert("profile".into(), profile.into());
         }
-        let tokens = TokenSet {
-            access_token: Some(access_token.clone()),
-            expires_at: token.expires_in().map(|d| auth_core::unix_now() + d.as_secs()),
-            scope: token.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
-            ..TokenSet::default()
-        };
+        let mut tokens = TokenSet::new().with_access_token(access_token.clone());
+        tokens.expires_at = token.expires_in().map(|d| auth_core::unix_now() + d.as_secs());
+        tokens.scope = token.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "));
         // GitHub's numeric id is stable; the login name can be changed.
-        Ok(LoginResult { identity: Identity::new("github", user.id.to_string(), claims), tokens })
+        Ok(LoginResult::new(Identity::new("github", user.id.to_string(), claims), tokens))
     }
 }
 

@@ -91,7 +91,7 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let auth = AuthLayer::from_config(AuthConfig::from_file(&args.config)?).await?;
+    let auth = AuthLayer::from_config(AuthConfig::from_file(&args.config)?)?;
     let service = ServiceBuilder::new().layer(auth).service_fn(app);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -16,10 +16,10 @@ mod token;
 use crate::ProviderSettings;
 use crate::error::{BuildError, Failure};
 use crate::profile::Profile;
-use async_trait::async_trait;
+use auth_core::async_trait;
 use auth_core::{
     Authorization, CallbackParams, Claims, Identity, IdentityProvider, LoginResult, LogoutClaims, PendingLogin,
-    ProviderConfig, ProviderError, Session, TokenAuthMethod, TokenSet,
+    ProviderConfig, ProviderError, Session, TokenAuthMethod,
 };
 use cache::Cache;
 use discovery::Metadata;
@@ -36,18 +36,6 @@ use url::Url;
 /// The key set is fetched again for an unknown `kid` at most this often, so a flood of
 /// forged tokens cannot make us hammer the provider.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Authorization parameters this provider sets itself; `client_kwargs` may not set them.
-const RESERVED_PARAMS: &[&str] = &[
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-];
 
 /// Claims of an earlier ID token that describe that token, not the person: not carried
 /// over to the identity after a refresh.
@@ -98,64 +86,27 @@ impl OidcProvider {
     /// another kind of provider.
     pub fn new(config: &ProviderConfig, settings: &ProviderSettings) -> Result<Self, BuildError> {
         let name = config.name.as_str();
-        if config.client_id.trim().is_empty() {
-            return Err(BuildError::invalid(
-                name,
-                "client_id",
-                "is empty",
-                "copy the client id from the provider's app registration",
-            ));
-        }
+        config.validate("auth config").map_err(BuildError::from)?;
         let secret = match config.token_endpoint_auth_method {
             TokenAuthMethod::None => None,
-            _ => match &config.client_secret {
-                Some(secret) if !secret.expose().is_empty() => Some(secret.clone()),
-                _ => {
-                    return Err(BuildError::invalid(
-                        name,
-                        "client_secret",
-                        "is missing or empty",
-                        "copy the client secret from the provider's app registration (or set token_endpoint_auth_method = \"none\" for a public client)",
-                    ));
-                }
-            },
+            _ => config.client_secret.clone(),
         };
-        let metadata_url = Url::parse(&config.server_metadata_url)
-            .ok()
-            .filter(|url| matches!(url.scheme(), "https" | "http"))
-            .ok_or_else(|| {
-                BuildError::invalid(
-                    name,
-                    "server_metadata_url",
-                    "is not an absolute http(s) URL",
-                    "write the provider's full discovery URL",
-                )
-            })?;
+        let metadata_url = Url::parse(&config.server_metadata_url).map_err(|_| {
+            BuildError::invalid(
+                name,
+                "server_metadata_url",
+                "is not an absolute http(s) URL",
+                "write the provider's full discovery URL",
+            )
+        })?;
         let profile = Profile::new(config, &metadata_url)?;
         let scope = config.scope().to_owned();
-        if !scope.split_whitespace().any(|s| s == "openid") {
-            return Err(BuildError::invalid(
-                name,
-                "client_kwargs.scope",
-                "lacks \"openid\"",
-                "include openid, e.g. scope = \"openid email profile\"",
-            ));
-        }
-        let mut extra_params = Vec::new();
-        for (key, value) in &config.client_kwargs {
-            if key == "scope" {
-                continue;
-            }
-            if RESERVED_PARAMS.contains(&key.as_str()) {
-                return Err(BuildError::invalid(
-                    name,
-                    &format!("client_kwargs.{key}"),
-                    "is set by the library for every login",
-                    "remove it",
-                ));
-            }
-            extra_params.push((key.clone(), value.clone()));
-        }
+        let mut extra_params: Vec<(String, String)> = config
+            .client_kwargs
+            .iter()
+            .filter(|(key, _)| *key != "scope")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (key, value) in profile.authorization_params() {
             if !config.client_kwargs.contains_key(key) {
                 extra_params.push((key.to_owned(), value));
@@ -341,16 +292,7 @@ impl OidcProvider {
         self.profile.complete_claims(&mut claims);
         self.profile.admit(&claims)?;
         let subject = self.profile.subject(&claims);
-        Ok(LoginResult {
-            identity: Identity::new(&self.name, subject, claims),
-            tokens: TokenSet {
-                expires_at: tokens.expires_at(),
-                access_token: Some(tokens.access_token),
-                id_token: tokens.id_token,
-                refresh_token: tokens.refresh_token,
-                scope: tokens.scope,
-            },
-        })
+        Ok(LoginResult::new(Identity::new(&self.name, subject, claims), tokens.into_token_set()))
     }
 
     async fn refresh_session(&self, session: &Session) -> Result<LoginResult, ProviderError> {
@@ -397,16 +339,11 @@ impl OidcProvider {
         }
         tracing::debug!(new_id_token = tokens.id_token.is_some(), "tokens refreshed");
         let old = &session.tokens;
-        Ok(LoginResult {
-            identity,
-            tokens: TokenSet {
-                expires_at: tokens.expires_at(),
-                access_token: Some(tokens.access_token),
-                id_token: tokens.id_token.or_else(|| old.id_token.clone()),
-                refresh_token: tokens.refresh_token.or_else(|| old.refresh_token.clone()),
-                scope: tokens.scope.or_else(|| old.scope.clone()),
-            },
-        })
+        let mut fresh = tokens.into_token_set();
+        fresh.id_token = fresh.id_token.or_else(|| old.id_token.clone());
+        fresh.refresh_token = fresh.refresh_token.or_else(|| old.refresh_token.clone());
+        fresh.scope = fresh.scope.or_else(|| old.scope.clone());
+        Ok(LoginResult::new(identity, fresh))
     }
 
     /// RP-initiated logout: the provider's `end_session_endpoint` (or the configured one)
@@ -488,14 +425,10 @@ impl IdentityProvider for OidcProvider {
                     query.append_pair(key, value);
                 }
             }
-            Ok(Authorization {
-                url: url.into(),
-                pending: PendingLogin {
-                    state: state.into_secret(),
-                    nonce: Some(nonce.secret().clone()),
-                    pkce_verifier: Some(verifier.into_secret()),
-                },
-            })
+            let pending = PendingLogin::new(state.into_secret())
+                .with_nonce(nonce.secret().clone())
+                .with_pkce_verifier(verifier.into_secret());
+            Ok(Authorization::new(url, pending))
         }
         .instrument(span)
         .await

@@ -7,7 +7,7 @@
 
 use super::http::Http;
 use crate::error::Failure;
-use auth_core::{Secret, TokenAuthMethod, unix_now};
+use auth_core::{Secret, TokenAuthMethod, TokenSet, unix_now};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
@@ -22,11 +22,21 @@ pub(crate) struct ClientAuth {
     pub(crate) method: TokenAuthMethod,
 }
 
-/// What the client trades for tokens.
-#[derive(Debug)]
+/// What the client trades for tokens. `Debug` shows which grant, not its secrets.
 pub(crate) enum Grant<'a> {
     Code { code: &'a str, pkce_verifier: &'a str, redirect_uri: &'a str },
     Refresh { refresh_token: &'a str },
+}
+
+impl fmt::Debug for Grant<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Code { redirect_uri, .. } => {
+                f.debug_struct("Code").field("redirect_uri", redirect_uri).finish_non_exhaustive()
+            }
+            Self::Refresh { .. } => f.write_str("Refresh { .. }"),
+        }
+    }
 }
 
 /// A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
@@ -53,6 +63,17 @@ impl Tokens {
             _ => None,
         }?;
         Some(unix_now().saturating_add(secs))
+    }
+
+    /// The tokens as a session keeps them.
+    pub(crate) fn into_token_set(self) -> TokenSet {
+        let expires_at = self.expires_at();
+        let mut set = TokenSet::new().with_access_token(self.access_token);
+        set.expires_at = expires_at;
+        set.id_token = self.id_token;
+        set.refresh_token = self.refresh_token;
+        set.scope = self.scope;
+        set
     }
 }
 

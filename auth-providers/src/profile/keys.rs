@@ -168,17 +168,10 @@ mod tests {
 
     fn section(kind: ProviderKind, extra: Value) -> ProviderConfig {
         let Value::Object(extra) = extra else { panic!("an object") };
-        ProviderConfig {
-            name: "work".into(),
-            kind,
-            display_name: "Work".into(),
-            client_id: "id".into(),
-            client_secret: None,
-            server_metadata_url: "https://idp.example/.well-known/openid-configuration".into(),
-            client_kwargs: Default::default(),
-            token_endpoint_auth_method: Default::default(),
-            extra,
-        }
+        let mut config =
+            ProviderConfig::new("work", kind, "id", "https://idp.example/.well-known/openid-configuration");
+        config.extra = extra;
+        config
     }
 
     #[test]

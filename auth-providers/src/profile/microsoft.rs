@@ -217,17 +217,8 @@ mod tests {
 
     fn build(url: &str, extra: Value) -> Result<Microsoft, String> {
         let Value::Object(extra) = extra else { panic!("an object") };
-        let config = ProviderConfig {
-            name: "microsoft".into(),
-            kind: ProviderKind::Microsoft,
-            display_name: "Microsoft".into(),
-            client_id: "id".into(),
-            client_secret: None,
-            server_metadata_url: url.into(),
-            client_kwargs: Default::default(),
-            token_endpoint_auth_method: Default::default(),
-            extra,
-        };
+        let mut config = ProviderConfig::new("microsoft", ProviderKind::Microsoft, "id", url);
+        config.extra = extra;
         let keys = Keys::new(&config);
         let url = Url::parse(url).map_err(|e| e.to_string())?;
         Microsoft::new(&keys, &url).map_err(|e| e.to_string())

@@ -221,22 +221,16 @@ fn admit_email(domains: &[String], claims: &Claims) -> Result<(), ProviderError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_core::{Secret, TokenAuthMethod};
+    use auth_core::Secret;
     use serde_json::json;
 
     fn config(kind: ProviderKind, extra: Value) -> ProviderConfig {
         let Value::Object(extra) = extra else { panic!("an object") };
-        ProviderConfig {
-            name: "corp".into(),
-            kind,
-            display_name: "Corp".into(),
-            client_id: "id".into(),
-            client_secret: Some(Secret::new("s")),
-            server_metadata_url: "https://idp.example/.well-known/openid-configuration".into(),
-            client_kwargs: Default::default(),
-            token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
-            extra,
-        }
+        let mut config =
+            ProviderConfig::new("corp", kind, "id", "https://idp.example/.well-known/openid-configuration")
+                .with_client_secret(Secret::new("s"));
+        config.extra = extra;
+        config
     }
 
     fn profile(kind: ProviderKind, extra: Value) -> Result<Profile, String> {

@@ -4,38 +4,33 @@
 
 use auth_core::{
     CallbackParams, IdentityProvider, LoginResult, PendingLogin, ProviderConfig, ProviderError, ProviderKind, Secret,
-    TokenAuthMethod,
 };
 use auth_providers::{OidcProvider, ProviderSettings};
 use auth_testkit::MockIdp;
-use std::collections::BTreeMap;
 use url::Url;
 
 pub(crate) const REDIRECT_URI: &str = "http://localhost:3000/oauth2callback";
 
 pub(crate) fn settings() -> ProviderSettings {
-    ProviderSettings { leeway_secs: 60, http_timeout_secs: 5 }
+    ProviderSettings::default().with_leeway_secs(60).with_http_timeout_secs(5)
 }
 
 /// A generic section named `mock` for `idp`'s client.
 pub(crate) fn config(idp: &MockIdp) -> ProviderConfig {
-    ProviderConfig {
-        name: "mock".into(),
-        kind: ProviderKind::Oidc,
-        display_name: "Mock".into(),
-        client_id: idp.client_id().into(),
-        client_secret: Some(Secret::new(idp.client_secret())),
-        server_metadata_url: idp.metadata_url(),
-        client_kwargs: BTreeMap::new(),
-        token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
-        extra: serde_json::Map::new(),
-    }
+    ProviderConfig::new("mock", ProviderKind::Oidc, idp.client_id(), idp.metadata_url())
+        .with_client_secret(Secret::new(idp.client_secret()))
+        .with_display_name("Mock")
 }
 
 /// A section of `kind` for `idp`, with preset keys `extra` (a JSON object).
 pub(crate) fn preset_config(idp: &MockIdp, name: &str, kind: ProviderKind, extra: serde_json::Value) -> ProviderConfig {
     let serde_json::Value::Object(extra) = extra else { panic!("extra keys are a JSON object") };
-    ProviderConfig { name: name.into(), kind, display_name: name.into(), extra, ..config(idp) }
+    let mut config = config(idp);
+    config.name = name.into();
+    config.kind = kind;
+    config.display_name = name.into();
+    config.extra = extra;
+    config
 }
 
 /// A browser's visit to the authorization URL: the auto-login answers with a redirect
@@ -58,7 +53,7 @@ pub(crate) fn param(url: &Url, name: &str) -> Option<String> {
 /// take `code` and `iss`.
 pub(crate) fn callback_params(callback: &Url, pending: &PendingLogin) -> CallbackParams {
     assert_eq!(param(callback, "state").as_deref(), Some(pending.state.as_str()), "state comes back");
-    CallbackParams { code: param(callback, "code").expect("code"), iss: param(callback, "iss") }
+    CallbackParams::new(param(callback, "code").expect("code"), param(callback, "iss"))
 }
 
 pub(crate) async fn login(provider: &OidcProvider) -> Result<LoginResult, ProviderError> {

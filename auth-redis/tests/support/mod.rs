@@ -18,7 +18,7 @@ pub fn session(provider: &str, subject: &str, sid: Option<&str>, lifetime_secs: 
     if let Some(sid) = sid {
         claims.insert("sid".into(), sid.into());
     }
-    let tokens = TokenSet { access_token: Some("at".into()), refresh_token: Some("rt".into()), ..TokenSet::default() };
+    let tokens = TokenSet::new().with_access_token("at").with_refresh_token("rt");
     Session::new(Identity::new(provider, subject, claims), tokens, lifetime_secs)
 }
 

@@ -41,7 +41,7 @@ pub(crate) fn port_of(listener: &tokio::net::TcpListener) -> u16 {
 pub(crate) async fn serve(listener: tokio::net::TcpListener, text: &str) -> App {
     let port = port_of(&listener);
     let config = AuthConfig::from_toml_str(text, "test config").expect("valid config");
-    let auth = AuthLayer::from_config(config).await.expect("layer");
+    let auth = AuthLayer::from_config(config).expect("layer");
     let app = Router::new()
         .route("/", get(|user: User| async move { format!("home; logged in: {}", user.is_logged_in()) }))
         .route("/me", get(|user: User| async move { Json(user.to_json()) }))

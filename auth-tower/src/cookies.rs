@@ -1,4 +1,5 @@
-//! Reading and writing the layer's cookies without a cookie jar.
+//! Reading and writing the layer's cookies without a cookie jar (crate-private; the bench
+//! reaches the scan through [`crate::bench`]).
 //!
 //! Browsers drop cookies past about 4096 bytes, so a long value is split into numbered
 //! chunks: `NAME` when it fits, else `NAME.0`, `NAME.1`, ... Reading joins them back.
@@ -7,19 +8,20 @@
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use std::borrow::Cow;
+use std::fmt;
 
 /// The largest value put in one cookie; leaves room for name and attributes in 4096 bytes.
-pub const CHUNK_SIZE: usize = 3800;
+pub(crate) const CHUNK_SIZE: usize = 3800;
 
 /// The value of cookie `name`, joined from its chunks when it was split.
 /// `None` when absent or when a chunk is missing. One pass over the headers as bytes
 /// (see [`scan`]): other cookies that are not text do not hide it.
-pub fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+pub(crate) fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
     scan_inner(headers, name, &[], false).value()
 }
 
 /// The names of cookie `name` and its chunks present in the request.
-pub fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+pub(crate) fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
     let mut names = Vec::new();
     for value in headers.get_all(COOKIE).iter() {
         for pair in value.as_bytes().split(|b| *b == b';') {
@@ -34,91 +36,6 @@ pub fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
     names
 }
 
-// The string-based reference implementation below is what the single-pass byte scan
-// ([`scan`]) is tested against; the library itself only uses the scan.
-#[cfg(test)]
-fn chunk_index(candidate: &str, name: &str) -> Option<usize> {
-    candidate.strip_prefix(name)?.strip_prefix('.')?.parse().ok()
-}
-
-/// Whether `candidate` is cookie `name` or one of its chunks (`NAME.0`, `NAME.1`, ...).
-#[cfg(test)]
-fn is_cookie_or_chunk(candidate: &str, name: &str) -> bool {
-    candidate == name || chunk_index(candidate, name).is_some()
-}
-
-/// Removes every cookie whose name `is_own` accepts from the request's `Cookie` headers.
-///
-/// The other cookies are kept exactly as sent (each `name=value` as it was, joined by
-/// `"; "`); a header left with none is removed. A header value that is not text cannot be
-/// split, so it is kept as it is. Returns whether anything was removed; when nothing is,
-/// the headers are not touched. One pass over each header.
-#[cfg(test)]
-fn strip(headers: &mut HeaderMap, is_own: impl Fn(&str) -> bool) -> bool {
-    let mut values = headers.get_all(COOKIE).iter();
-    let Some(first) = values.next() else { return false };
-    if values.next().is_none() {
-        // The usual case, one header: nothing to allocate unless something is removed.
-        return match strip_value(first, &is_own) {
-            None => false,
-            Some(Some(rest)) => {
-                headers.insert(COOKIE, rest);
-                true
-            }
-            Some(None) => {
-                headers.remove(COOKIE);
-                true
-            }
-        };
-    }
-    let mut changed = false;
-    let kept: Vec<HeaderValue> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| match strip_value(value, &is_own) {
-            None => Some(value.clone()),
-            Some(rest) => {
-                changed = true;
-                rest
-            }
-        })
-        .collect();
-    if changed {
-        headers.remove(COOKIE);
-        for value in kept {
-            headers.append(COOKIE, value);
-        }
-    }
-    changed
-}
-
-/// `None` when `value` holds none of the cookies `is_own` names (or is not text), else
-/// what is left of it (`None` when nothing is).
-#[cfg(test)]
-fn strip_value(value: &HeaderValue, is_own: &impl Fn(&str) -> bool) -> Option<Option<HeaderValue>> {
-    let text = value.to_str().ok()?;
-    let mut kept = String::new();
-    let mut removed = false;
-    for pair in text.split(';') {
-        let pair = pair.trim();
-        if pair.is_empty() {
-            continue;
-        }
-        if pair.split_once('=').is_some_and(|(name, _)| is_own(name.trim())) {
-            removed = true;
-            continue;
-        }
-        if !kept.is_empty() {
-            kept.push_str("; ");
-        }
-        kept.push_str(pair);
-    }
-    if !removed {
-        return None;
-    }
-    Some(if kept.is_empty() { None } else { HeaderValue::from_str(&kept).ok() })
-}
-
 /// What one pass over the request's `Cookie` headers found: the value of one cookie (or
 /// its chunks), and the headers as they would be without the caller's own cookies.
 ///
@@ -127,9 +44,8 @@ fn strip_value(value: &HeaderValue, is_own: &impl Fn(&str) -> bool) -> Option<Op
 /// asked for it ([`CookieScan::value`]). Other cookies
 /// are never validated, so bytes that are not text in them (obs-text) neither hide the
 /// cookie being read nor stop the layer's cookies from being removed; they are kept
-/// byte for byte.
-#[derive(Debug)]
-pub struct CookieScan<'h> {
+/// byte for byte. `Debug` shows what was found, never a cookie's value.
+pub(crate) struct CookieScan<'h> {
     /// The last `NAME=value`, as [`read`] takes it (not yet validated as text).
     whole: Option<&'h [u8]>,
     /// `NAME.i=value` chunks, in order of appearance (not yet validated as text).
@@ -142,7 +58,6 @@ pub struct CookieScan<'h> {
     stripped: Stripped,
 }
 
-#[derive(Debug)]
 enum Stripped {
     /// Nothing to remove: the headers stay as they are.
     Untouched,
@@ -155,7 +70,7 @@ enum Stripped {
 impl<'h> CookieScan<'h> {
     /// The value of the cookie, joined from its chunks when it was split: as [`read`].
     /// `None` when absent, when a chunk is missing, or when it is not text.
-    pub fn value(&self) -> Option<Cow<'h, str>> {
+    pub(crate) fn value(&self) -> Option<Cow<'h, str>> {
         if let Some(v) = self.whole {
             return std::str::from_utf8(v).ok().map(Cow::Borrowed);
         }
@@ -166,7 +81,7 @@ impl<'h> CookieScan<'h> {
     /// as text: one part for a whole cookie, the chunks for a split one. `None` when the
     /// cookie is absent. Bytes equal to a known valid value are valid; anything else goes
     /// through [`value`](Self::value).
-    pub fn parts(&self) -> Option<Parts<'_, 'h>> {
+    pub(crate) fn parts(&self) -> Option<Parts<'_, 'h>> {
         if let Some(v) = self.whole {
             return Some(Parts::Whole(v));
         }
@@ -182,30 +97,61 @@ impl<'h> CookieScan<'h> {
     }
 
     /// Whether the request carries the cookie or any chunk of it, readable or not.
-    pub fn is_present(&self) -> bool {
+    pub(crate) fn is_present(&self) -> bool {
         self.named
     }
 
     /// Whether the request has a `Cookie` header.
-    pub fn has_cookie_header(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_cookie_header(&self) -> bool {
         self.any
     }
 
     /// The removal computed by [`scan`], to apply once the borrow of the headers ends.
-    pub fn into_strip(self) -> Strip {
+    pub(crate) fn into_strip(self) -> Strip {
         Strip(self.stripped)
     }
 }
 
 /// The layer's cookies to remove from a request's `Cookie` headers, from
 /// [`CookieScan::into_strip`].
-#[derive(Debug)]
-pub struct Strip(Stripped);
+pub(crate) struct Strip(Stripped);
+
+impl fmt::Debug for CookieScan<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CookieScan")
+            .field("whole", &self.whole.map(|v| v.len()))
+            .field("chunks", &self.chunks.len())
+            .field("named", &self.named)
+            .field("any", &self.any)
+            .field("stripped", &self.stripped)
+            .finish()
+    }
+}
+
+/// Names the kind of removal and how many headers remain; the cookies themselves (other
+/// cookies of the app, which may be secrets too) are not shown.
+impl fmt::Debug for Stripped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Untouched => f.write_str("Untouched"),
+            Self::One(rest) => write!(f, "One(remaining: {})", rest.is_some()),
+            Self::Many(kept) => write!(f, "Many(remaining: {})", kept.len()),
+        }
+    }
+}
+
+impl fmt::Debug for Strip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Strip").field(&self.0).finish()
+    }
+}
 
 impl Strip {
     /// Applies the removal to `headers` (the map that was scanned); returns whether
-    /// anything was removed. The other cookies are kept as [`strip`] keeps them.
-    pub fn apply(self, headers: &mut HeaderMap) -> bool {
+    /// anything was removed. The other cookies are kept as the tests' reference `strip` keeps
+    /// them.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) -> bool {
         match self.0 {
             Stripped::Untouched => false,
             Stripped::One(Some(rest)) => {
@@ -227,15 +173,24 @@ impl Strip {
     }
 }
 
-/// The parts of a cookie's value, from [`CookieScan::parts`].
-#[derive(Debug)]
-pub enum Parts<'s, 'h> {
+/// The parts of a cookie's value, from [`CookieScan::parts`]. `Debug` shows their sizes.
+pub(crate) enum Parts<'s, 'h> {
     /// The value was not split.
     Whole(&'h [u8]),
     /// The value's chunks, in order (`index == position`).
     Chunks(&'s [(usize, &'h [u8])]),
     /// Chunks sent out of order: use [`CookieScan::value`].
     Unordered,
+}
+
+impl fmt::Debug for Parts<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Whole(value) => write!(f, "Whole({} bytes)", value.len()),
+            Self::Chunks(chunks) => write!(f, "Chunks({})", chunks.len()),
+            Self::Unordered => f.write_str("Unordered"),
+        }
+    }
 }
 
 /// Joins `chunks` in index order; `None` when there are none, one is missing, or the
@@ -296,10 +251,10 @@ enum Pair<'h> {
 
 /// One pass over the request's `Cookie` headers: reads cookie `name` (as [`read`] does)
 /// and computes the headers without `name`, its chunks and the cookies named in `also`
-/// (as [`strip`] does, except that a header holding bytes that are not text is handled
-/// too, the other cookies kept byte for byte). Apply the removal with
-/// [`CookieScan::strip`].
-pub fn scan<'h>(headers: &'h HeaderMap, name: &str, also: &[&str]) -> CookieScan<'h> {
+/// (as the tests' reference `strip` does, except that a header holding bytes that are not
+/// text is handled too, the other cookies kept byte for byte). Apply the removal with
+/// [`CookieScan::into_strip`].
+pub(crate) fn scan<'h>(headers: &'h HeaderMap, name: &str, also: &[&str]) -> CookieScan<'h> {
     scan_inner(headers, name, also, true)
 }
 
@@ -416,7 +371,7 @@ fn push_pair(kept: &mut Vec<u8>, pair: &[u8]) {
 }
 
 /// Splits `value` into `(cookie name, part)` pairs: one cookie when it fits, chunks otherwise.
-pub fn split<'v>(name: &str, value: &'v str) -> Vec<(String, &'v str)> {
+pub(crate) fn split<'v>(name: &str, value: &'v str) -> Vec<(String, &'v str)> {
     if value.len() <= CHUNK_SIZE {
         return vec![(name.to_owned(), value)];
     }
@@ -431,18 +386,18 @@ pub fn split<'v>(name: &str, value: &'v str) -> Vec<(String, &'v str)> {
 
 /// Attributes shared by every cookie the layer sets.
 #[derive(Clone, Debug)]
-pub struct CookieAttrs {
+pub(crate) struct CookieAttrs {
     /// `Path=`.
-    pub path: String,
+    pub(crate) path: String,
     /// Add `Secure` (when `redirect_uri` is https).
-    pub secure: bool,
+    pub(crate) secure: bool,
     /// `Domain=`, when configured.
-    pub domain: Option<String>,
+    pub(crate) domain: Option<String>,
 }
 
 impl CookieAttrs {
     /// A `Set-Cookie` value for `name=value` living `max_age` seconds (0 deletes it).
-    pub fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> String {
+    pub(crate) fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> String {
         let mut out = format!("{name}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax", self.path);
         if self.secure {
             out.push_str("; Secure");
@@ -455,7 +410,7 @@ impl CookieAttrs {
     }
 
     /// A `Set-Cookie` value that deletes cookie `name`.
-    pub fn delete_cookie(&self, name: &str) -> String {
+    pub(crate) fn delete_cookie(&self, name: &str) -> String {
         self.set_cookie(name, "", 0)
     }
 }
@@ -464,6 +419,87 @@ impl CookieAttrs {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    // The string-based reference implementation below is what the single-pass byte scan
+    // (`scan`) is tested against; the library itself only uses the scan.
+    fn chunk_index(candidate: &str, name: &str) -> Option<usize> {
+        candidate.strip_prefix(name)?.strip_prefix('.')?.parse().ok()
+    }
+
+    /// Whether `candidate` is cookie `name` or one of its chunks (`NAME.0`, `NAME.1`, ...).
+    fn is_cookie_or_chunk(candidate: &str, name: &str) -> bool {
+        candidate == name || chunk_index(candidate, name).is_some()
+    }
+
+    /// Removes every cookie whose name `is_own` accepts from the request's `Cookie` headers.
+    ///
+    /// The other cookies are kept exactly as sent (each `name=value` as it was, joined by
+    /// `"; "`); a header left with none is removed. A header value that is not text cannot be
+    /// split, so it is kept as it is. Returns whether anything was removed; when nothing is,
+    /// the headers are not touched. One pass over each header.
+    fn strip(headers: &mut HeaderMap, is_own: impl Fn(&str) -> bool) -> bool {
+        let mut values = headers.get_all(COOKIE).iter();
+        let Some(first) = values.next() else { return false };
+        if values.next().is_none() {
+            // The usual case, one header: nothing to allocate unless something is removed.
+            return match strip_value(first, &is_own) {
+                None => false,
+                Some(Some(rest)) => {
+                    headers.insert(COOKIE, rest);
+                    true
+                }
+                Some(None) => {
+                    headers.remove(COOKIE);
+                    true
+                }
+            };
+        }
+        let mut changed = false;
+        let kept: Vec<HeaderValue> = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| match strip_value(value, &is_own) {
+                None => Some(value.clone()),
+                Some(rest) => {
+                    changed = true;
+                    rest
+                }
+            })
+            .collect();
+        if changed {
+            headers.remove(COOKIE);
+            for value in kept {
+                headers.append(COOKIE, value);
+            }
+        }
+        changed
+    }
+
+    /// `None` when `value` holds none of the cookies `is_own` names (or is not text), else
+    /// what is left of it (`None` when nothing is).
+    fn strip_value(value: &HeaderValue, is_own: &impl Fn(&str) -> bool) -> Option<Option<HeaderValue>> {
+        let text = value.to_str().ok()?;
+        let mut kept = String::new();
+        let mut removed = false;
+        for pair in text.split(';') {
+            let pair = pair.trim();
+            if pair.is_empty() {
+                continue;
+            }
+            if pair.split_once('=').is_some_and(|(name, _)| is_own(name.trim())) {
+                removed = true;
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(pair);
+        }
+        if !removed {
+            return None;
+        }
+        Some(if kept.is_empty() { None } else { HeaderValue::from_str(&kept).ok() })
+    }
 
     fn headers(cookie: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -480,6 +516,18 @@ mod tests {
         assert_eq!(read(&h, "x"), None);
         assert_eq!(read(&headers("s.0=A; s.2=C"), "s"), None, "a missing chunk");
         assert_eq!(read(&headers("sx=1; s.a=2"), "s"), None);
+    }
+
+    #[test]
+    fn debug_never_shows_a_cookie_value() {
+        let h = headers("s=sealed-session-value; other=app-secret; s.0=c0ffee");
+        let found = scan(&h, "s", &[]);
+        let parts = format!("{:?}", found.parts());
+        let scanned = format!("{found:?}");
+        let debug = format!("{scanned} {parts} {:?}", found.into_strip());
+        for secret in ["sealed-session-value", "app-secret", "c0ffee"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
     }
 
     #[test]

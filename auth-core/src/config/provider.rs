@@ -1,0 +1,113 @@
+//! Reading one provider section (`[auth.NAME]`, or the keys directly in `[auth]`): its
+//! kind, the metadata URL its preset implies, and the keys left for the preset.
+
+use super::parse::Reader;
+use super::types::{ProviderConfig, ProviderKind, Secret, TokenAuthMethod, default_display_name};
+use super::{GOOGLE_METADATA_URL, PROVIDER_KEYS, PROVIDER_TABLES, TOP_KEYS, split_url};
+use crate::ConfigError;
+use serde_json::{Map, Value};
+
+impl Reader<'_> {
+    /// The section `name` at dotted key `at`, read from `table` (not yet validated).
+    pub(super) fn provider(
+        &self,
+        name: &str,
+        at: &str,
+        table: &Map<String, Value>,
+    ) -> Result<ProviderConfig, ConfigError> {
+        let key = |k: &str| format!("{at}.{k}");
+        let kind = match self.optional_str(table, at, "kind")?.as_deref() {
+            Some("oidc") => Some(ProviderKind::Oidc),
+            Some("google") => Some(ProviderKind::Google),
+            Some("microsoft") => Some(ProviderKind::Microsoft),
+            Some(other) => {
+                return Err(self.err(
+                    &key("kind"),
+                    &format!("is {other:?}"),
+                    "use \"oidc\", \"google\" or \"microsoft\"",
+                ));
+            }
+            None => None,
+        };
+        let metadata = self.optional_str(table, at, "server_metadata_url")?;
+        let kind = kind.unwrap_or_else(|| match (name, metadata.as_deref().and_then(split_url)) {
+            ("google", _) => ProviderKind::Google,
+            ("microsoft", _) => ProviderKind::Microsoft,
+            (_, Some((_, "accounts.google.com", _))) => ProviderKind::Google,
+            (_, Some((_, "login.microsoftonline.com", _))) => ProviderKind::Microsoft,
+            _ => ProviderKind::Oidc,
+        });
+        let server_metadata_url = match (metadata, kind) {
+            (Some(url), _) => url,
+            (None, ProviderKind::Google) => GOOGLE_METADATA_URL.to_owned(),
+            (None, ProviderKind::Microsoft) => {
+                let tenant = self.optional_str(table, at, "tenant")?.unwrap_or_else(|| "common".into());
+                format!("https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration")
+            }
+            (None, _) => {
+                return Err(self.err(
+                    &key("server_metadata_url"),
+                    "is missing",
+                    "set it to the provider's discovery URL, ending in /.well-known/openid-configuration",
+                ));
+            }
+        };
+        let client_id =
+            self.required_str(table, at, "client_id", "copy the client id from the provider's app registration")?;
+        let mut config = ProviderConfig::new(name, kind, client_id, server_metadata_url);
+        config.token_endpoint_auth_method = match self.optional_str(table, at, "token_endpoint_auth_method")?.as_deref()
+        {
+            None | Some("client_secret_basic") => TokenAuthMethod::ClientSecretBasic,
+            Some("client_secret_post") => TokenAuthMethod::ClientSecretPost,
+            Some("none") => TokenAuthMethod::None,
+            Some(other) => {
+                return Err(self.err(
+                    &key("token_endpoint_auth_method"),
+                    &format!("is {other:?}"),
+                    "use \"client_secret_basic\", \"client_secret_post\" or \"none\"",
+                ));
+            }
+        };
+        config.client_secret = self.optional_str(table, at, "client_secret")?.map(Secret::new);
+        match table.get("client_kwargs") {
+            None => {}
+            Some(Value::Object(kwargs)) => {
+                for (k, v) in kwargs {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(_) | Value::Bool(_) => v.to_string(),
+                        _ => {
+                            return Err(self.err(
+                                &key(&format!("client_kwargs.{k}")),
+                                "is not a string",
+                                "quote the value",
+                            ));
+                        }
+                    };
+                    config.client_kwargs.insert(k.clone(), v);
+                }
+            }
+            Some(_) => {
+                return Err(self.err(
+                    &key("client_kwargs"),
+                    "is not a table",
+                    "write client_kwargs = { prompt = \"login\" }",
+                ));
+            }
+        }
+        config.display_name =
+            self.optional_str(table, at, "display_name")?.unwrap_or_else(|| default_display_name(name, kind));
+        config.extra = table
+            .iter()
+            .filter(|(k, _)| {
+                !PROVIDER_KEYS.contains(&k.as_str())
+                    && (at != "auth" || !TOP_KEYS.contains(&k.as_str()))
+                    && (at != "auth"
+                        || !matches!(table.get(*k), Some(Value::Object(_)))
+                        || PROVIDER_TABLES.contains(&k.as_str()))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(config)
+    }
+}

@@ -1,0 +1,213 @@
+//! The one copy of every value check: [`AuthConfig::validate`] and
+//! [`ProviderConfig::validate`]. Reading a file runs them; so does the layer's builder,
+//! so a config built or edited in code meets the same rules as one read from a file.
+
+use super::types::{AuthConfig, ProviderConfig, REDIS_SCHEMES, SessionStoreConfig, TokenAuthMethod};
+use super::{RESERVED_KWARGS, SECRET_FIX, split_url};
+use crate::ConfigError;
+
+/// Builds [`ConfigError::Invalid`]s naming one origin.
+pub(super) struct Check<'a> {
+    pub(super) origin: &'a str,
+}
+
+impl Check<'_> {
+    pub(super) fn err(&self, key: &str, problem: &str, fix: &str) -> ConfigError {
+        ConfigError::Invalid { origin: self.origin.into(), key: key.into(), problem: problem.into(), fix: fix.into() }
+    }
+
+    fn http_url<'u>(&self, key: &str, url: &'u str) -> Result<(&'u str, &'u str, &'u str), ConfigError> {
+        split_url(url).ok_or_else(|| {
+            self.err(
+                key,
+                &format!("is not an absolute http(s) URL ({url:?})"),
+                "write the full URL, such as \"https://app.example.com/oauth2callback\"",
+            )
+        })
+    }
+}
+
+impl AuthConfig {
+    /// Checks every value, and every provider section, as reading a file does.
+    ///
+    /// # Errors
+    /// The first [`ConfigError::Invalid`], naming [`origin`](Self::origin), the key and the fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let v = Check { origin: &self.origin };
+        let redirect = v.http_url("auth.redirect_uri", &self.redirect_uri)?;
+        let secret = self.cookie_secret.expose().len();
+        if secret < 32 {
+            return Err(v.err(
+                "auth.cookie_secret",
+                &format!("is {secret} bytes, shorter than the 32 required"),
+                SECRET_FIX,
+            ));
+        }
+        if self.previous_cookie_secrets.iter().any(|s| s.expose().len() < 32) {
+            return Err(v.err(
+                "auth.previous_cookie_secrets",
+                "holds an entry that is not a string of at least 32 bytes",
+                "list only earlier cookie_secret values",
+            ));
+        }
+        v.http_url("auth.post_logout_redirect_uri", &self.post_logout_redirect_uri)?;
+        let name = &self.cookie_name;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) {
+            return Err(v.err(
+                "auth.cookie_name",
+                "is not a plain cookie name",
+                "use letters, digits, '_' and '-' only",
+            ));
+        }
+        let path = &self.cookie_path;
+        if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',')) {
+            return Err(v.err(
+                "auth.cookie_path",
+                "is not a plain absolute path",
+                "write a path such as \"/\" or \"/app\" (no spaces, ';' or ',')",
+            ));
+        }
+        if let Some(domain) = &self.cookie_domain {
+            check_cookie_domain(&v, domain, redirect.1)?;
+        }
+        let secure = redirect.0 == "https";
+        for (prefix, needs_host) in [("__Host-", true), ("__Secure-", false)] {
+            let host_ok = self.cookie_path == "/" && self.cookie_domain.is_none();
+            if name.starts_with(prefix) && (!secure || (needs_host && !host_ok)) {
+                return Err(v.err(
+                    "auth.cookie_name",
+                    &format!(
+                        "starts with {prefix}, which browsers accept only on Secure cookies{}",
+                        if needs_host { " with Path=/ and no Domain" } else { "" }
+                    ),
+                    "remove the prefix: the layer adds __Host- or __Secure- itself whenever it applies",
+                ));
+            }
+        }
+        if self.idle_timeout_secs == Some(0) {
+            return Err(v.err(
+                "auth.idle_timeout_secs",
+                "is 0",
+                "remove it to have no idle timeout, or give the seconds of inactivity that end a session, e.g. 1800",
+            ));
+        }
+        let (expose, keep) = (self.expose_tokens, self.keep_tokens);
+        for (exposed, kept, token) in [(expose.id, keep.id, "id"), (expose.access, keep.access, "access")] {
+            if exposed && !kept {
+                return Err(v.err(
+                    "auth.keep_tokens",
+                    &format!("lacks {token:?}, which expose_tokens reveals"),
+                    &format!("add \"{token}\" to keep_tokens, or remove it from expose_tokens"),
+                ));
+            }
+        }
+        if let SessionStoreConfig::Redis(url) = &self.session_store {
+            check_redis_url(&v, url.expose())?;
+        }
+        for (key, provider) in &self.providers {
+            if *key != provider.name {
+                return Err(v.err(
+                    &provider.key("name"),
+                    &format!("is {:?} but the section is {key:?}", provider.name),
+                    "add providers with AuthConfig::with_provider, which files them under their name",
+                ));
+            }
+            provider.validate(&self.origin)?;
+        }
+        Ok(())
+    }
+}
+
+impl ProviderConfig {
+    /// Checks the keys every provider kind shares: a client id, a client secret unless the
+    /// client is public, an http(s) `server_metadata_url`, a scope with `openid` and no
+    /// `client_kwargs` the login sets itself. Preset keys (`extra`) are the provider
+    /// code's to judge. `origin` names the file (or `"auth config"`) in the error.
+    ///
+    /// # Errors
+    /// The first [`ConfigError::Invalid`], naming the key and the fix.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let v = Check { origin };
+        if self.name.trim().is_empty() {
+            return Err(v.err("auth", "has a provider without a name", "give every provider section a name"));
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(v.err(
+                &self.key("client_id"),
+                "is empty",
+                "copy the client id from the provider's app registration",
+            ));
+        }
+        let has_secret = self.client_secret.as_ref().is_some_and(|s| !s.expose().is_empty());
+        if self.token_endpoint_auth_method != TokenAuthMethod::None && !has_secret {
+            return Err(v.err(
+                &self.key("client_secret"),
+                "is missing or empty",
+                "copy the client secret from the provider's app registration (or set token_endpoint_auth_method = \"none\" for a public client)",
+            ));
+        }
+        v.http_url(&self.key("server_metadata_url"), &self.server_metadata_url)?;
+        if let Some(reserved) = self.client_kwargs.keys().find(|k| RESERVED_KWARGS.contains(&k.as_str())) {
+            return Err(v.err(
+                &self.key(&format!("client_kwargs.{reserved}")),
+                "is set by the library for every login",
+                "remove it",
+            ));
+        }
+        if !self.scope().split_whitespace().any(|s| s == "openid") {
+            return Err(v.err(
+                &self.key("client_kwargs.scope"),
+                "lacks \"openid\"",
+                "include openid, e.g. scope = \"openid email profile\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A `cookie_domain`: lower case, without a leading dot, and one the browser accepts
+/// from `redirect_uri`'s host (the host itself or a parent domain of it).
+fn check_cookie_domain(v: &Check<'_>, domain: &str, authority: &str) -> Result<(), ConfigError> {
+    let key = "auth.cookie_domain";
+    if domain.is_empty()
+        || domain.starts_with('.')
+        || !domain.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err(v.err(
+            key,
+            "is not a domain name in lower case without a leading dot",
+            "write a domain such as \"example.com\", or remove it for host-only cookies",
+        ));
+    }
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => host,
+    }
+    .to_ascii_lowercase();
+    if host != domain && !host.ends_with(&format!(".{domain}")) {
+        return Err(v.err(
+            key,
+            &format!("is {domain:?}, which does not contain redirect_uri's host {host:?}, so browsers would refuse the cookies"),
+            "use redirect_uri's host or one of its parent domains, or remove cookie_domain",
+        ));
+    }
+    Ok(())
+}
+
+/// A Redis `session_store` URL: one of [`REDIS_SCHEMES`] and something after it. Never
+/// echoes the URL, which may hold a password.
+pub(super) fn check_redis_url(v: &Check<'_>, url: &str) -> Result<(), ConfigError> {
+    const FIX: &str = "use \"cookie\" (the default), \"memory\", or a Redis URL such as \"redis://127.0.0.1:6379\"";
+    match url.split_once("://") {
+        Some((scheme, rest)) if REDIS_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) && !rest.is_empty() => {
+            Ok(())
+        }
+        Some((scheme, _)) => Err(v.err(
+            "auth.session_store",
+            &format!("has the scheme {:?}, which is not a session store", scheme.chars().take(20).collect::<String>()),
+            FIX,
+        )),
+        None => Err(v.err("auth.session_store", "is neither \"cookie\", \"memory\" nor a URL", FIX)),
+    }
+}

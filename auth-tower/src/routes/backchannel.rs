@@ -1,0 +1,135 @@
+//! `POST {prefix}/backchannel-logout[?provider=NAME]`: OpenID Connect Back-Channel Logout.
+
+use super::{Query, method_not_allowed, record_outcome, record_provider};
+use crate::page::{Page, json};
+use crate::state::Shared;
+use auth_core::config::DEFAULT_PROVIDER;
+use auth_core::{ProviderError, Revocation};
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::request::Parts;
+use http::{HeaderValue, Method, StatusCode};
+use std::sync::Arc;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+/// The largest back-channel logout body read: a logout token is a JWT of a few kilobytes.
+const MAX_LOGOUT_BODY: usize = 64 * 1024;
+
+/// `POST {prefix}/backchannel-logout[?provider=NAME]`, OpenID Connect Back-Channel Logout
+/// 1.0: the identity provider posts a logout token (form field `logout_token`) when a
+/// person signs out there; the provider verifies it and the store ends the sessions it
+/// names. Without `provider`, the default provider (keys directly in `[auth]`) or the only
+/// one is meant.
+///
+/// Answers: `200` (whether or not a session matched), `400 {"error":"invalid_request"}`
+/// for a missing or invalid token (nothing is revoked), `501` when the provider cannot
+/// verify logout tokens or the store cannot revoke sessions (the cookie store), `503` when
+/// the provider's keys or the store are unreachable (the provider may retry). Never cached.
+pub(crate) async fn backchannel_logout<B>(shared: Arc<Shared>, parts: Parts, body: B) -> Page
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let span = tracing::info_span!("auth.backchannel_logout", provider = Empty, outcome = Empty);
+    backchannel(&shared, &parts, body).instrument(span).await
+}
+
+async fn backchannel<B>(shared: &Shared, parts: &Parts, body: B) -> Page
+where
+    B: http_body::Body + Send,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt as _;
+    let refuse = |status: StatusCode, outcome: &str, error: &str, description: &str| {
+        record_outcome(outcome);
+        json(status, &serde_json::json!({ "error": error, "error_description": description }))
+    };
+    if parts.method != Method::POST {
+        record_outcome("method_not_allowed");
+        return method_not_allowed(&[Method::POST]);
+    }
+    let form = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|value| {
+        value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if !form {
+        let description = "send the logout token as application/x-www-form-urlencoded";
+        return refuse(StatusCode::BAD_REQUEST, "malformed", "invalid_request", description);
+    }
+    let query = Query::parse(parts.uri.query());
+    let provider = match query.provider.as_deref() {
+        _ if query.repeated => None,
+        Some(name) => shared.provider(name),
+        None => shared.provider(DEFAULT_PROVIDER).or(match shared.providers.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }),
+    };
+    let Some(provider) = provider else {
+        let description = format!(
+            "name a configured provider: register {}?provider=NAME at each provider",
+            shared.routes.backchannel_logout_path()
+        );
+        return refuse(StatusCode::BAD_REQUEST, "unknown_provider", "invalid_request", &description);
+    };
+    record_provider(provider.name());
+    let bytes = match http_body_util::Limited::new(body, MAX_LOGOUT_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let description = "the body could not be read or is too large";
+            return refuse(StatusCode::BAD_REQUEST, "malformed", "invalid_request", description);
+        }
+    };
+    let mut tokens = url::form_urlencoded::parse(&bytes).filter(|(key, _)| key == "logout_token").map(|(_, v)| v);
+    let (Some(token), None) = (tokens.next(), tokens.next()) else {
+        let description = "send exactly one logout_token";
+        return refuse(StatusCode::BAD_REQUEST, "malformed", "invalid_request", description);
+    };
+    let claims = match provider.verify_logout_token(&token).await {
+        Ok(claims) => claims,
+        Err(ProviderError::Unavailable(error)) => {
+            tracing::warn!(%error, "the logout token cannot be verified now");
+            let description = "the identity provider's keys cannot be fetched now; try again";
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "temporarily_unavailable", description);
+        }
+        Err(ProviderError::Unsupported(_)) => {
+            tracing::error!("a back-channel logout arrived for a provider that cannot verify logout tokens");
+            let description = "this provider does not support back-channel logout";
+            return refuse(StatusCode::NOT_IMPLEMENTED, "unsupported_provider", "unsupported", description);
+        }
+        Err(error) => {
+            tracing::warn!(%error, "back-channel logout refused");
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "invalid_request",
+                "the logout token is not valid",
+            );
+        }
+    };
+    let Some(revocation) = shared.store.revocation() else {
+        tracing::error!(
+            "a back-channel logout arrived, but sessions live in cookies, which cannot be revoked: \
+             set session_store to \"memory\" or a Redis URL in [auth]"
+        );
+        let description =
+            "this app keeps sessions in cookies, which cannot be revoked; it needs a server-side session_store";
+        return refuse(StatusCode::NOT_IMPLEMENTED, "unsupported_store", "unsupported", description);
+    };
+    match revocation.revoke(&Revocation::of(provider.name(), claims)).await {
+        Ok(sessions) => {
+            tracing::info!(sessions, "back-channel logout ended sessions");
+            record_outcome("revoked");
+            let mut response = http::Response::new(http_body_util::Full::new(Bytes::new()));
+            response.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "session store failed to revoke sessions");
+            let description = "the session store is unavailable; try again";
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "store_error", "temporarily_unavailable", description)
+        }
+    }
+}

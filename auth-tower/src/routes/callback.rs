@@ -1,0 +1,149 @@
+//! The callback, at the path of `redirect_uri`: checks the pending login's `state`, lets
+//! the provider verify the response, stores the session and redirects to `return_to`.
+
+use super::login::PendingCookie;
+use super::{Query, provider_failure, record_outcome, record_provider, truncate};
+use crate::cookies;
+use crate::page::{Link, Page, page, redirect};
+use crate::return_to;
+use crate::state::{PENDING_PURPOSE, Shared, append_cookie};
+use auth_core::{CallbackParams, LoginResult, unix_now};
+use http::request::Parts;
+use http::{HeaderMap, StatusCode};
+use subtle::ConstantTimeEq;
+
+pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
+    let query = Query::parse(parts.uri.query());
+    let pending = open_pending(shared, &parts.headers);
+    if let Some(pending) = &pending {
+        record_provider(&pending.provider);
+    }
+    let start_again_href = match &pending {
+        Some(p) => shared.routes.login_url(Some(&p.provider), &p.return_to),
+        None => shared.routes.login_url(None, return_to::HOME),
+    };
+    let start_again = [Link { href: &start_again_href, text: "Start again" }];
+    let fail = |status: StatusCode, outcome: &str, title: &str, message: &str, links: &[Link<'_>]| {
+        record_outcome(outcome);
+        let mut response = page(status, title, message, links);
+        clear_pending(shared, response.headers_mut());
+        response
+    };
+
+    let state_matches = |pending: &PendingCookie| {
+        query.state.as_deref().is_some_and(|s| bool::from(s.as_bytes().ct_eq(pending.login.state.as_bytes())))
+    };
+    if let Some(error) = &query.error {
+        let status = if error == "access_denied" { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
+        // The error code is a short token; the free-text description is echoed only when the
+        // response belongs to this browser's login, so a crafted link cannot put words on our page.
+        let code: String = error.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+        let mut message = format!("The sign-in service reported an error: {code}");
+        match (&query.error_description, &pending) {
+            (Some(description), Some(pending)) if state_matches(pending) => {
+                message.push_str(" (");
+                message.push_str(&truncate(description, 300));
+                message.push(')');
+            }
+            _ => {}
+        }
+        message.push('.');
+        let try_again = [Link { href: &start_again_href, text: "Try again" }];
+        return fail(status, "provider_error", "Sign-in was not completed", &message, &try_again);
+    }
+    let Some(pending) = pending else {
+        return expired(shared, &start_again);
+    };
+    if query.repeated {
+        let message = "The sign-in response repeats a parameter, so it cannot be trusted. Start again.";
+        return fail(StatusCode::BAD_REQUEST, "malformed", "Sign-in failed", message, &start_again);
+    }
+    if !state_matches(&pending) {
+        let message = "The sign-in response does not belong to the login this browser started. Start again.";
+        return fail(StatusCode::BAD_REQUEST, "state_mismatch", "Sign-in failed", message, &start_again);
+    }
+    let Some(code) = query.code else {
+        let message = "The sign-in service sent no authorization code. Start again.";
+        return fail(StatusCode::BAD_REQUEST, "missing_code", "Sign-in failed", message, &start_again);
+    };
+    let Some(provider) = shared.provider(&pending.provider) else {
+        return expired(shared, &start_again);
+    };
+
+    let params = CallbackParams::new(code, query.iss);
+    let LoginResult { identity, tokens, .. } =
+        match provider.complete(&params, &pending.login, &shared.config.redirect_uri).await {
+            Ok(result) => result,
+            Err(error) => {
+                tracing::warn!(%error, "login not completed");
+                let mut response = provider_failure(&error, &start_again);
+                clear_pending(shared, response.headers_mut());
+                return response;
+            }
+        };
+
+    let now = unix_now();
+    let session = shared.new_session(identity, tokens, now);
+    if session.is_expired_at(now) {
+        let message = "The sign-in service issued an ID token that has already expired. Start again.";
+        return fail(StatusCode::BAD_REQUEST, "expired_id_token", "Sign-in failed", message, &start_again);
+    }
+    let ticket = match shared.store.save(&session).await {
+        Ok(ticket) => ticket,
+        Err(error) => {
+            tracing::error!(%error, "session store failed to save a session");
+            let message = "Signing in is unavailable right now, try again shortly.";
+            return fail(StatusCode::SERVICE_UNAVAILABLE, "store_error", "Sign-in unavailable", message, &start_again);
+        }
+    };
+    forget_previous_session(shared, &parts.headers, &ticket).await;
+
+    let mut response = redirect(StatusCode::FOUND, &pending.return_to);
+    let headers = response.headers_mut();
+    let present = shared.present_session_cookies(&parts.headers);
+    for value in shared.session_cookies(&ticket, &session, &present, now) {
+        headers.append(http::header::SET_COOKIE, value);
+    }
+    clear_pending(shared, headers);
+    record_outcome("signed_in");
+    response
+}
+
+/// The pending login of this browser, unless absent, tampered, foreign or expired.
+fn open_pending(shared: &Shared, headers: &HeaderMap) -> Option<PendingCookie> {
+    let sealed = cookies::read(headers, &shared.pending_cookie)?;
+    let (json, _) = shared.sealer.open(PENDING_PURPOSE, &sealed)?;
+    let pending: PendingCookie = serde_json::from_slice(&json).ok()?;
+    (pending.expires_at > unix_now()).then_some(pending)
+}
+
+fn expired(shared: &Shared, start_again: &[Link<'_>]) -> Page {
+    record_outcome("expired");
+    let mut response = page(
+        StatusCode::BAD_REQUEST,
+        "Sign-in expired",
+        "This sign-in link has expired or was already used. Start again.",
+        start_again,
+    );
+    clear_pending(shared, response.headers_mut());
+    response
+}
+
+fn clear_pending(shared: &Shared, headers: &mut HeaderMap) {
+    append_cookie(headers, shared.attrs.delete_cookie(&shared.pending_cookie));
+}
+
+/// A browser signing in again leaves its previous session behind: end it in the store
+/// (server-side stores would otherwise keep it until it expires).
+async fn forget_previous_session(shared: &Shared, headers: &HeaderMap, new_ticket: &str) {
+    let Some(old) = cookies::read(headers, shared.session_cookie()) else { return };
+    if old == new_ticket {
+        return;
+    }
+    if let Some(cache) = &shared.cache {
+        cache.remove(&old);
+    }
+    if let Err(error) = shared.store.delete(&old).await {
+        tracing::warn!(%error, "could not delete the previous session");
+    }
+}

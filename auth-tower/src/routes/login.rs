@@ -1,0 +1,95 @@
+//! `GET {prefix}/login[?provider=NAME&return_to=/path]`: starts a login at the named
+//! provider (or the only one), or shows the chooser page.
+
+use super::{Query, provider_failure, record_outcome, record_provider, truncate};
+use crate::page::{Link, Page, page, redirect};
+use crate::return_to;
+use crate::state::{PENDING_PURPOSE, PENDING_TTL_SECS, Shared, append_cookie};
+use auth_core::{Authorization, PendingLogin, unix_now};
+use http::StatusCode;
+use http::request::Parts;
+use serde::{Deserialize, Serialize};
+
+/// What the pending-login cookie holds between the redirect to the provider and the callback.
+#[derive(Serialize, Deserialize)]
+pub(super) struct PendingCookie {
+    pub(super) provider: String,
+    pub(super) login: PendingLogin,
+    pub(super) return_to: String,
+    pub(super) expires_at: u64,
+}
+
+pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
+    let query = Query::parse(parts.uri.query());
+    let return_to = return_to::sanitize(query.return_to.as_deref());
+    let provider = match query.provider.as_deref().filter(|p| !p.is_empty()) {
+        Some(name) => match shared.provider(name) {
+            Some(provider) => provider,
+            None => {
+                record_outcome("unknown_provider");
+                return unknown_provider(shared, name, &return_to);
+            }
+        },
+        None => match shared.providers.as_slice() {
+            [only] => only,
+            _ => {
+                record_outcome("chooser");
+                return chooser(shared, &return_to);
+            }
+        },
+    };
+    record_provider(provider.name());
+    let retry = shared.routes.login_url(Some(provider.name()), &return_to);
+    let retry = [Link { href: &retry, text: "Try again" }];
+
+    let Authorization { url, pending, .. } = match provider.authorize(&shared.config.redirect_uri).await {
+        Ok(authorization) => authorization,
+        Err(error) => {
+            tracing::warn!(%error, "identity provider could not start a login");
+            return provider_failure(&error, &retry);
+        }
+    };
+    let cookie = PendingCookie {
+        provider: provider.name().to_owned(),
+        login: pending,
+        return_to,
+        expires_at: unix_now().saturating_add(PENDING_TTL_SECS),
+    };
+    let Ok(json) = serde_json::to_vec(&cookie) else {
+        record_outcome("error");
+        return page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed", "The login could not be started.", &retry);
+    };
+    let sealed = shared.sealer.seal(PENDING_PURPOSE, &json);
+    let mut response = redirect(StatusCode::FOUND, &url);
+    if response.status() == StatusCode::FOUND {
+        append_cookie(
+            response.headers_mut(),
+            shared.attrs.set_cookie(&shared.pending_cookie, &sealed, PENDING_TTL_SECS),
+        );
+        record_outcome("redirect");
+    } else {
+        record_outcome("bad_authorization_url");
+    }
+    response
+}
+
+fn chooser(shared: &Shared, return_to: &str) -> Page {
+    let hrefs: Vec<String> =
+        shared.providers.iter().map(|p| shared.routes.login_url(Some(p.name()), return_to)).collect();
+    let links: Vec<Link<'_>> =
+        shared.providers.iter().zip(&hrefs).map(|(p, href)| Link { href, text: p.display_name() }).collect();
+    page(StatusCode::OK, "Sign in", "Choose how to sign in:", &links)
+}
+
+fn unknown_provider(shared: &Shared, name: &str, return_to: &str) -> Page {
+    let valid: Vec<&str> = shared.providers.iter().map(|p| p.name()).collect();
+    let message = format!(
+        "There is no sign-in provider named \"{}\". The valid names are: {}.",
+        truncate(name, 64),
+        valid.join(", ")
+    );
+    let hrefs: Vec<String> = valid.iter().map(|n| shared.routes.login_url(Some(n), return_to)).collect();
+    let links: Vec<Link<'_>> =
+        shared.providers.iter().zip(&hrefs).map(|(p, href)| Link { href, text: p.display_name() }).collect();
+    page(StatusCode::BAD_REQUEST, "Unknown sign-in provider", &message, &links)
+}

@@ -1,0 +1,176 @@
+//! The routes the layer serves itself, one file each: [`login`], [`callback`], [`logout`]
+//! and [`backchannel`] logout; and [`AuthRoutes`], where they are.
+//!
+//! Each ends on a redirect or a small page (JSON for the back-channel logout, which only
+//! identity providers call), never a panic or a bare 500. Each runs in a `tracing` span
+//! (`auth.login`, `auth.callback`, `auth.logout`, `auth.backchannel_logout`) recording the
+//! provider and the outcome; codes, states, tokens and secrets are never recorded.
+
+mod backchannel;
+mod callback;
+mod login;
+mod logout;
+pub(crate) mod paths;
+
+pub(crate) use backchannel::backchannel_logout;
+pub use paths::AuthRoutes;
+pub(crate) use paths::DEFAULT_PREFIX;
+
+use crate::page::{Link, Page, page};
+use crate::state::{Route, Shared};
+use auth_core::ProviderError;
+use bytes::Bytes;
+use http::header::ALLOW;
+use http::request::Parts;
+use http::{HeaderValue, Method, StatusCode};
+use std::sync::Arc;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+/// Serves `route` from the request head alone; the back-channel logout, which reads the
+/// body, is served by [`backchannel_logout`] (here it gets an empty body).
+pub(crate) async fn handle(shared: Arc<Shared>, route: Route, parts: Parts) -> Page {
+    match route {
+        Route::Login => {
+            let span = tracing::info_span!("auth.login", provider = Empty, outcome = Empty);
+            only(&parts, &[Method::GET], login::login(&shared, &parts).instrument(span)).await
+        }
+        Route::Callback => {
+            let span = tracing::info_span!("auth.callback", provider = Empty, outcome = Empty);
+            only(&parts, &[Method::GET], callback::callback(&shared, &parts).instrument(span)).await
+        }
+        Route::Logout => {
+            let span = tracing::info_span!("auth.logout", provider = Empty, outcome = Empty);
+            only(&parts, &[Method::POST, Method::GET], logout::logout(&shared, &parts).instrument(span)).await
+        }
+        Route::BackchannelLogout => backchannel_logout(shared, parts, http_body_util::Empty::<Bytes>::new()).await,
+    }
+}
+
+/// `page` when the request's method is one of `allowed`, else a 405 naming them.
+async fn only(parts: &Parts, allowed: &[Method], page: impl Future<Output = Page>) -> Page {
+    if allowed.contains(&parts.method) { page.await } else { method_not_allowed(allowed) }
+}
+
+pub(super) fn record_provider(name: &str) {
+    tracing::Span::current().record("provider", name);
+}
+
+pub(super) fn record_outcome(outcome: &str) {
+    tracing::Span::current().record("outcome", outcome);
+    tracing::info!(outcome, "auth route finished");
+}
+
+/// The query parameters the routes read. A parameter given twice is refused (`repeated`):
+/// which copy a provider or a proxy would honour is anyone's guess.
+#[derive(Default)]
+pub(super) struct Query {
+    pub(super) provider: Option<String>,
+    pub(super) return_to: Option<String>,
+    pub(super) code: Option<String>,
+    pub(super) state: Option<String>,
+    pub(super) iss: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) error_description: Option<String>,
+    pub(super) repeated: bool,
+}
+
+impl Query {
+    pub(super) fn parse(query: Option<&str>) -> Self {
+        let mut q = Self::default();
+        for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let slot = match &*key {
+                "provider" => &mut q.provider,
+                "return_to" => &mut q.return_to,
+                "code" => &mut q.code,
+                "state" => &mut q.state,
+                "iss" => &mut q.iss,
+                "error" => &mut q.error,
+                "error_description" => &mut q.error_description,
+                _ => continue,
+            };
+            if slot.is_some() {
+                q.repeated = true;
+            } else {
+                *slot = Some(value.into_owned());
+            }
+        }
+        q
+    }
+}
+
+/// The page for a provider's error, at the start or the end of a login: `Rejected` 400,
+/// `Denied` 403, `Unavailable` 503, anything else 502. The provider's detail stays in the
+/// logs (it may say more about the setup than a visitor should read).
+pub(super) fn provider_failure(error: &ProviderError, links: &[Link<'_>]) -> Page {
+    let (status, outcome, title, message) = match error {
+        ProviderError::Rejected(_) => (
+            StatusCode::BAD_REQUEST,
+            "rejected",
+            "Sign-in failed",
+            "The sign-in service's answer could not be verified, so nobody was signed in.",
+        ),
+        ProviderError::Denied(_) => {
+            (StatusCode::FORBIDDEN, "denied", "Sign-in refused", "Your account is not allowed to sign in to this app.")
+        }
+        ProviderError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Sign-in unavailable",
+            "The sign-in service is unavailable, try again shortly.",
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "error",
+            "Sign-in failed",
+            "The sign-in service failed, so nobody was signed in. Try again later.",
+        ),
+    };
+    record_outcome(outcome);
+    page(status, title, message, links)
+}
+
+pub(super) fn method_not_allowed(allowed: &[Method]) -> Page {
+    let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    let mut response = page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        &format!("This address accepts {list} requests only."),
+        &[],
+    );
+    if let Ok(value) = HeaderValue::from_str(&list) {
+        response.headers_mut().insert(ALLOW, value);
+    }
+    response
+}
+
+/// At most `max` characters of `text`, for echoing values from the network on a page.
+pub(super) fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_refuses_repeats() {
+        let q = Query::parse(Some("code=a&state=b&iss=https%3A%2F%2Fidp&other=1"));
+        assert_eq!(
+            (q.code.as_deref(), q.state.as_deref(), q.iss.as_deref()),
+            (Some("a"), Some("b"), Some("https://idp"))
+        );
+        assert!(!q.repeated);
+        assert!(Query::parse(Some("state=a&state=b")).repeated);
+        assert!(Query::parse(None).code.is_none());
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "hé…");
+        assert_eq!(truncate("hi", 5), "hi");
+    }
+}

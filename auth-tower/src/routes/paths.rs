@@ -1,0 +1,84 @@
+//! [`AuthRoutes`]: where the layer's routes are, for links and redirects in handlers.
+
+use std::sync::Arc;
+
+/// The route prefix used unless [`AuthLayerBuilder::with_prefix`](crate::AuthLayerBuilder::with_prefix) says otherwise.
+pub(crate) const DEFAULT_PREFIX: &str = "/auth";
+
+/// Where the login and logout routes are, for links and redirects in your handlers.
+///
+/// The layer puts one in every request's extensions (axum: `Extension<AuthRoutes>`).
+#[derive(Clone, Debug)]
+pub struct AuthRoutes {
+    paths: Arc<RoutePaths>,
+}
+
+#[derive(Debug)]
+struct RoutePaths {
+    login: String,
+    logout: String,
+    backchannel_logout: String,
+}
+
+impl Default for AuthRoutes {
+    /// The routes of a layer with the default prefix: `/auth/login` and `/auth/logout`.
+    fn default() -> Self {
+        Self::new(DEFAULT_PREFIX)
+    }
+}
+
+impl AuthRoutes {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            paths: Arc::new(RoutePaths {
+                login: format!("{prefix}/login"),
+                logout: format!("{prefix}/logout"),
+                backchannel_logout: format!("{prefix}/backchannel-logout"),
+            }),
+        }
+    }
+
+    /// The login route, such as `/auth/login`.
+    pub fn login_path(&self) -> &str {
+        &self.paths.login
+    }
+
+    /// The logout route, such as `/auth/logout`.
+    pub fn logout_path(&self) -> &str {
+        &self.paths.logout
+    }
+
+    /// The back-channel logout route, such as `/auth/backchannel-logout`. Register the
+    /// app's origin followed by this path (and `?provider=NAME` when several providers are
+    /// configured) as the `backchannel_logout_uri` of the client at the provider.
+    pub fn backchannel_logout_path(&self) -> &str {
+        &self.paths.backchannel_logout
+    }
+
+    /// A login link: `{login}?provider=NAME&return_to=PATH`, query-encoded. Without a
+    /// provider, the login route picks the only one or shows the chooser.
+    pub fn login_url(&self, provider: Option<&str>, return_to: &str) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(provider) = provider {
+            query.append_pair("provider", provider);
+        }
+        query.append_pair("return_to", return_to);
+        format!("{}?{}", self.paths.login, query.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_urls_are_encoded() {
+        let routes = AuthRoutes::new("/auth");
+        assert_eq!(routes.login_url(None, "/"), "/auth/login?return_to=%2F");
+        assert_eq!(
+            routes.login_url(Some("my idp"), "/p?x=1&y=2"),
+            "/auth/login?provider=my+idp&return_to=%2Fp%3Fx%3D1%26y%3D2"
+        );
+        assert_eq!(AuthRoutes::new("").logout_path(), "/logout");
+    }
+}

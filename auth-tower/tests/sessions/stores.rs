@@ -1,0 +1,94 @@
+//! Stores named by the config, and custom stores with their capabilities.
+
+use super::*;
+use auth_core::{SessionLock, StoreError};
+use auth_tower::async_trait;
+use std::collections::{HashMap, HashSet};
+
+// ------------------------------------------------------------------ stores by config
+
+#[tokio::test]
+async fn session_store_memory_in_the_config_keeps_sessions_on_the_server() {
+    let idp = idp().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = Setup::new("session_store = \"memory\"").config(&idp, &base);
+    let layer = AuthLayer::from_config(config).unwrap();
+    let app = serve(listener, layer, base, None).await;
+    let mut browser = Browser::new(&app);
+    browser.login().await;
+    assert_eq!(browser.jar["auth_session"].len(), 43, "a 256-bit ticket, not the session");
+    assert!(browser.logged_in().await);
+    let answer = idp.backchannel_logout(&app.backchannel_uri(), &LogoutToken::for_subject("alice")).await.unwrap();
+    assert_eq!(answer.status, 200, "revocable: {}", answer.body);
+    assert!(!browser.logged_in().await);
+}
+
+#[cfg(not(feature = "redis"))]
+#[tokio::test]
+async fn a_redis_url_without_the_redis_feature_says_how_to_enable_it() {
+    let idp = idp().await;
+    let config = Setup::new("session_store = \"redis://:hunter2@127.0.0.1:6379\"").config(&idp, "http://127.0.0.1:1");
+    let message = AuthLayer::from_config(config).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("auth.session_store") && message.contains("features = [\"redis\"]"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+/// A store written outside the workspace, shared by several instances: its own map and
+/// its own lock, offered through `SessionStore::lock`.
+#[derive(Debug, Default)]
+struct SharedMap {
+    sessions: Mutex<HashMap<String, Session>>,
+    locks: Mutex<HashSet<String>>,
+    lock_calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl SessionStore for SharedMap {
+    async fn save(&self, session: &Session) -> Result<String, StoreError> {
+        let ticket = auth_core::random_token();
+        self.sessions.lock().unwrap().insert(ticket.clone(), session.clone());
+        Ok(ticket)
+    }
+    async fn load(&self, ticket: &str) -> Result<Option<Session>, StoreError> {
+        let now = auth_core::unix_now();
+        Ok(self.sessions.lock().unwrap().get(ticket).filter(|s| !s.is_expired_at(now)).cloned())
+    }
+    async fn delete(&self, ticket: &str) -> Result<(), StoreError> {
+        self.sessions.lock().unwrap().remove(ticket);
+        Ok(())
+    }
+    async fn update(&self, ticket: &str, session: &Session) -> Result<String, StoreError> {
+        self.sessions.lock().unwrap().insert(ticket.to_owned(), session.clone());
+        Ok(ticket.to_owned())
+    }
+    fn lock(&self) -> Option<&dyn SessionLock> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl SessionLock for SharedMap {
+    async fn try_lock(&self, key: &str, _ttl: Duration) -> Result<bool, StoreError> {
+        self.lock_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.locks.lock().unwrap().insert(key.to_owned()))
+    }
+    async fn unlock(&self, key: &str) -> Result<(), StoreError> {
+        self.locks.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+/// The lock is a capability the store hands out: a custom store that offers one gets
+/// single-flight refresh across instances (before, a store that implemented `try_lock` but
+/// kept the default `is_server_side` silently lost it and refreshed once per instance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_store_with_a_lock_refreshes_once_across_two_instances() {
+    let store = Arc::new(SharedMap::default());
+    let setup = || Setup::new("refresh_margin_secs = 0").custom_store(Arc::clone(&store) as Arc<dyn SessionStore>);
+    let (idp, first) = super::refresh::short_lived(setup()).await;
+    let second = setup().start(&idp).await;
+    super::refresh::fifty_concurrent_requests_refresh_once(&idp, &[&first, &second]).await;
+    assert!(store.lock_calls.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the layer used the store's lock");
+    assert!(store.locks.lock().unwrap().is_empty(), "and released it");
+}
