@@ -18,13 +18,25 @@ pub struct User {
     expose: ExposeTokens,
 }
 
-/// The tokens a handler may read, as allowed by `expose_tokens`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The tokens a handler may read, as allowed by `expose_tokens`. `Debug` says which are
+/// there, never what they are.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExposedTokens<'a> {
     /// The ID token, when `expose_tokens` includes `"id"`.
     pub id: Option<&'a str>,
     /// The access token, when `expose_tokens` includes `"access"`.
     pub access: Option<&'a str>,
+}
+
+impl std::fmt::Debug for ExposedTokens<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |t: Option<&str>| if t.is_some() { "Some(<redacted>)" } else { "None" };
+        f.debug_struct("ExposedTokens")
+            .field("id", &format_args!("{}", shown(self.id)))
+            .field("access", &format_args!("{}", shown(self.access)))
+            .finish()
+    }
 }
 
 impl User {
@@ -159,5 +171,7 @@ mod tests {
         assert_eq!(both.tokens(), Some(ExposedTokens { id: Some("id.jwt"), access: Some("at") }));
         let id_only = alice(ExposeTokens { id: true, access: false });
         assert_eq!(id_only.tokens().and_then(|t| t.access), None);
+        let debug = format!("{:?}", both.tokens());
+        assert!(!debug.contains("id.jwt") && !debug.contains("\"at\""), "Debug hides the tokens: {debug}");
     }
 }

@@ -660,3 +660,37 @@ fn corp_provider() -> auth_tower::ProviderConfig {
     )
     .with_client_secret(auth_tower::Secret::new("s"))
 }
+
+/// Off a Tokio runtime (another executor), a refresh that finds another instance holding
+/// the store's lock cannot wait for it (waiting needs Tokio's timer): the request goes on
+/// with the current tokens instead of panicking. The request below completes at its first
+/// poll, with no runtime anywhere.
+#[test]
+fn a_refresh_off_a_tokio_runtime_does_not_wait_for_another_instances_lock() {
+    use auth_tower::SessionLock;
+    use futures_util::FutureExt as _;
+    use tower::{Layer as _, ServiceExt as _};
+
+    let store = Arc::new(MemoryStore::new());
+    let layer = AuthLayer::builder(config(3000, SECRET))
+        .with_provider(Arc::new(FakeProvider::new("fake")))
+        .with_store(Arc::clone(&store) as Arc<dyn SessionStore>)
+        .build()
+        .unwrap();
+    let due = TokenSet::new().with_access_token("old").with_refresh_token("rt").with_expires_at(1);
+    let session = Session::new(Identity::new("fake", "alice", Default::default()), due, 3600);
+    let ticket = store.save(&session).now_or_never().unwrap().unwrap();
+    let key = format!("refresh:{ticket}");
+    let held = store.try_lock(&key, std::time::Duration::from_secs(60)).now_or_never().unwrap().unwrap();
+    assert!(held, "another instance holds the refresh lock");
+
+    let app = layer.layer(tower::service_fn(|request: http::Request<String>| async move {
+        let user = request.extensions().get::<User>().cloned().unwrap_or_default();
+        Ok::<_, std::convert::Infallible>(http::Response::new(user.to_json().to_string()))
+    }));
+    let request = http::Request::get("/").header("cookie", format!("auth_session={ticket}")).body(String::new());
+    let response = app.oneshot(request.unwrap()).now_or_never().expect("no waiting off a runtime").unwrap();
+    let collected = http_body_util::BodyExt::collect(response.into_body()).now_or_never().unwrap().unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&collected.to_bytes()).unwrap();
+    assert_eq!(body["is_logged_in"], true, "the session goes on with its current tokens: {body}");
+}
