@@ -5,8 +5,25 @@ use std::path::PathBuf;
 /// Any error, boxed: what a custom provider or store wraps in its `Other` variant.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Writes `error` and the chain of its sources, one per line, as anyhow reports: what a
+/// `main` returning `Result<(), Box<dyn Error>>` prints through `Debug`.
+pub fn report(error: &(dyn std::error::Error + 'static), f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    write!(f, "{error}")?;
+    let mut source = error.source();
+    if source.is_some() {
+        f.write_str("\n\nCaused by:")?;
+    }
+    while let Some(cause) = source {
+        write!(f, "\n    {cause}")?;
+        source = cause.source();
+    }
+    Ok(())
+}
+
 /// A configuration that cannot be used. The message names the file, the key and the fix.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` reads like `Display` (a `main` that returns it with `?` prints the message).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read or parsed.
@@ -29,6 +46,12 @@ pub enum ConfigError {
         /// How to fix it.
         fix: String,
     },
+}
+
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        report(self, f)
+    }
 }
 
 /// Why a provider could not start or finish a login.

@@ -9,6 +9,9 @@ pub type Claims = serde_json::Map<String, serde_json::Value>;
 /// A person as one provider knows them.
 ///
 /// Fields are public to read; build one with [`Identity::new`] (the struct may grow).
+/// When a provider returns an identity from a login or a refresh, the layer sets
+/// `provider` to that provider's [`name`](crate::IdentityProvider::name), so
+/// [`User::provider`](crate::User::provider) never names another one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Identity {

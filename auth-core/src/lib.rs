@@ -52,7 +52,7 @@ pub use async_trait::async_trait;
 pub use config::{
     AuthConfig, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, Secret, SessionStoreConfig, TokenAuthMethod,
 };
-pub use error::{BoxError, ConfigError, ProviderError, StoreError};
+pub use error::{BoxError, ConfigError, ProviderError, StoreError, report};
 pub use identity::{Claims, Identity, TokenSet};
 pub use provider::{Authorization, CallbackParams, IdentityProvider, LoginResult, LogoutClaims, PendingLogin};
 pub use session::{Session, unix_now};

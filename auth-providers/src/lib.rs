@@ -124,6 +124,15 @@ pub fn from_config(config: &AuthConfig) -> Result<Vec<Arc<dyn IdentityProvider>>
                 .into(),
         });
     }
+    from_config_sections(config)
+}
+
+/// One provider per entry of `config.providers`, in name order; none when the config has
+/// no provider section (for apps that add their own providers beside these).
+///
+/// # Errors
+/// The first [`BuildError`], naming the config key to fix.
+pub fn from_config_sections(config: &AuthConfig) -> Result<Vec<Arc<dyn IdentityProvider>>, BuildError> {
     let settings = ProviderSettings::from_config(config);
     config.providers.values().map(|provider| build(provider, &settings)).collect()
 }

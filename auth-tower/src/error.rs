@@ -6,7 +6,10 @@
 use auth_core::ConfigError;
 
 /// Why an [`AuthLayer`](crate::AuthLayer) could not be built. Each message says what to do.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` reads like `Display`, so a `main` that returns it with `?` prints
+/// `Error: auth.toml: `auth.display_nme` is not a known key (did you mean ...)`, not a struct dump.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
     /// The configuration cannot work (read errors, or a setting the layer cannot serve).
@@ -36,4 +39,28 @@ pub enum AuthError {
         /// What is wrong with it.
         problem: &'static str,
     },
+}
+
+impl std::fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        auth_core::report(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_reads_like_display() {
+        let error = AuthError::from(ConfigError::Invalid {
+            origin: "auth.toml".into(),
+            key: "auth.display_nme".into(),
+            problem: "is not a known key (did you mean `display_name`?)".into(),
+            fix: "rename it to display_name".into(),
+        });
+        let expected = "auth.toml: `auth.display_nme` is not a known key (did you mean `display_name`?). Fix: rename it to display_name";
+        assert_eq!(format!("{error:?}"), expected);
+        assert_eq!(error.to_string(), expected);
+    }
 }

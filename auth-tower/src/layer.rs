@@ -10,6 +10,7 @@ use crate::error::AuthError;
 use crate::routes::{AuthRoutes, DEFAULT_PREFIX};
 use crate::service::AuthService;
 use crate::state::{PENDING_COOKIE, Shared};
+use auth_core::config::DEFAULT_PROVIDER;
 use auth_core::seal::Sealer;
 use auth_core::{
     AuthConfig, ConfigError, CookieStore, IdentityProvider, MemoryStore, SessionStore, SessionStoreConfig,
@@ -61,7 +62,13 @@ impl AuthLayer {
 
     /// A builder for a layer with your own providers, store or prefix.
     pub fn builder(config: AuthConfig) -> AuthLayerBuilder {
-        AuthLayerBuilder { config, providers: Vec::new(), store: None, prefix: DEFAULT_PREFIX.to_owned() }
+        AuthLayerBuilder {
+            config,
+            providers: Vec::new(),
+            config_providers: false,
+            store: None,
+            prefix: DEFAULT_PREFIX.to_owned(),
+        }
     }
 
     /// The paths of the login and logout routes.
@@ -84,6 +91,8 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthLayerBuilder {
     config: AuthConfig,
     providers: Vec<Arc<dyn IdentityProvider>>,
+    /// Whether [`with_config_providers`](AuthLayerBuilder::with_config_providers) was called.
+    config_providers: bool,
     store: Option<Arc<dyn SessionStore>>,
     prefix: String,
 }
@@ -93,6 +102,36 @@ impl AuthLayerBuilder {
     /// `{prefix}/login?provider=NAME`.
     pub fn with_provider(mut self, provider: Arc<dyn IdentityProvider>) -> Self {
         self.providers.push(provider);
+        self
+    }
+
+    /// Also serves the providers of the config's sections (`[auth.NAME]`, or the keys
+    /// directly in `[auth]`), built as [`AuthLayer::from_config`] builds them, listed before
+    /// the ones given with [`with_provider`](Self::with_provider). Without this call, a
+    /// config section that no given provider is named after is an error: the builder never
+    /// ignores the config.
+    ///
+    /// ```
+    /// # use auth_tower::{AuthConfig, AuthLayer};
+    /// let config = AuthConfig::from_toml_str(r#"
+    /// [auth]
+    /// redirect_uri = "http://localhost:3000/oauth2callback"
+    /// cookie_secret = "a secret of at least thirty-two bytes"
+    /// [auth.corp]
+    /// client_id = "app"
+    /// client_secret = "s3cret"
+    /// server_metadata_url = "https://idp.example/.well-known/openid-configuration"
+    /// "#, "auth.toml")?;
+    /// let ignored = AuthLayer::builder(config.clone()).build().unwrap_err().to_string();
+    /// assert!(ignored.contains("with_config_providers"), "{ignored}");
+    /// let layer = AuthLayer::builder(config).with_config_providers().build()?;
+    /// assert!(format!("{layer:?}").contains("providers: [\"corp\"]"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "oidc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+    pub fn with_config_providers(mut self) -> Self {
+        self.config_providers = true;
         self
     }
 
@@ -129,10 +168,32 @@ impl AuthLayerBuilder {
     /// the callback or logout route lies outside `cookie_path`, or `session_store` names
     /// Redis without the `redis` feature.
     pub fn build(self) -> Result<AuthLayer, AuthError> {
-        let Self { config, providers, store, prefix } = self;
+        let Self { config, mut providers, config_providers, store, prefix } = self;
         // A config read from a file was checked as it was read; one built or edited in code
         // meets the same rules here.
         config.validate()?;
+        if config_providers {
+            #[cfg(feature = "oidc")]
+            {
+                let mut configured = auth_providers::from_config_sections(&config)?;
+                configured.append(&mut providers);
+                providers = configured;
+            }
+        } else if let Some(unused) = config.providers.keys().find(|name| !providers.iter().any(|p| p.name() == *name)) {
+            let section = if unused == DEFAULT_PROVIDER { "auth".to_owned() } else { format!("auth.{unused}") };
+            return Err(AuthError::Config(ConfigError::Invalid {
+                origin: config.origin.clone(),
+                key: section,
+                problem: "configures a provider that this layer would not serve".into(),
+                fix: if cfg!(feature = "oidc") {
+                    "call .with_config_providers() on the builder to serve the config's providers beside yours, \
+                     or remove the section (its client_id, client_secret, server_metadata_url)"
+                } else {
+                    "enable auth-tower's `oidc` feature and call .with_config_providers(), or remove the section"
+                }
+                .into(),
+            }));
+        }
         if providers.is_empty() {
             return Err(AuthError::NoProviders);
         }

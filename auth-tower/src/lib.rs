@@ -97,13 +97,11 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // With your own providers, `[auth]` needs no provider keys.
 //! let config = AuthConfig::from_toml_str(r#"
 //! [auth]
 //! redirect_uri = "http://localhost:3000/oauth2callback"
 //! cookie_secret = "a secret of at least thirty-two bytes"
-//! client_id = "unused by MyProvider"
-//! client_secret = "unused"
-//! server_metadata_url = "https://idp.example/.well-known/openid-configuration"
 //! "#, "example")?;
 //! let auth = AuthLayer::builder(config)
 //!     .with_provider(Arc::new(MyProvider))

@@ -99,10 +99,12 @@ impl Shared {
     /// start, the lifetime recomputed (a new ID token moves it with `end_with_id_token`),
     /// and the idle deadline renewed (the person is active).
     pub(crate) fn refreshed_session(&self, old: &Session, result: LoginResult, now: u64) -> Session {
-        let expires_at = self.expires_at(old.created_at, &result.identity);
+        let mut identity = result.identity;
+        // Still the provider that refreshed it, whatever name it wrote.
+        identity.provider.clone_from(&old.identity.provider);
+        let expires_at = self.expires_at(old.created_at, &identity);
         let tokens = self.config.keep_tokens.apply(result.tokens);
-        Session::starting_at(result.identity, tokens, old.created_at, expires_at)
-            .with_idle_expires_at(self.idle_deadline(now))
+        Session::starting_at(identity, tokens, old.created_at, expires_at).with_idle_expires_at(self.idle_deadline(now))
     }
 
     /// The absolute end of a session that started at `created_at`: its lifetime later, or

@@ -27,6 +27,8 @@ const IDP: &str = "https://idp.test";
 enum Mode {
     Working,
     Unavailable,
+    /// Completes logins with an identity that names another provider.
+    NamesAnother,
 }
 
 #[derive(Debug)]
@@ -83,7 +85,8 @@ impl IdentityProvider for FakeProvider {
                     claims.insert("blob".into(), "b".repeat(self.blob).into());
                 }
                 let tokens = TokenSet::new().with_id_token("id.token");
-                Ok(LoginResult::new(Identity::new(self.name, "alice", claims), tokens))
+                let named = if self.mode == Mode::NamesAnother { "someone-else" } else { self.name };
+                Ok(LoginResult::new(Identity::new(named, "alice", claims), tokens))
             }
             "deny" => Err(ProviderError::Denied("not in the allowed domain".into())),
             "down" => Err(ProviderError::Unavailable("timeout".into())),
@@ -111,9 +114,6 @@ fn config(port: u16, secret: &str) -> AuthConfig {
 [auth]
 redirect_uri = "http://127.0.0.1:{port}/oauth2callback"
 cookie_secret = "{secret}"
-client_id = "unused"
-client_secret = "unused"
-server_metadata_url = "{IDP}/.well-known/openid-configuration"
 "#
     );
     AuthConfig::from_toml_str(&toml, "flow.rs").unwrap()
@@ -123,6 +123,7 @@ fn app(layer: AuthLayer) -> Router {
     Router::new()
         .route("/", get(|| async { "home" }))
         .route("/me", get(|user: User| async move { axum::Json(user.to_json()) }))
+        .route("/provider", get(|user: User| async move { user.provider().unwrap_or("none").to_owned() }))
         .route(
             "/private",
             get(|RequireUser(user): RequireUser| async move { format!("hello {}", user.sub().unwrap_or("?")) }),
@@ -693,4 +694,50 @@ fn a_refresh_off_a_tokio_runtime_does_not_wait_for_another_instances_lock() {
     let collected = http_body_util::BodyExt::collect(response.into_body()).now_or_never().unwrap().unwrap();
     let body: serde_json::Value = serde_json::from_slice(&collected.to_bytes()).unwrap();
     assert_eq!(body["is_logged_in"], true, "the session goes on with its current tokens: {body}");
+}
+
+/// `user.provider()` names the provider that signed the person in, even when the provider
+/// wrote another name into the identity it returned.
+#[tokio::test]
+async fn the_layer_names_the_provider_itself() {
+    let base = serve_with(vec![FakeProvider { mode: Mode::NamesAnother, ..FakeProvider::new("fake") }]).await;
+    let mut browser = Browser::new(&base);
+    assert_eq!(browser.login("").await.status(), StatusCode::FOUND);
+    assert_eq!(browser.get("/provider").await.text().await.unwrap(), "fake");
+}
+
+/// The builder never ignores the config: a provider section nobody serves is an error,
+/// and `with_config_providers` serves the config's providers beside custom ones.
+#[tokio::test]
+async fn the_builder_serves_or_refuses_the_configs_provider_sections() {
+    let with_section = |redirect_uri: &str| {
+        let text = format!(
+            "[auth]\nredirect_uri = \"{redirect_uri}\"\ncookie_secret = \"{SECRET}\"\n\
+             [auth.corp]\nclient_id = \"app\"\nclient_secret = \"s\"\n\
+             server_metadata_url = \"{IDP}/.well-known/openid-configuration\"\n"
+        );
+        AuthConfig::from_toml_str(&text, "app.toml").unwrap()
+    };
+    let ignored = AuthLayer::builder(with_section("http://127.0.0.1:3000/oauth2callback"))
+        .with_provider(Arc::new(FakeProvider::new("fake")))
+        .build();
+    let message = ignored.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.starts_with("app.toml: `auth.corp` configures a provider that this layer would not serve"),
+        "{message}"
+    );
+    assert!(message.contains(".with_config_providers()"), "{message}");
+
+    let base = serve(|config| {
+        AuthLayer::builder(with_section(&config.redirect_uri))
+            .with_config_providers()
+            .with_provider(Arc::new(FakeProvider::new("fake")))
+            .build()
+            .unwrap()
+    })
+    .await;
+    let mut browser = Browser::new(&base);
+    let chooser = browser.get("/auth/login").await.text().await.unwrap();
+    let (corp, fake) = (chooser.find("provider=corp"), chooser.find("provider=fake"));
+    assert!(corp.is_some() && fake.is_some() && corp < fake, "both offered, the config's first: {chooser}");
 }

@@ -52,6 +52,48 @@ pub const DEFAULT_COOKIE_NAME: &str = "auth_session";
 const GOOGLE_METADATA_URL: &str = "https://accounts.google.com/.well-known/openid-configuration";
 const SECRET_FIX: &str = "generate one with `openssl rand -base64 32` (or `python3 -c \"import secrets; print(secrets.token_urlsafe(32))\"`) and set it as `cookie_secret` in [auth]";
 
+/// The known name closest to `key`, when `key` looks like a misspelling of it (at most
+/// two edits, and fewer than a third of its letters): for "did you mean" in messages.
+///
+/// ```
+/// use auth_core::config::did_you_mean;
+/// assert_eq!(did_you_mean("client_secert", &["client_id", "client_secret"]), Some("client_secret"));
+/// assert_eq!(did_you_mean("hosted_domains", &["client_id", "client_secret"]), None);
+/// ```
+pub fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let limit = (key.chars().count() / 3).clamp(1, 2);
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
+/// two neighbours each cost one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        rows[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
 impl AuthConfig {
     /// Reads `[auth]` from a TOML file (such as `.streamlit/secrets.toml`), then applies
     /// `AUTH__...` environment overrides, then validates.

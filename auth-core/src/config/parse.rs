@@ -4,7 +4,7 @@
 
 use super::types::{AuthConfig, ExposeTokens, KeepTokens, Secret, SessionStoreConfig};
 use super::validate::Check;
-use super::{DEFAULT_PROVIDER, PROVIDER_KEYS, PROVIDER_TABLES, SECRET_FIX, TOP_KEYS};
+use super::{DEFAULT_PROVIDER, PROVIDER_KEYS, PROVIDER_TABLES, SECRET_FIX, TOP_KEYS, did_you_mean};
 use crate::ConfigError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -147,6 +147,24 @@ impl Reader<'_> {
         }
     }
 
+    /// Refuses `key` of the table at `at` when it is a misspelling of a key this crate
+    /// reads (with "did you mean"), or when nothing else could read it (`extra_allowed`
+    /// false: no provider preset will judge it).
+    pub(super) fn unknown_key(&self, at: &str, key: &str, extra_allowed: bool) -> Result<(), ConfigError> {
+        let known: Vec<&str> =
+            if at == "auth" { TOP_KEYS.iter().chain(PROVIDER_KEYS).copied().collect() } else { PROVIDER_KEYS.to_vec() };
+        let fix = "check its spelling against the README's config table, or remove it";
+        match did_you_mean(key, &known) {
+            Some(near) => Err(self.err(
+                &format!("{at}.{key}"),
+                &format!("is not a known key (did you mean `{near}`?)"),
+                &format!("rename it to {near}"),
+            )),
+            None if !extra_allowed => Err(self.err(&format!("{at}.{key}"), "is not a known key", fix)),
+            None => Ok(()),
+        }
+    }
+
     /// The whole config from the parsed document `root`, validated.
     pub(super) fn auth(&self, root: &Value) -> Result<AuthConfig, ConfigError> {
         let Some(Value::Object(auth)) = root.get("auth") else {
@@ -192,23 +210,22 @@ impl Reader<'_> {
         config.cookie_budget_bytes = self.whole(auth, "cookie_budget_bytes", config.cookie_budget_bytes, "bytes")?;
 
         let has_default = PROVIDER_KEYS.iter().any(|k| auth.contains_key(*k));
+        let is_section =
+            |key: &str, value: &Value| value.is_object() && !PROVIDER_TABLES.contains(&key) && key != "extra";
+        for (key, value) in auth {
+            if !is_section(key, value) && !TOP_KEYS.contains(&key.as_str()) && !PROVIDER_KEYS.contains(&key.as_str()) {
+                // The default provider's `extra`, unless it is a near miss of a known key:
+                // its preset judges the key.
+                self.unknown_key("auth", key, has_default)?;
+            }
+        }
         let mut providers = BTreeMap::new();
         if has_default {
             providers.insert(DEFAULT_PROVIDER.to_owned(), self.provider(DEFAULT_PROVIDER, "auth", auth)?);
         }
-        for (key, value) in auth {
-            match value {
-                Value::Object(section) if !PROVIDER_TABLES.contains(&key.as_str()) && key != "extra" => {
-                    providers.insert(key.clone(), self.provider(key, &format!("auth.{key}"), section)?);
-                }
-                _ if TOP_KEYS.contains(&key.as_str()) || PROVIDER_KEYS.contains(&key.as_str()) => {}
-                // The default provider's `extra`: its preset judges the key.
-                _ if has_default => {}
-                _ => tracing::warn!(
-                    origin = self.check.origin,
-                    key = %format!("auth.{key}"),
-                    "unknown auth config key ignored"
-                ),
+        for (key, value) in auth.iter().filter(|(key, value)| is_section(key, value)) {
+            if let Value::Object(section) = value {
+                providers.insert(key.clone(), self.provider(key, &format!("auth.{key}"), section)?);
             }
         }
         // No provider is fine here: an app may bring its own (`AuthLayer::builder(..)

@@ -16,6 +16,13 @@ impl Reader<'_> {
         table: &Map<String, Value>,
     ) -> Result<ProviderConfig, ConfigError> {
         let key = |k: &str| format!("{at}.{k}");
+        // A misspelt common key (`client_secert`) is named as such before anything reports
+        // the key it should have been as missing. In `[auth]` itself the caller checks.
+        if at != "auth" {
+            for k in table.keys().filter(|k| !PROVIDER_KEYS.contains(&k.as_str())) {
+                self.unknown_key(at, k, true)?;
+            }
+        }
         let kind = match self.optional_str(table, at, "kind")?.as_deref() {
             Some("oidc") => Some(ProviderKind::Oidc),
             Some("google") => Some(ProviderKind::Google),

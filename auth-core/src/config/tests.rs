@@ -283,3 +283,28 @@ fn keep_tokens_drops_what_it_does_not_keep() {
     assert_eq!(id.id_token.as_deref(), Some("i"));
     assert_eq!(id.access_token, None);
 }
+
+#[test]
+fn misspelt_keys_are_named_with_a_suggestion() {
+    let base = format!("[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\n");
+    let message = |text: &str| parse(text).err().map(|e| e.to_string()).unwrap_or_default();
+
+    let m = message(&format!("{base}[auth.google]\nclient_id = \"g\"\nclient_secert = \"s\"\n"));
+    assert!(m.contains("`auth.google.client_secert` is not a known key (did you mean `client_secret`?)"), "{m}");
+    assert!(!m.contains("missing"), "not reported as the key it should have been: {m}");
+
+    let m = message(&format!("{base}sesion_store = \"memory\"\n"));
+    assert!(m.contains("`auth.sesion_store` is not a known key (did you mean `session_store`?)"), "{m}");
+    let m = message(&format!("{base}client_id = \"i\"\nclient_secret = \"s\"\nsesion_store = \"memory\"\n"));
+    assert!(m.contains("(did you mean `session_store`?)"), "also beside a default provider: {m}");
+
+    let m = message(&format!("{base}frobnicate = true\n"));
+    assert!(m.contains("`auth.frobnicate` is not a known key"), "nothing reads it, so it is refused: {m}");
+    // Preset keys are the provider code's to judge: they pass here.
+    assert!(
+        parse(&format!(
+            "{base}[auth.google]\nclient_id = \"g\"\nclient_secret = \"s\"\nhosted_domains = [\"a.example\"]\n"
+        ))
+        .is_ok()
+    );
+}

@@ -5,6 +5,7 @@
 //! error rather than a silent no-op: a misspelt `hosted_domain` must not admit everyone.
 
 use crate::error::BuildError;
+use auth_core::config::did_you_mean;
 use auth_core::{ProviderConfig, ProviderKind};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -119,12 +120,20 @@ impl<'a> Keys<'a> {
                     "remove it, or set the provider's kind (see the README's config table)",
                 )
             }
-            _ => BuildError::invalid(
-                self.provider,
-                key,
-                "is not a key of a provider section",
-                "check its spelling against the README's config table, or remove it",
-            ),
+            _ => match did_you_mean(key, &KNOWN.iter().map(|(known, _)| *known).collect::<Vec<_>>()) {
+                Some(near) => BuildError::invalid(
+                    self.provider,
+                    key,
+                    format!("is not a key of a provider section (did you mean `{near}`?)"),
+                    format!("rename it to {near}"),
+                ),
+                None => BuildError::invalid(
+                    self.provider,
+                    key,
+                    "is not a key of a provider section",
+                    "check its spelling against the README's config table, or remove it",
+                ),
+            },
         })
     }
 }
@@ -204,6 +213,9 @@ mod tests {
         assert!(message.contains("kind = \"microsoft\""), "{message}");
         let message = finish(ProviderKind::Google, json!({"hosted_domain": "example.com"})).unwrap_or_default();
         assert!(message.starts_with("`auth.work.hosted_domain` is not a key of a provider section"), "{message}");
+        assert!(message.contains("did you mean `hosted_domains`?)"), "{message}");
+        let message = finish(ProviderKind::Google, json!({"frobnicate": 1})).unwrap_or_default();
+        assert!(message.ends_with("check its spelling against the README's config table, or remove it"), "{message}");
         assert_eq!(finish(ProviderKind::Google, json!({})), None);
     }
 }

@@ -82,6 +82,10 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
             }
         };
 
+    // The session belongs to the provider that completed the login, whatever name the
+    // provider wrote into the identity.
+    let mut identity = identity;
+    provider.name().clone_into(&mut identity.provider);
     let now = unix_now();
     let session = shared.new_session(identity, tokens, now);
     if session.is_expired_at(now) {
