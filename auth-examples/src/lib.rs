@@ -142,3 +142,9 @@ mod tests {
         assert!(parse(&["--config"]).expect_err("missing").contains("needs a value"));
     }
 }
+
+/// The README's Rust blocks, compiled (and run, unless marked `no_run`) as this crate's
+/// doctests, so the front door's code cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -14,8 +14,10 @@ use auth_core::{ConfigError, ProviderError};
 #[non_exhaustive]
 pub enum BuildError {
     /// A key of the provider's section is missing or unusable.
-    #[error("`{key}` {problem}. Fix: {fix}")]
+    #[error("{}`{key}` {problem}. Fix: {fix}", origin.as_deref().map(|o| format!("{o}: ")).unwrap_or_default())]
     Invalid {
+        /// The file the section came from (`None` for a section built in code).
+        origin: Option<String>,
         /// The dotted key, such as `auth.google.server_metadata_url`.
         key: String,
         /// What is wrong.
@@ -37,15 +39,31 @@ pub enum BuildError {
 impl From<ConfigError> for BuildError {
     fn from(error: ConfigError) -> Self {
         match error {
-            ConfigError::Invalid { key, problem, fix, .. } => Self::Invalid { key, problem, fix },
-            other => Self::Invalid { key: "auth".into(), problem: other.to_string(), fix: "see the message".into() },
+            ConfigError::Invalid { key, problem, fix, .. } => Self::Invalid { origin: None, key, problem, fix },
+            other => Self::Invalid {
+                origin: None,
+                key: "auth".into(),
+                problem: other.to_string(),
+                fix: "see the message".into(),
+            },
         }
     }
 }
 
 impl BuildError {
     pub(crate) fn invalid(provider: &str, key: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self::Invalid { key: section_key(provider, key), problem: problem.into(), fix: fix.into() }
+        Self::Invalid { origin: None, key: section_key(provider, key), problem: problem.into(), fix: fix.into() }
+    }
+
+    /// The same error, naming the file `origin` the section came from.
+    #[must_use]
+    pub fn in_file(self, origin: &str) -> Self {
+        match self {
+            Self::Invalid { key, problem, fix, .. } => {
+                Self::Invalid { origin: Some(origin.to_owned()), key, problem, fix }
+            }
+            other => other,
+        }
     }
 }
 

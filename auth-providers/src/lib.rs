@@ -86,7 +86,7 @@
 //!     hosted_domains = ["example.com"]
 //! "#, "example")?;
 //! let error = auth_providers::from_config(&wrong).unwrap_err().to_string();
-//! assert!(error.starts_with("`auth.microsoft.hosted_domains` applies only to kind = \"google\""));
+//! assert!(error.starts_with("example: `auth.microsoft.hosted_domains` applies only to kind = \"google\""));
 //! # Ok(()) }
 //! ```
 //!
@@ -117,8 +117,9 @@ use std::sync::Arc;
 pub fn from_config(config: &AuthConfig) -> Result<Vec<Arc<dyn IdentityProvider>>, BuildError> {
     if config.providers.is_empty() {
         return Err(BuildError::Invalid {
+            origin: Some(config.origin.clone()),
             key: "auth".into(),
-            problem: format!("in {} configures no provider", config.origin),
+            problem: "configures no provider".into(),
             fix: "add client_id, client_secret and server_metadata_url to [auth], or a section such as [auth.google] \
                   (or add your own provider with AuthLayer::builder(config).with_provider(...))"
                 .into(),
@@ -134,7 +135,11 @@ pub fn from_config(config: &AuthConfig) -> Result<Vec<Arc<dyn IdentityProvider>>
 /// The first [`BuildError`], naming the config key to fix.
 pub fn from_config_sections(config: &AuthConfig) -> Result<Vec<Arc<dyn IdentityProvider>>, BuildError> {
     let settings = ProviderSettings::from_config(config);
-    config.providers.values().map(|provider| build(provider, &settings)).collect()
+    config
+        .providers
+        .values()
+        .map(|provider| build(provider, &settings).map_err(|e| e.in_file(&config.origin)))
+        .collect()
 }
 
 /// The provider for one section: every kind is an [`OidcProvider`]; the presets differ
@@ -246,6 +251,18 @@ mod tests {
     }
 
     #[test]
+    fn errors_of_a_section_read_from_a_file_name_the_file() {
+        let config = AuthConfig::from_toml_str(
+            "[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"0123456789abcdef0123456789abcdef\"\n\
+             [auth.microsoft]\nclient_id = \"m\"\nclient_secret = \"s\"\nhosted_domains = [\"example.com\"]\n",
+            "secrets.toml",
+        )
+        .expect("config");
+        let message = from_config(&config).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.starts_with("secrets.toml: `auth.microsoft.hosted_domains` applies only to"), "{message}");
+    }
+
+    #[test]
     fn a_config_without_providers_is_refused_here() {
         // AuthConfig accepts it (an app may bring its own providers); building from it cannot.
         let config = AuthConfig::from_toml_str(
@@ -254,6 +271,6 @@ mod tests {
         )
         .expect("config");
         let message = from_config(&config).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(message.starts_with("`auth` in app.toml configures no provider. Fix: add client_id"), "{message}");
+        assert!(message.starts_with("app.toml: `auth` configures no provider. Fix: add client_id"), "{message}");
     }
 }

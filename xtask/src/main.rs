@@ -9,6 +9,7 @@
 //! - `bench [--quick] [bench-run flags]`: the hot-path benchmark (`auth-bench`), built in
 //!   release; prints a Markdown table and writes `target/bench/results.json`.
 
+use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   run EXAMPLE [--config F] [--listen A] run an example from auth-examples (axum-basic, ...)
   dev-idp [FLAGS]                      run the mock IdP alone (flags: see `cargo xtask dev-idp --help`)
   test                                 cargo fmt --check, clippy -D warnings, every test suite
+  readme-app                           build the README's Install + Quick start as a crate of its own
   e2e                                  the suites against a certified OpenID Provider (HTTP and Chromium) and Redis
   bench [--quick] [FLAGS]              hot-path benchmark vs bare axum and axum-login (`cargo xtask bench --help`)";
 
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         Some("run") => run_example(&args[1..]),
         Some("dev-idp") => cargo(&["run", "--quiet", "-p", "auth-testkit", "--bin", "mock-idp", "--"], &args[1..]),
         Some("test") => test(),
+        Some("readme-app") => readme_app(),
         Some("e2e") => e2e(),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help") | None => {
@@ -75,6 +78,7 @@ fn test() -> Result<(), String> {
     step("cargo clippy --workspace --all-targets -- -D warnings");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     features()?;
+    readme_app()?;
     step("RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps --workspace");
     let status = Command::new(cargo_bin())
         .args(["doc", "--no-deps", "--workspace"])
@@ -104,6 +108,54 @@ fn features() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Builds the app a newcomer writes from the README alone: a crate of its own (outside
+/// this workspace) with the Install section's `[dependencies]` and the Quick start's code.
+/// The README's other Rust blocks are doctests of `auth-examples`; this one also checks
+/// that the dependency lines (features included) are enough.
+fn readme_app() -> Result<(), String> {
+    step("the README's Install and Quick start, built as a crate of its own");
+    let readme = fs::read_to_string(root().join("README.md")).map_err(|e| format!("cannot read README.md: {e}"))?;
+    let block = |section: &str, fence: &str| -> Result<String, String> {
+        let start = readme.find(section).ok_or_else(|| format!("README.md has no {section:?}"))?;
+        let open = readme[start..]
+            .find(fence)
+            .map(|i| start + i + fence.len())
+            .ok_or_else(|| format!("no {fence} in {section:?}"))?;
+        let close = readme[open..].find("```").ok_or_else(|| format!("an unclosed block in {section:?}"))?;
+        Ok(readme[open..open + close].to_owned())
+    };
+    let workspace = root();
+    let dependencies = block("## Install", "```toml\n")?.replace(
+        "path = \"../auth-tower/auth-tower\"",
+        &format!("path = {:?}", workspace.join("auth-tower").display().to_string()),
+    );
+    if !dependencies.contains(&workspace.join("auth-tower").display().to_string()) {
+        return Err("the README's Install block no longer says `path = \"../auth-tower/auth-tower\"`".into());
+    }
+    let main = block("## Quick start", "```rust,no_run\n")?;
+    let app = workspace.join("target").join("readme-app");
+    fs::create_dir_all(app.join("src")).map_err(|e| format!("cannot create {}: {e}", app.display()))?;
+    let manifest = format!(
+        "[package]\nname = \"readme-app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n{dependencies}"
+    );
+    let write =
+        |path: PathBuf, text: &str| fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()));
+    write(app.join("Cargo.toml"), &manifest)?;
+    write(app.join("src").join("main.rs"), &main)?;
+    // The workspace's lock file: the same versions, so most of the build is reused.
+    if !app.join("Cargo.lock").exists() {
+        fs::copy(workspace.join("Cargo.lock"), app.join("Cargo.lock"))
+            .map_err(|e| format!("cannot copy Cargo.lock: {e}"))?;
+    }
+    let status = Command::new(cargo_bin())
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(app.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", app.join("target"))
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("the README's quick-start app does not build ({status})")) }
 }
 
 fn e2e() -> Result<(), String> {
