@@ -38,6 +38,7 @@
 pub mod config;
 mod error;
 mod identity;
+mod policy;
 mod provider;
 pub mod seal;
 mod session;
@@ -54,10 +55,14 @@ pub use config::{
 };
 pub use error::{BoxError, ConfigError, ProviderError, StoreError, report};
 pub use identity::{Claims, Identity, TokenSet};
-pub use provider::{Authorization, CallbackParams, IdentityProvider, LoginResult, LogoutClaims, PendingLogin};
+pub use policy::{CustomPolicy, Decision, Forbidden, Policy, StepUp};
+pub use provider::{
+    Authorization, BearerIdentity, CallbackParams, IdentityProvider, LoginOptions, LoginResult, LogoutClaims,
+    PendingLogin,
+};
 pub use session::{Session, unix_now};
 pub use store::{
     CookieStore, MemoryStore, Revocation, SESSION_PURPOSE, SessionLock, SessionRevocation, SessionStore, Ticket,
     random_token,
 };
-pub use user::{ExposedTokens, User};
+pub use user::{AuthMethod, ExposedTokens, User};

@@ -112,6 +112,59 @@ impl LoginResult {
     }
 }
 
+/// What a login must achieve beyond signing someone in (step-up): the OpenID Connect
+/// authorization request's `max_age`, `acr_values` and `prompt`.
+///
+/// The layer checks what comes back (the ID token's `auth_time` and `acr`) against what
+/// was asked, so a provider that ignores the request cannot pass a guard.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LoginOptions {
+    /// The login must be at most this many seconds old (`max_age`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+    /// The login must reach one of these authentication context classes (`acr_values`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
+    /// The `prompt` parameter, such as `"login"` (re-authenticate) or `"select_account"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+}
+
+impl LoginOptions {
+    /// Nothing more than a login.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With `max_age` (and `prompt=login`, which providers that ignore `max_age` heed).
+    #[must_use]
+    pub fn with_max_age(mut self, secs: u64) -> Self {
+        self.max_age = Some(secs);
+        self.prompt.get_or_insert_with(|| "login".into());
+        self
+    }
+
+    /// With `acr_values`.
+    #[must_use]
+    pub fn with_acr_values<S: Into<String>>(mut self, values: impl IntoIterator<Item = S>) -> Self {
+        self.acr_values = values.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// With `prompt`.
+    #[must_use]
+    pub fn with_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompt = Some(prompt.into());
+        self
+    }
+
+    /// Whether nothing beyond a login is asked.
+    pub fn is_empty(&self) -> bool {
+        self.max_age.is_none() && self.acr_values.is_empty() && self.prompt.is_none()
+    }
+}
+
 /// What a verified OpenID Connect back-channel logout token names: the sessions of
 /// `subject`, or the one provider session `sid` (at least one of them is present).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -149,6 +202,18 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// [`ProviderError::Unavailable`] when the provider cannot be reached.
     async fn authorize(&self, redirect_uri: &str) -> Result<Authorization, ProviderError>;
+
+    /// Starts a login that must also meet `options` (step-up: `max_age`, `acr_values`,
+    /// `prompt`). The layer calls this one; the default ignores `options` and calls
+    /// [`authorize`](Self::authorize), and the layer then refuses the login if its ID
+    /// token does not show what was asked.
+    ///
+    /// # Errors
+    /// As [`authorize`](Self::authorize).
+    async fn authorize_with(&self, redirect_uri: &str, options: &LoginOptions) -> Result<Authorization, ProviderError> {
+        let _ = options;
+        self.authorize(redirect_uri).await
+    }
 
     /// Finishes a login: exchanges the code and verifies what comes back.
     ///
@@ -201,5 +266,43 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
     async fn verify_logout_token(&self, token: &str) -> Result<LogoutClaims, ProviderError> {
         let _ = token;
         Err(ProviderError::Unsupported("back-channel logout"))
+    }
+
+    /// Whether this provider verifies bearer access tokens whose (not yet verified) `iss`
+    /// claim is `issuer`: the layer picks the provider of a bearer token this way. The
+    /// default accepts none.
+    fn accepts_bearer_from(&self, issuer: &str) -> bool {
+        let _ = issuer;
+        false
+    }
+
+    /// Verifies an `Authorization: Bearer` access token (RFC 9068 JWT: signature with the
+    /// provider's keys and algorithm allow-list, `iss`, `aud` among the configured
+    /// audiences, `exp`/`nbf`/`iat` with leeway, `typ`) and returns who it names: the
+    /// identity (claims from the token) and when the token expires (Unix seconds).
+    ///
+    /// # Errors
+    /// [`ProviderError::Unsupported`] by default; [`ProviderError::Rejected`] for a token
+    /// that fails any check; [`ProviderError::Unavailable`] when the keys cannot be fetched.
+    async fn verify_access_token(&self, token: &str) -> Result<BearerIdentity, ProviderError> {
+        let _ = token;
+        Err(ProviderError::Unsupported("bearer tokens"))
+    }
+}
+
+/// Who a verified bearer access token names, and until when.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BearerIdentity {
+    /// The token's subject, claims (`scp`/`scope`, `roles`, `groups`, ...) and provider.
+    pub identity: Identity,
+    /// When the token expires (its `exp`), in Unix seconds.
+    pub expires_at: u64,
+}
+
+impl BearerIdentity {
+    /// `identity`, valid until `expires_at`.
+    pub fn new(identity: Identity, expires_at: u64) -> Self {
+        Self { identity, expires_at }
     }
 }

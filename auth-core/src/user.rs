@@ -16,6 +16,20 @@ use std::sync::Arc;
 pub struct User {
     session: Option<Arc<Session>>,
     expose: ExposeTokens,
+    method: AuthMethod,
+}
+
+/// How a request was authenticated: [`User::auth_method`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// Nobody: no session cookie and no bearer token.
+    #[default]
+    Anonymous,
+    /// A session cookie (a browser that logged in).
+    Session,
+    /// An `Authorization: Bearer` access token (an API client); its claims are the token's.
+    Bearer,
 }
 
 /// The tokens a handler may read, as allowed by `expose_tokens`. `Debug` says which are
@@ -47,7 +61,32 @@ impl User {
 
     /// The user of `session`; `expose` says which tokens [`tokens`](Self::tokens) reveals.
     pub fn from_session(session: Arc<Session>, expose: ExposeTokens) -> Self {
-        Self { session: Some(session), expose }
+        Self { session: Some(session), expose, method: AuthMethod::Session }
+    }
+
+    /// The user an `Authorization: Bearer` access token names: `session` holds the
+    /// token's verified claims (and no tokens: [`tokens`](Self::tokens) reveals none).
+    pub fn from_bearer(session: Arc<Session>) -> Self {
+        Self { session: Some(session), expose: ExposeTokens::NONE, method: AuthMethod::Bearer }
+    }
+
+    /// How this request was authenticated: a session cookie, a bearer token, or not at all.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.method
+    }
+
+    /// When the person last authenticated at the provider (the ID token's `auth_time`,
+    /// Unix seconds), when the provider said: what [`Policy::max_age`](crate::Policy::max_age)
+    /// checks.
+    pub fn auth_time(&self) -> Option<u64> {
+        let at = self.get("auth_time")?;
+        at.as_u64().or_else(|| at.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    }
+
+    /// The authentication context class reference (`acr`) of the login, when the provider
+    /// said: what [`Policy::acr`](crate::Policy::acr) checks.
+    pub fn acr(&self) -> Option<&str> {
+        self.get_str("acr")
     }
 
     /// Whether someone is signed in.

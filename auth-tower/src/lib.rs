@@ -208,8 +208,9 @@ pub use token::{AccessToken, NoAccessToken};
 /// macro: `use auth_tower::async_trait;` then `#[async_trait]` on the `impl`.
 pub use auth_core::async_trait;
 pub use auth_core::{
-    AuthConfig, Authorization, BoxError, CallbackParams, Claims, ConfigError, CookieStore, ExposeTokens, ExposedTokens,
-    Identity, IdentityProvider, KeepTokens, LoginResult, LogoutClaims, MemoryStore, PendingLogin, ProviderConfig,
-    ProviderError, ProviderKind, Revocation, Secret, Session, SessionLock, SessionRevocation, SessionStore,
-    SessionStoreConfig, StoreError, Ticket, TokenSet, User, random_token, unix_now,
+    AuthConfig, AuthMethod, Authorization, BearerIdentity, BoxError, CallbackParams, Claims, ConfigError, CookieStore,
+    Decision, ExposeTokens, ExposedTokens, Forbidden, Identity, IdentityProvider, KeepTokens, LoginOptions,
+    LoginResult, LogoutClaims, MemoryStore, PendingLogin, Policy, ProviderConfig, ProviderError, ProviderKind,
+    Revocation, Secret, Session, SessionLock, SessionRevocation, SessionStore, SessionStoreConfig, StepUp, StoreError,
+    Ticket, TokenSet, User, random_token, unix_now,
 };
