@@ -236,7 +236,8 @@ impl Policy {
             Self::ClaimEquals { claim, value } => allow_if(match user.get(claim) {
                 Some(Value::String(s)) => s == value,
                 Some(Value::Array(items)) => matches!(items.as_slice(), [Value::String(s)] if s == value),
-                Some(other @ (Value::Bool(_) | Value::Number(_))) => other.to_string() == *value,
+                Some(Value::Bool(b)) => b.to_string() == *value,
+                Some(Value::Number(n)) => n.to_string() == *value,
                 _ => false,
             }),
             Self::ClaimContains { claim, value } => {
