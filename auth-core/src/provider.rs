@@ -268,6 +268,13 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
         Err(ProviderError::Unsupported("back-channel logout"))
     }
 
+    /// Whether this provider verifies bearer access tokens at all (its config section sets
+    /// `bearer_audience`). The layer reads `Authorization: Bearer` headers only when one
+    /// of its providers does; otherwise they are the app's business. The default is no.
+    fn accepts_bearer_tokens(&self) -> bool {
+        false
+    }
+
     /// Whether this provider verifies bearer access tokens whose (not yet verified) `iss`
     /// claim is `issuer`: the layer picks the provider of a bearer token this way. The
     /// default accepts none.

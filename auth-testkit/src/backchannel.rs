@@ -131,7 +131,7 @@ impl LogoutToken {
         }
         jwt::merge(&mut claims, &Value::Object(self.overrides.clone()));
         let opts = SignOptions { alg: self.alg, ..SignOptions::default() };
-        jwt::sign_typed(shared.current_key(), &Value::Object(claims), opts, "logout+jwt")
+        jwt::sign_typed(shared.current_key(), &Value::Object(claims), opts, Some("logout+jwt"))
     }
 }
 

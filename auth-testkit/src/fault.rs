@@ -21,7 +21,10 @@ pub const WRONG_NONCE: &str = "wrong-nonce";
 /// already active replaces it.
 ///
 /// ID-token faults apply to every ID token the token endpoint issues (authorization code
-/// and refresh grants), but not to [`MockIdp::sign_id_token`](crate::MockIdp::sign_id_token).
+/// and refresh grants), but not to the tokens a test signs by hand
+/// ([`MockIdp::sign_id_token`](crate::MockIdp::sign_id_token),
+/// [`MockIdp::sign_jwt`](crate::MockIdp::sign_jwt),
+/// [`MockIdp::access_token_for`](crate::MockIdp::access_token_for)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -63,6 +66,12 @@ pub enum Fault {
     UserinfoSubMismatch,
     /// `/authorize` redirects back with `error=access_denied`, as when the user cancels.
     AccessDenied,
+    /// `/authorize` ignores step-up requests, as a provider that does not support them:
+    /// with `max_age` or `prompt=login` the ID token's `auth_time` is still
+    /// [`auth_age`](crate::MockIdpBuilder::auth_age) in the past, and `acr_values` gives no
+    /// `acr` claim. Applies to logins completed while it is active (the code's grant keeps
+    /// what was decided at `/authorize`).
+    IgnoreStepUp,
     /// Every endpoint answers `503 Service Unavailable` (hits are still counted).
     Unavailable,
     /// Every endpoint sleeps this long before answering, for timeout tests.

@@ -28,17 +28,21 @@ pub(crate) enum Alg {
 }
 
 pub(crate) fn sign(key: &SigningKey, claims: &Value, opts: SignOptions) -> String {
-    sign_typed(key, claims, opts, "JWT")
+    sign_typed(key, claims, opts, Some("JWT"))
 }
 
-/// [`sign`] with another `typ` header (`logout+jwt` for logout tokens).
-pub(crate) fn sign_typed(key: &SigningKey, claims: &Value, opts: SignOptions, typ: &str) -> String {
+/// [`sign`] with another `typ` header (`logout+jwt` for logout tokens, `at+jwt` for access
+/// tokens), or none.
+pub(crate) fn sign_typed(key: &SigningKey, claims: &Value, opts: SignOptions, typ: Option<&str>) -> String {
     let alg = match opts.alg {
         Alg::Rs256 => "RS256",
         Alg::None => "none",
         Alg::Hs256WithPublicKey => "HS256",
     };
-    let mut header = json!({ "alg": alg, "typ": typ });
+    let mut header = json!({ "alg": alg });
+    if let Some(typ) = typ {
+        header["typ"] = Value::String(typ.to_owned());
+    }
     if !opts.omit_kid {
         header["kid"] = Value::String(key.kid.clone());
     }

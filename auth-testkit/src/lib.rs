@@ -93,6 +93,17 @@
 //! refreshes and expiry quick to test. [`MockIdp::backchannel_logout`] sends a
 //! [`LogoutToken`], correct or broken on purpose, to your app's back-channel logout route.
 //!
+//! # Step-up and access tokens
+//!
+//! [`MockIdpBuilder::auth_age`] (or [`MockIdp::set_auth_age`]) makes the person's
+//! provider login that old: an ID token's `auth_time` is `now - age`, until the app asks
+//! for a fresh login with `max_age` or `prompt=login`, which gives `auth_time = now`. An
+//! `acr_values` request gets the first value back as the `acr` claim.
+//! [`Fault::IgnoreStepUp`] plays a provider that ignores all three.
+//!
+//! For an API's bearer-token checks, [`MockIdp::access_token_for`] signs an RFC 9068
+//! access token (`typ: at+jwt`) for a user, and [`MockIdp::sign_jwt`] signs any claims.
+//!
 //! # Faults, keys and counters
 //!
 //! ```
@@ -152,6 +163,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access_token;
 mod backchannel;
 mod fault;
 mod jwt;
@@ -341,10 +353,47 @@ impl MockIdp {
         self.shared.lock().last_end_session.clone()
     }
 
-    /// Signs `claims` exactly as given (RS256, current key and `kid`, no faults): for
-    /// tests that need a hand-made token.
+    /// Signs `claims` exactly as given (RS256, current key and `kid`, header `typ: "JWT"`,
+    /// no faults): for tests that need a hand-made ID token.
     pub fn sign_id_token(&self, claims: serde_json::Value) -> String {
-        jwt::sign(self.shared.current_key(), &claims, jwt::SignOptions::default())
+        self.sign_jwt(Some("JWT"), claims)
+    }
+
+    /// Signs `claims` exactly as given, with the header `typ` when `Some` (no `typ` when
+    /// `None`): RS256 with the current key and its `kid`, no faults. For hand-made tokens
+    /// of any kind, such as an access token with a wrong `typ` or a missing claim.
+    pub fn sign_jwt(&self, typ: Option<&str>, claims: serde_json::Value) -> String {
+        jwt::sign_typed(self.shared.current_key(), &claims, jwt::SignOptions::default(), typ)
+    }
+
+    /// A JWT access token (RFC 9068) for `username`, as an API receives it as a bearer
+    /// token: RS256 with the current key and its `kid`, header `typ: "at+jwt"`, claims
+    /// `iss` and `sub` as in the user's ID tokens, `aud` = `audience`, `client_id`, `iat`
+    /// (now), `exp` (now + the [access-token lifetime](MockIdp::set_access_token_ttl)),
+    /// a random `jti`, `scope` = `scope`, and the user's own claims (email, name, custom
+    /// claims such as `groups`). No faults apply; for a broken token, change the claims and
+    /// sign them with [`MockIdp::sign_jwt`].
+    ///
+    /// The token is not known to `/userinfo`, which accepts only the token endpoint's
+    /// access tokens.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let idp = auth_testkit::MockIdp::start().await?;
+    /// let token = idp.access_token_for("alice", "https://api.example.test", "read write");
+    /// assert_eq!(token.split('.').count(), 3);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When there is no user with this name (a mistake in the test).
+    pub fn access_token_for(&self, username: &str, audience: &str, scope: &str) -> String {
+        let Some(user) = self.shared.user(username) else {
+            panic!("MockIdp::access_token_for: {}", unknown_user(username, &self.shared.config.users));
+        };
+        let claims = access_token::claims(&self.shared, user, audience, scope);
+        self.sign_jwt(Some("at+jwt"), claims)
     }
 
     /// Changes the lifetime of the access tokens issued from now on (first set by
@@ -352,6 +401,13 @@ impl MockIdp {
     /// that a test sees exactly one refresh.
     pub fn set_access_token_ttl(&self, ttl: Duration) {
         self.shared.lock().access_token_ttl = Some(ttl);
+    }
+
+    /// Changes how long ago the person signed in at the provider for logins from now on
+    /// (first set by [`MockIdpBuilder::auth_age`]): for example a long age, so that the
+    /// app's `max_age` check asks for a step-up.
+    pub fn set_auth_age(&self, age: Duration) {
+        self.shared.lock().auth_age = Some(age);
     }
 
     /// Signs `token`, a back-channel logout token (correct unless `token` breaks it on
@@ -417,6 +473,7 @@ pub struct MockIdpBuilder {
     login_as: Option<String>,
     id_token_ttl: Duration,
     access_token_ttl: Duration,
+    auth_age: Duration,
     minimal_id_token: bool,
     end_session: bool,
     keep_previous_key: bool,
@@ -437,6 +494,7 @@ impl Default for MockIdpBuilder {
             login_as: None,
             id_token_ttl: Duration::from_secs(300),
             access_token_ttl: Duration::from_secs(3600),
+            auth_age: Duration::ZERO,
             minimal_id_token: false,
             end_session: true,
             keep_previous_key: false,
@@ -518,15 +576,25 @@ impl MockIdpBuilder {
         self
     }
 
-    /// Access token lifetime, reported as `expires_in` and enforced by `/userinfo`
-    /// (default 1 hour).
+    /// Access token lifetime, reported as `expires_in`, enforced by `/userinfo` and used
+    /// for the `exp` of [`MockIdp::access_token_for`] (default 1 hour).
     pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
         self.access_token_ttl = ttl;
         self
     }
 
+    /// How long ago the person signed in at the provider (default zero): a login that does
+    /// not ask for re-authentication gets `auth_time` = now − `age` in its ID token, as
+    /// with a provider session that is still open. A request with `max_age` (any value) or
+    /// `prompt=login` re-authenticates and gets `auth_time` = now (unless
+    /// [`Fault::IgnoreStepUp`]). See also [`MockIdp::set_auth_age`].
+    pub fn auth_age(mut self, age: Duration) -> Self {
+        self.auth_age = age;
+        self
+    }
+
     /// When `true`, ID tokens carry only `iss`, `sub`, `aud`, `azp`, `exp`, `iat`,
-    /// `auth_time` and `nonce`, and profile claims come only from `/userinfo` (as with
+    /// `auth_time`, `nonce` and (when requested with `acr_values`) `acr`, and profile claims come only from `/userinfo` (as with
     /// panva's `oidc-provider`). Default `false`.
     pub fn minimal_id_token(mut self, minimal: bool) -> Self {
         self.minimal_id_token = minimal;
@@ -607,6 +675,7 @@ impl MockIdpBuilder {
             users,
             id_token_ttl: self.id_token_ttl,
             access_token_ttl: self.access_token_ttl,
+            auth_age: self.auth_age,
             minimal_id_token: self.minimal_id_token,
             end_session: self.end_session,
             keep_previous_key: self.keep_previous_key,

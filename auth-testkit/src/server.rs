@@ -48,6 +48,8 @@ pub(crate) struct Config {
     pub(crate) users: Vec<MockUser>,
     pub(crate) id_token_ttl: Duration,
     pub(crate) access_token_ttl: Duration,
+    /// How long ago a login that does not ask for re-authentication happened.
+    pub(crate) auth_age: Duration,
     pub(crate) minimal_id_token: bool,
     pub(crate) end_session: bool,
     pub(crate) keep_previous_key: bool,
@@ -75,6 +77,8 @@ pub(crate) struct Mutable {
     pub(crate) last_end_session: Option<Params>,
     /// Replaces `Config::access_token_ttl` from now on (see `MockIdp::set_access_token_ttl`).
     pub(crate) access_token_ttl: Option<Duration>,
+    /// Replaces `Config::auth_age` from now on (see `MockIdp::set_auth_age`).
+    pub(crate) auth_age: Option<Duration>,
     codes: HashMap<String, CodeGrant>,
     access_tokens: HashMap<String, AccessGrant>,
     refresh_tokens: HashMap<String, RefreshGrant>,
@@ -89,6 +93,8 @@ struct CodeGrant {
     code_challenge: Option<String>,
     scope: String,
     auth_time: u64,
+    /// The `acr` granted: the first of the request's `acr_values`.
+    acr: Option<String>,
     /// The provider session this login opened (the ID token's `sid`).
     sid: String,
     expires: Instant,
@@ -106,6 +112,7 @@ struct RefreshGrant {
     username: String,
     scope: String,
     auth_time: u64,
+    acr: Option<String>,
     sid: String,
 }
 
@@ -152,6 +159,11 @@ impl Shared {
         &keys::all()[self.lock().key_index]
     }
 
+    /// The lifetime of access tokens issued now.
+    pub(crate) fn access_token_ttl(&self) -> Duration {
+        self.lock().access_token_ttl.unwrap_or(self.config.access_token_ttl)
+    }
+
     pub(crate) fn user(&self, username: &str) -> Option<&MockUser> {
         self.config.users.iter().find(|u| u.username() == username)
     }
@@ -186,7 +198,7 @@ impl Shared {
 
     /// The issuer of what `user` receives (`iss` of ID tokens, the callback's `iss`): the
     /// template filled with the user's claim, or the template itself when the user lacks it.
-    fn issuer_for(&self, user: Option<&MockUser>) -> String {
+    pub(crate) fn issuer_for(&self, user: Option<&MockUser>) -> String {
         match (&self.config.tenant_issuer, user) {
             (Some(t), Some(user)) => match user.claims().get(&t.claim).and_then(Value::as_str) {
                 Some(value) => t.template.replace(&t.placeholder, value),
@@ -206,6 +218,7 @@ impl Shared {
             "exp",
             "iat",
             "auth_time",
+            "acr",
             "nonce",
             "azp",
             "sid",
@@ -259,10 +272,11 @@ impl Shared {
         doc
     }
 
-    /// The ID token for `user`, with the active ID-token faults applied.
+    /// The ID token for `user` signed in by `grant`, with the active ID-token faults applied.
     /// Full ID tokens carry `sid`, the provider session a back-channel logout names;
     /// minimal ones do not (as `oidc-provider` without its logout features).
-    fn id_token(&self, user: &MockUser, nonce: Option<&str>, auth_time: u64, sid: &str, faults: &Faults) -> String {
+    fn id_token(&self, user: &MockUser, grant: &RefreshGrant, nonce: Option<&str>, faults: &Faults) -> String {
+        let auth_time = grant.auth_time;
         let now = unix_now();
         let ttl = self.config.id_token_ttl.as_secs();
         let mut claims = Map::new();
@@ -279,11 +293,14 @@ impl Shared {
             "auth_time": auth_time,
         });
         jwt::merge(&mut claims, &protocol);
+        if let Some(acr) = &grant.acr {
+            claims.insert("acr".into(), acr.as_str().into());
+        }
         if let Some(nonce) = nonce {
             claims.insert("nonce".into(), nonce.into());
         }
         if !self.config.minimal_id_token {
-            claims.insert("sid".into(), sid.into());
+            claims.insert("sid".into(), grant.sid.as_str().into());
         }
 
         if faults.has(&Fault::WrongIssuer) {
@@ -423,6 +440,10 @@ struct AuthRequest {
     code_challenge: Option<String>,
     scope: String,
     prompt_none: bool,
+    /// `max_age` (any value) or `prompt=login`: the person must authenticate again now.
+    reauthenticate: bool,
+    /// The first of the space-separated `acr_values`, the class the login reaches.
+    acr: Option<String>,
 }
 
 impl Shared {
@@ -443,6 +464,7 @@ impl Shared {
             let msg = "The redirect_uri parameter is missing or is not an absolute http(s) URL.";
             return Err(html_page(StatusCode::BAD_REQUEST, "Invalid redirect_uri", msg));
         };
+        let prompt: Vec<&str> = params.get("prompt").map(|p| p.split(' ').collect()).unwrap_or_default();
         let request = AuthRequest {
             redirect_uri,
             redirect_uri_raw: raw.to_owned(),
@@ -450,7 +472,9 @@ impl Shared {
             nonce: params.get("nonce").cloned(),
             code_challenge: params.get("code_challenge").cloned(),
             scope: params.get("scope").cloned().unwrap_or_default(),
-            prompt_none: params.get("prompt").is_some_and(|p| p.split(' ').any(|v| v == "none")),
+            prompt_none: prompt.contains(&"none"),
+            reauthenticate: params.contains_key("max_age") || prompt.contains(&"login"),
+            acr: params.get("acr_values").and_then(|v| v.split(' ').find(|v| !v.is_empty())).map(String::from),
         };
         let problem = if params.get("response_type").map(String::as_str) != Some("code") {
             Some(("unsupported_response_type", "Only response_type=code is supported."))
@@ -483,11 +507,20 @@ impl Shared {
     }
 
     /// Signs `username` in: stores a fresh code and redirects back to the client.
+    ///
+    /// The login happened `auth_age` ago unless the request asks for re-authentication
+    /// (`max_age`, `prompt=login`); `Fault::IgnoreStepUp` ignores that and `acr_values`.
     fn complete_login(&self, request: &AuthRequest, username: &str, faults: &Faults) -> Response {
         let code = jwt::random_token();
         let now = Instant::now();
+        let step_up = !faults.has(&Fault::IgnoreStepUp);
         {
             let mut state = self.lock();
+            let age = if step_up && request.reauthenticate {
+                0
+            } else {
+                state.auth_age.unwrap_or(self.config.auth_age).as_secs()
+            };
             state.codes.retain(|_, grant| grant.expires > now);
             state.codes.insert(
                 code.clone(),
@@ -498,7 +531,8 @@ impl Shared {
                     nonce: request.nonce.clone(),
                     code_challenge: request.code_challenge.clone(),
                     scope: request.scope.clone(),
-                    auth_time: unix_now(),
+                    auth_time: unix_now().saturating_sub(age),
+                    acr: request.acr.clone().filter(|_| step_up),
                     sid: jwt::random_token(),
                     expires: now + CODE_TTL,
                 },
@@ -664,6 +698,7 @@ fn code_grant(s: &Shared, params: &Params, faults: &Faults) -> Response {
         username: grant.username,
         scope: grant.scope,
         auth_time: grant.auth_time,
+        acr: grant.acr,
         sid: grant.sid,
     };
     issue_tokens(s, refresh, grant.nonce.as_deref(), faults)
@@ -704,8 +739,8 @@ fn issue_tokens_with(
     let Some(user) = s.user(&grant.username) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "The user no longer exists.");
     };
-    let id_token = s.id_token(user, nonce, grant.auth_time, &grant.sid, faults);
-    let access_token_ttl = s.lock().access_token_ttl.unwrap_or(s.config.access_token_ttl);
+    let id_token = s.id_token(user, &grant, nonce, faults);
+    let access_token_ttl = s.access_token_ttl();
     let access_token = jwt::random_token();
     let refresh_token = refresh_token.unwrap_or_else(jwt::random_token);
     let body = json!({

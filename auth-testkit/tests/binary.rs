@@ -5,6 +5,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
@@ -26,7 +28,7 @@ async fn serves_until_sigterm() {
         .args(["--port", "0", "--client-id=cli", "--user", "carol:carol@example.test:Carol Example"])
         .arg("--users-file")
         .arg(&users_file)
-        .args(["--login-as", "dora"])
+        .args(["--login-as", "dora", "--auth-age=3600"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -48,6 +50,7 @@ async fn serves_until_sigterm() {
         reqwest::get(format!("{issuer}/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
     assert_eq!(doc["issuer"], issuer.as_str());
     assert!(doc["claims_supported"].as_array().unwrap().contains(&Value::from("groups")));
+    assert_auth_age_applies(&issuer).await;
 
     let status = std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status().unwrap();
     assert!(status.success());
@@ -56,12 +59,41 @@ async fn serves_until_sigterm() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Logs dora in: `--auth-age=3600` puts `auth_time` an hour back.
+async fn assert_auth_age_applies(issuer: &str) {
+    let redirect = "http://localhost:3000/cb";
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let back = http
+        .get(format!("{issuer}/authorize"))
+        .query(&[("client_id", "cli"), ("redirect_uri", redirect), ("response_type", "code"), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let tokens: Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth("cli", Some("mock-secret"))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let payload = tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let age = claims["iat"].as_u64().unwrap() - claims["auth_time"].as_u64().unwrap();
+    assert!((3600..3605).contains(&age), "{claims}");
+}
+
 #[tokio::test]
 async fn bad_flags_name_the_flag_and_the_fix() {
     for (args, expected) in [
         (vec!["--port", "http"], "--port http: expected a port number"),
         (vec!["--port"], "--port needs a value"),
         (vec!["--host", "localhost"], "--host localhost: expected an IP address"),
+        (vec!["--auth-age", "1h"], "--auth-age 1h: expected a whole number of seconds"),
         (vec!["--frobnicate"], "unknown flag --frobnicate: run mock-idp --help"),
         (vec!["--users-file", "/nonexistent/users.json"], "--users-file /nonexistent/users.json: cannot read it"),
         (vec!["--login-as", "zed"], "no user named \"zed\""),
@@ -73,5 +105,7 @@ async fn bad_flags_name_the_flag_and_the_fix() {
     }
     let help = Command::new(BIN).arg("--help").output().await.unwrap();
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--users-file PATH"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--users-file PATH"), "{help}");
+    assert!(help.contains("--auth-age SECS"), "{help}");
 }

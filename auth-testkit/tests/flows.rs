@@ -506,6 +506,69 @@ async fn sign_id_token_signs_what_it_is_given() {
 }
 
 #[tokio::test]
+async fn sign_jwt_sets_the_typ_it_is_given() {
+    let idp = MockIdp::start().await.unwrap();
+    idp.rotate_keys();
+    let token = idp.sign_jwt(Some("at+jwt"), json!({"sub": "x"}));
+    verify_rs256(&idp, &token).await.unwrap();
+    assert_eq!(header(&token), json!({"alg": "RS256", "typ": "at+jwt", "kid": "mock-key-2"}));
+    assert_eq!(claims(&token), json!({"sub": "x"}));
+    let token = idp.sign_jwt(None, json!({"sub": "x"}));
+    verify_rs256(&idp, &token).await.unwrap();
+    assert_eq!(header(&token), json!({"alg": "RS256", "kid": "mock-key-2"}));
+    assert_eq!(header(&idp.sign_id_token(json!({})))["typ"], "JWT");
+}
+
+#[tokio::test]
+async fn access_token_for_is_an_rfc_9068_jwt() {
+    let idp = MockIdp::builder()
+        .user(MockUser::new("carol").email("carol@example.test").name("Carol").claim("groups", json!(["admins"])))
+        .login_as(Some("carol"))
+        .access_token_ttl(Duration::from_secs(600))
+        .start()
+        .await
+        .unwrap();
+    let token = idp.access_token_for("carol", "https://api.example.test", "read write");
+    verify_rs256(&idp, &token).await.unwrap();
+    assert_eq!(header(&token), json!({"alg": "RS256", "typ": "at+jwt", "kid": "mock-key-1"}));
+    let c = claims(&token);
+    let id_token = claims(tokens(&idp).await["id_token"].as_str().unwrap());
+    assert_eq!(c["iss"], idp.issuer());
+    assert_eq!(c["sub"], id_token["sub"]);
+    assert_eq!(c["sub"], "carol");
+    assert_eq!(c["aud"], "https://api.example.test");
+    assert_eq!(c["client_id"], "mock-client");
+    assert_eq!(c["scope"], "read write");
+    assert_eq!(c["groups"], json!(["admins"]));
+    assert_eq!(c["email"], "carol@example.test");
+    assert_eq!(c["name"], "Carol");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let iat = c["iat"].as_u64().unwrap();
+    assert!(iat <= now && iat + 5 >= now, "iat {iat} now {now}");
+    assert_eq!(c["exp"].as_u64().unwrap() - iat, 600);
+    assert!(c["jti"].as_str().unwrap().len() >= 20);
+    let other = claims(&idp.access_token_for("carol", "https://api.example.test", "read write"));
+    assert_ne!(other["jti"], c["jti"]);
+
+    // The run-time lifetime and the current key apply; faults do not.
+    idp.set_access_token_ttl(Duration::from_secs(30));
+    idp.rotate_keys();
+    idp.set_fault(Fault::BadSignature);
+    let token = idp.access_token_for("carol", "api", "read");
+    verify_rs256(&idp, &token).await.unwrap();
+    assert_eq!(header(&token)["kid"], "mock-key-2");
+    let c = claims(&token);
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 30);
+}
+
+#[tokio::test]
+#[should_panic(expected = "MockIdp::access_token_for: no user named \"zed\" (users: alice, bob)")]
+async fn access_token_for_an_unknown_user_panics() {
+    let idp = MockIdp::start().await.unwrap();
+    let _ = idp.access_token_for("zed", "api", "read");
+}
+
+#[tokio::test]
 async fn minimal_id_tokens_leave_profile_claims_to_userinfo() {
     let idp = MockIdp::builder()
         .user(MockUser::new("erin").email("erin@example.test").claim("groups", json!(["a"])))

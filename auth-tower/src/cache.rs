@@ -5,7 +5,8 @@
 //! is stateless, so the same cookie value always opens to the same session: a map lookup
 //! replaces the work, and expiry is still checked on every hit. Only values that opened
 //! are cached, so a lookup cannot admit a forged cookie. Server-side stores are not
-//! cached: they may revoke a session from another instance.
+//! cached: they may revoke a session from another instance. The layer keeps a second one
+//! for verified bearer tokens (a JWT ends with its signature, as unforgeable as a tag).
 //!
 //! The map is keyed by the last [`KEY_LEN`] bytes of the sealed value (they end with the
 //! AES-GCM tag, random and unforgeable) rather than by the whole value: hashing ~1 KB on
@@ -103,7 +104,6 @@ impl SessionCache {
     }
 
     /// The session sealed in `ticket`, when it was opened before and is live at `now`.
-    #[cfg(test)]
     pub(crate) fn get(&self, ticket: &str, now: u64) -> Option<Arc<Session>> {
         self.get_parts(&[(0, ticket.as_bytes())], now)
     }

@@ -1,16 +1,23 @@
 //! The axum extractors of the layer (feature `axum`): [`RequireUser`] for handlers only
-//! signed-in people may reach, and [`AccessToken`] for handlers that call an API on their
-//! behalf. The plain [`User`] extractor, which never fails, lives in `auth-core`.
+//! signed-in people may reach, [`Authorized`] for handlers behind a [`Policy`], and
+//! [`AccessToken`] for handlers that call an API on their behalf. The plain [`User`]
+//! extractor, which never fails, lives in `auth-core`. Refusals are rendered by
+//! [`refusal`](crate::refusal), as [`RequireLayer`](crate::RequireLayer)'s are.
 
+use crate::require::refusal;
 use crate::routes::AuthRoutes;
 use crate::token::{AccessToken, NoAccessToken};
-use auth_core::User;
+use auth_core::{Decision, Policy, User};
 use axum_core::body::Body;
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
-use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
+use http_body_util::Full;
+use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Deref;
 
 /// The signed-in user; anyone else is sent to log in.
@@ -54,7 +61,94 @@ fn login_required(parts: &Parts) -> LoginRequired {
             AuthRoutes::default().login_url(None, return_to)
         }
     };
-    LoginRequired { login_url, browser: wants_html(&parts.headers) }
+    LoginRequired { login_url, response: refused(&Decision::LoginRequired, parts) }
+}
+
+/// The response refusing `parts` as `decision` says (never `Allow` here).
+fn refused(decision: &Decision, parts: &Parts) -> http::Response<Full<Bytes>> {
+    refusal(decision, parts).unwrap_or_else(|| {
+        let mut response = http::Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::FORBIDDEN;
+        response
+    })
+}
+
+/// A policy an [`Authorized`] extractor names by its type.
+///
+/// `policy` is called for each request; build it once (a `static` `LazyLock`) when it is
+/// costly or read from the environment.
+pub trait StaticPolicy: Send + Sync + 'static {
+    /// The policy requests must meet.
+    fn policy() -> Policy;
+}
+
+/// The signed-in user, when [`StaticPolicy::policy`] of `P` allows them; anyone else gets
+/// the refusal their client expects (a login redirect or `401`, a step-up login, a `403`
+/// page or JSON, a gRPC status), as with [`RequireLayer`](crate::RequireLayer).
+///
+/// ```
+/// use auth_tower::{Authorized, Policy, StaticPolicy};
+///
+/// struct Admins;
+/// impl StaticPolicy for Admins {
+///     fn policy() -> Policy {
+///         Policy::group("admins")
+///     }
+/// }
+///
+/// async fn admin(Authorized(user, ..): Authorized<Admins>) -> String {
+///     format!("Hello, admin {}", user.email().unwrap_or("?"))
+/// }
+/// ```
+pub struct Authorized<P>(pub User, pub PhantomData<P>);
+
+impl<P> fmt::Debug for Authorized<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Authorized").field(&self.0).finish()
+    }
+}
+
+impl<P> Deref for Authorized<P> {
+    type Target = User;
+
+    fn deref(&self) -> &User {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync, P: StaticPolicy> FromRequestParts<S> for Authorized<P> {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let user = parts.extensions.get::<User>().cloned().unwrap_or_else(|| {
+            tracing::warn!("an auth extractor without AuthLayer: is the layer applied to this route?");
+            User::anonymous()
+        });
+        match P::policy().evaluate(&user) {
+            Decision::Allow => Ok(Self(user, PhantomData)),
+            decision => Err(Refused { decision: decision.clone(), response: refused(&decision, parts) }),
+        }
+    }
+}
+
+/// The rejection of [`Authorized`]: what the policy decided, rendered for the client.
+#[derive(Debug)]
+pub struct Refused {
+    decision: Decision,
+    response: http::Response<Full<Bytes>>,
+}
+
+impl Refused {
+    /// What the policy decided.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        self.response.map(Body::new)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
@@ -102,28 +196,11 @@ impl IntoResponse for AccessTokenRejection {
     }
 }
 
-/// Whether the client is a browser navigating (redirect it) rather than an API client
-/// (answer 401): `Accept` names `text/html`, or is absent or `*/*` without naming JSON.
-fn wants_html(headers: &HeaderMap) -> bool {
-    let mut any = false;
-    let (mut html, mut json, mut wildcard) = (false, false, false);
-    for value in headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok()) {
-        for media in value.split(',') {
-            any = true;
-            let media = media.split(';').next().unwrap_or_default().trim();
-            html |= media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case("application/xhtml+xml");
-            json |= media.eq_ignore_ascii_case("application/json") || media.to_ascii_lowercase().ends_with("+json");
-            wildcard |= media == "*/*";
-        }
-    }
-    html || !any || (wildcard && !json)
-}
-
 /// The rejection of [`RequireUser`]: a redirect to the login route, or a `401`.
 #[derive(Debug)]
 pub struct LoginRequired {
     login_url: String,
-    browser: bool,
+    response: http::Response<Full<Bytes>>,
 }
 
 impl LoginRequired {
@@ -135,29 +212,16 @@ impl LoginRequired {
 
 impl IntoResponse for LoginRequired {
     fn into_response(self) -> Response {
-        let mut response = if self.browser {
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = StatusCode::FOUND;
-            if let Ok(location) = HeaderValue::try_from(self.login_url) {
-                response.headers_mut().insert(LOCATION, location);
-            }
-            response
-        } else {
-            let body = serde_json::json!({ "error": "login_required", "login_url": self.login_url });
-            let mut response = Response::new(Body::from(body.to_string()));
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
-            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
-        };
-        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        self.response.map(Body::new)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::Request;
+    use crate::ClientKind;
+    use http::header::{ACCEPT, LOCATION};
+    use http::{HeaderMap, Request};
 
     async fn extract(request: Request<()>) -> Result<RequireUser, LoginRequired> {
         let (mut parts, ()) = request.into_parts();
@@ -188,7 +252,7 @@ mod tests {
             for v in values {
                 headers.append(ACCEPT, HeaderValue::from_static(v));
             }
-            wants_html(&headers)
+            ClientKind::of(&headers) == ClientKind::Browser
         };
         assert!(accept(&["text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"]));
         assert!(accept(&[]));

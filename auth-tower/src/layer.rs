@@ -274,6 +274,7 @@ impl AuthLayerBuilder {
         let prefix = config.cookie_prefix();
         let session_cookie = format!("{prefix}{}", config.cookie_name);
         let pending_cookie = format!("{prefix}{PENDING_COOKIE}");
+        let providers_accept_bearer = providers.iter().any(|p| p.accepts_bearer_tokens());
         let shared = Shared {
             config,
             providers,
@@ -286,6 +287,8 @@ impl AuthLayerBuilder {
             attrs,
             session_cookie,
             pending_cookie,
+            bearer: providers_accept_bearer,
+            bearer_cache: SessionCache::new(),
             flights: Default::default(),
             budget: Default::default(),
         };

@@ -151,6 +151,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bearer;
 mod body;
 mod cache;
 mod cookies;
@@ -160,6 +161,7 @@ mod extract;
 mod layer;
 mod page;
 mod refresh;
+mod require;
 mod return_to;
 mod routes;
 mod service;
@@ -198,8 +200,9 @@ pub use body::AuthBody;
 pub use error::AuthError;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use extract::{AccessTokenRejection, LoginRequired, RequireUser};
+pub use extract::{AccessTokenRejection, Authorized, LoginRequired, Refused, RequireUser, StaticPolicy};
 pub use layer::{AuthLayer, AuthLayerBuilder};
+pub use require::{ClientKind, Require, RequireLayer, ResponseFuture as RequireFuture, refusal};
 pub use routes::AuthRoutes;
 pub use service::{AuthService, ResponseFuture};
 pub use token::{AccessToken, NoAccessToken};

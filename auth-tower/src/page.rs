@@ -89,6 +89,24 @@ pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Page {
     response
 }
 
+/// A gRPC answer without a message (trailers-only: the status in the headers), for a
+/// request whose `content-type` is `application/grpc`: HTTP 200 with `grpc-status` and a
+/// percent-encoded `grpc-message`, as gRPC clients expect instead of an HTTP error.
+pub(crate) fn grpc(code: u8, message: &str) -> Page {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(u16::from(code)));
+    let encoded = percent_encoding::utf8_percent_encode(message, GRPC_MESSAGE).to_string();
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-message", value);
+    }
+    response
+}
+
+/// What `grpc-message` percent-encodes: everything but printable ASCII other than `%`.
+const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+
 /// Appends `text` to `out` with `& < > " '` escaped, safe in element text and in
 /// double-quoted attributes.
 pub(crate) fn escape_into(out: &mut String, text: &str) {

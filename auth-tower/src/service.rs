@@ -17,10 +17,12 @@
 //!
 //! [`SessionCache`]: crate::cache::SessionCache
 
+use crate::bearer;
 use crate::body::AuthBody;
 use crate::cookies;
 use crate::page::Page;
 use crate::refresh::{self, Outcome};
+use crate::require::ClientKind;
 use crate::routes;
 use crate::state::{Route, Shared};
 use auth_core::{Session, User, unix_now};
@@ -103,6 +105,33 @@ where
             return ResponseFuture { kind: Kind::Route { future } };
         }
 
+        if shared.bearer {
+            match bearer::credentials(request.headers()) {
+                bearer::Credentials::None => {}
+                bearer::Credentials::Malformed(description) => {
+                    let refused = bearer::invalid_request(ClientKind::of(request.headers()), description);
+                    return ResponseFuture { kind: Kind::Route { future: Box::pin(std::future::ready(refused)) } };
+                }
+                bearer::Credentials::Bearer(token) => {
+                    // An API client: the token alone says who it is; no cookie is read or written.
+                    let cached = shared.bearer_cache.get(token, unix_now());
+                    let unverified = cached.is_none().then(|| token.to_owned());
+                    request.extensions_mut().insert(shared.routes.clone());
+                    let Some(token) = unverified else {
+                        request.extensions_mut().insert(cached.map(User::from_bearer).unwrap_or_default());
+                        let future = self.inner.call(request);
+                        return ResponseFuture { kind: Kind::Inner { future, set_cookies: Vec::new() } };
+                    };
+                    let kind = ClientKind::of(request.headers());
+                    let prepare = Box::pin(verify_bearer(Arc::clone(shared), token, kind));
+                    let clone = self.inner.clone();
+                    let service = std::mem::replace(&mut self.inner, clone);
+                    let state = Box::new(Preparing { prepare, service, request });
+                    return ResponseFuture { kind: Kind::Prepare { state } };
+                }
+            }
+        }
+
         // One pass over the `Cookie` headers: the session cookie, and the headers without
         // the layer's cookies (applied below, once the lookup is done with the headers).
         let found = cookies::scan(request.headers(), shared.session_cookie(), &[shared.pending_cookie.as_str()]);
@@ -161,15 +190,26 @@ where
     }
 }
 
-/// The user of a request, and the cookies to set on its response.
+/// The user of a request, and the cookies to set on its response; or the layer's answer
+/// instead of the inner service's (a refused bearer token).
 struct Prepared {
     user: User,
     set_cookies: Vec<HeaderValue>,
+    refused: Option<Page>,
 }
 
 impl Prepared {
     fn anonymous(set_cookies: Vec<HeaderValue>) -> Self {
-        Self { user: User::anonymous(), set_cookies }
+        Self { user: User::anonymous(), set_cookies, refused: None }
+    }
+}
+
+/// Verifies a bearer token ([`bearer::authenticate`]) into the request's user, or the
+/// refusal that answers it.
+async fn verify_bearer(shared: Arc<Shared>, token: String, kind: ClientKind) -> Prepared {
+    match bearer::authenticate(shared, token, kind).await {
+        Ok(session) => Prepared { user: User::from_bearer(session), set_cookies: Vec::new(), refused: None },
+        Err(refused) => Prepared { user: User::anonymous(), set_cookies: Vec::new(), refused: Some(refused) },
     }
 }
 
@@ -234,7 +274,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
         cache.insert(&current, Arc::clone(&session));
     }
     let set_cookies = if changed { shared.session_cookies(&current, &session, &present, now) } else { Vec::new() };
-    Prepared { user: shared.user(session), set_cookies }
+    Prepared { user: shared.user(session), set_cookies, refused: None }
 }
 
 pin_project! {
@@ -304,7 +344,11 @@ where
                     return future.as_mut().poll(cx).map(|page| Ok(page.map(AuthBody::full)));
                 }
                 KindProj::Prepare { state } => {
-                    let Prepared { user, set_cookies } = ready!(state.prepare.as_mut().poll(cx));
+                    let Prepared { user, set_cookies, refused } = ready!(state.prepare.as_mut().poll(cx));
+                    if let Some(refused) = refused {
+                        kind.set(Kind::Moving);
+                        return Poll::Ready(Ok(refused.map(AuthBody::full)));
+                    }
                     let KindReplace::Prepare { state } = kind.as_mut().project_replace(Kind::Moving) else {
                         unreachable!("the state was Prepare a moment ago")
                     };

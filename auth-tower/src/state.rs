@@ -54,6 +54,10 @@ pub(crate) struct Shared {
     pub(crate) session_cookie: String,
     /// The pending-login cookie's full name.
     pub(crate) pending_cookie: String,
+    /// Whether a provider accepts bearer tokens: the bearer path runs only then.
+    pub(crate) bearer: bool,
+    /// Verified bearer tokens, by exact value, until their `exp`.
+    pub(crate) bearer_cache: SessionCache,
     /// Refreshes in flight, and their recent outcomes.
     pub(crate) flights: Flights,
     pub(crate) budget: BudgetWarning,

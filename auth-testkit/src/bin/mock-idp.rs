@@ -4,6 +4,7 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use auth_testkit::{MockIdp, MockUser};
 use serde_json::Value;
@@ -28,6 +29,9 @@ OPTIONS:
                                \"password\": \"optional\", \"groups\": [\"extra claims\"]}]
     --login-as NAME          Sign NAME in automatically instead of showing the login page
     --minimal-id-token       Put profile claims only in /userinfo, not in the ID token
+    --auth-age SECS          Logins happened SECS seconds ago (their ID token's auth_time),
+                             unless the app asks for a fresh one with max_age or
+                             prompt=login (default 0)
     -h, --help               Show this help
 
 On start it prints `mock-idp listening on http://HOST:PORT`, then the client and users.";
@@ -41,6 +45,7 @@ struct Args {
     users: Vec<MockUser>,
     login_as: Option<String>,
     minimal_id_token: bool,
+    auth_age: Duration,
     help: bool,
 }
 
@@ -76,6 +81,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--users-file" => parsed.users.extend(read_users_file(&value("PATH")?)?),
             "--login-as" => parsed.login_as = Some(value("NAME")?),
             "--minimal-id-token" => parsed.minimal_id_token = true,
+            "--auth-age" => {
+                let raw = value("SECS")?;
+                let secs: u64 = raw
+                    .parse()
+                    .map_err(|_| format!("--auth-age {raw}: expected a whole number of seconds, such as 3600"))?;
+                parsed.auth_age = Duration::from_secs(secs);
+            }
             other => return Err(format!("unknown flag {other}: run mock-idp --help for the list of flags")),
         }
     }
@@ -166,7 +178,8 @@ async fn main() -> ExitCode {
         println!("{HELP}");
         return ExitCode::SUCCESS;
     }
-    let mut builder = MockIdp::builder().port(args.port).minimal_id_token(args.minimal_id_token);
+    let mut builder =
+        MockIdp::builder().port(args.port).minimal_id_token(args.minimal_id_token).auth_age(args.auth_age);
     if let Some(host) = args.host {
         builder = builder.bind(host);
     }

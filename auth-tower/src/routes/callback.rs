@@ -7,7 +7,7 @@ use crate::cookies;
 use crate::page::{Link, Page, page, redirect};
 use crate::return_to;
 use crate::state::{PENDING_PURPOSE, Shared, append_cookie};
-use auth_core::{CallbackParams, LoginResult, unix_now};
+use auth_core::{CallbackParams, Identity, LoginOptions, LoginResult, unix_now};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use subtle::ConstantTimeEq;
@@ -87,6 +87,14 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
     let mut identity = identity;
     provider.name().clone_into(&mut identity.provider);
     let now = unix_now();
+    if let Some(unmet) = unmet_step_up(&pending.options, &identity, now, shared.config.leeway_secs) {
+        tracing::warn!(unmet, "the provider did not perform the step-up login that was asked for");
+        let message = format!(
+            "The sign-in service did not confirm {unmet}, which this page needs, so the login was not \
+             accepted. Try again; if it keeps happening, the sign-in service may not support it."
+        );
+        return fail(StatusCode::FORBIDDEN, "step_up_not_met", "Sign-in not strong enough", &message, &start_again);
+    }
     let session = shared.new_session(identity, tokens, now);
     if session.is_expired_at(now) {
         let message = "The sign-in service issued an ID token that has already expired. Start again.";
@@ -149,5 +157,49 @@ async fn forget_previous_session(shared: &Shared, headers: &HeaderMap, new_ticke
     }
     if let Err(error) = shared.store.delete(&old).await {
         tracing::warn!(%error, "could not delete the previous session");
+    }
+}
+
+/// What of the step-up `asked` the new login's ID token does not show, in words; `None`
+/// when it shows everything (or nothing was asked). A provider that ignores `max_age` or
+/// `acr_values` must not pass a guard that asked for them.
+fn unmet_step_up(asked: &LoginOptions, identity: &Identity, now: u64, leeway: u64) -> Option<String> {
+    if let Some(max_age) = asked.max_age {
+        let auth_time =
+            identity.claims.get("auth_time").and_then(|t| t.as_u64().or_else(|| t.as_f64().map(|f| f as u64)));
+        if !auth_time.is_some_and(|at| at.saturating_add(max_age).saturating_add(leeway) >= now) {
+            return Some(format!("a login at most {max_age} seconds old"));
+        }
+    }
+    if !asked.acr_values.is_empty() {
+        let acr = identity.claims.get("acr").and_then(|a| a.as_str());
+        if !acr.is_some_and(|acr| asked.acr_values.iter().any(|v| v == acr)) {
+            return Some(format!("a sign-in of level {}", asked.acr_values.join(" or ")));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_up_is_checked_against_the_id_token() {
+        let claims = |v: serde_json::Value| match v {
+            serde_json::Value::Object(m) => Identity::new("p", "s", m),
+            _ => Identity::new("p", "s", Default::default()),
+        };
+        let now = 1_000_000;
+        let fresh = claims(serde_json::json!({"auth_time": now - 10, "acr": "mfa"}));
+        let stale = claims(serde_json::json!({"auth_time": now - 1000}));
+        let age = LoginOptions::new().with_max_age(300);
+        let level = LoginOptions::new().with_acr_values(["mfa"]);
+        assert_eq!(unmet_step_up(&LoginOptions::new(), &stale, now, 60), None, "nothing asked");
+        assert_eq!(unmet_step_up(&age, &fresh, now, 60), None);
+        assert!(unmet_step_up(&age, &stale, now, 60).is_some_and(|u| u.contains("300 seconds")));
+        assert!(unmet_step_up(&age, &claims(serde_json::json!({})), now, 60).is_some(), "no auth_time: not shown");
+        assert_eq!(unmet_step_up(&level, &fresh, now, 60), None);
+        assert!(unmet_step_up(&level, &stale, now, 60).is_some_and(|u| u.contains("mfa")));
     }
 }

@@ -1,11 +1,13 @@
 //! `GET {prefix}/login[?provider=NAME&return_to=/path]`: starts a login at the named
-//! provider (or the only one), or shows the chooser page.
+//! provider (or the only one), or shows the chooser page. `max_age`, `acr_values` and
+//! `prompt` ask for a step-up login (guards send browsers here with them); the callback
+//! checks the ID token against them.
 
 use super::{Query, provider_failure, record_outcome, record_provider, truncate};
 use crate::page::{Link, Page, page, redirect};
 use crate::return_to;
 use crate::state::{PENDING_PURPOSE, PENDING_TTL_SECS, Shared, append_cookie};
-use auth_core::{Authorization, PendingLogin, unix_now};
+use auth_core::{Authorization, LoginOptions, PendingLogin, unix_now};
 use http::StatusCode;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -17,6 +19,9 @@ pub(super) struct PendingCookie {
     pub(super) login: PendingLogin,
     pub(super) return_to: String,
     pub(super) expires_at: u64,
+    /// The step-up asked for, which the callback checks the ID token against.
+    #[serde(default, skip_serializing_if = "LoginOptions::is_empty")]
+    pub(super) options: LoginOptions,
 }
 
 pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
@@ -39,10 +44,12 @@ pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
         },
     };
     record_provider(provider.name());
-    let retry = shared.routes.login_url(Some(provider.name()), &return_to);
+    let options = query.login_options();
+    let retry = shared.routes.login_url_with(Some(provider.name()), &return_to, &options);
     let retry = [Link { href: &retry, text: "Try again" }];
 
-    let Authorization { url, pending, .. } = match provider.authorize(&shared.config.redirect_uri).await {
+    let Authorization { url, pending, .. } = match provider.authorize_with(&shared.config.redirect_uri, &options).await
+    {
         Ok(authorization) => authorization,
         Err(error) => {
             tracing::warn!(%error, "identity provider could not start a login");
@@ -54,6 +61,7 @@ pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
         login: pending,
         return_to,
         expires_at: unix_now().saturating_add(PENDING_TTL_SECS),
+        options,
     };
     let Ok(json) = serde_json::to_vec(&cookie) else {
         record_outcome("error");

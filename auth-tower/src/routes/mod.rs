@@ -18,7 +18,7 @@ pub(crate) use paths::DEFAULT_PREFIX;
 
 use crate::page::{Link, Page, page};
 use crate::state::{Route, Shared};
-use auth_core::ProviderError;
+use auth_core::{LoginOptions, ProviderError};
 use bytes::Bytes;
 use http::header::ALLOW;
 use http::request::Parts;
@@ -72,10 +72,36 @@ pub(super) struct Query {
     pub(super) iss: Option<String>,
     pub(super) error: Option<String>,
     pub(super) error_description: Option<String>,
+    pub(super) max_age: Option<String>,
+    pub(super) acr_values: Option<String>,
+    pub(super) prompt: Option<String>,
     pub(super) repeated: bool,
 }
 
+/// The `prompt` values a login link may ask for (`none` would end in an error page).
+const PROMPTS: &[&str] = &["login", "consent", "select_account"];
+
 impl Query {
+    /// The step-up a login link asks for: `max_age` (whole seconds), `acr_values` (at most
+    /// eight short values) and `prompt` (`login`, `consent` or `select_account`). Values
+    /// that do not fit are left out: the guard that sent the browser asks again.
+    pub(super) fn login_options(&self) -> LoginOptions {
+        let mut options = LoginOptions::new();
+        if let Some(max_age) = self.max_age.as_deref().and_then(|m| m.parse::<u64>().ok()) {
+            options = options.with_max_age(max_age);
+        }
+        if let Some(acr) = &self.acr_values {
+            let values: Vec<&str> = acr.split(' ').filter(|v| !v.is_empty()).collect();
+            if values.len() <= 8 && values.iter().all(|v| v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic())) {
+                options = options.with_acr_values(values);
+            }
+        }
+        if let Some(prompt) = self.prompt.as_deref().filter(|p| PROMPTS.contains(p)) {
+            options = options.with_prompt(prompt);
+        }
+        options
+    }
+
     pub(super) fn parse(query: Option<&str>) -> Self {
         let mut q = Self::default();
         for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
@@ -87,6 +113,9 @@ impl Query {
                 "iss" => &mut q.iss,
                 "error" => &mut q.error,
                 "error_description" => &mut q.error_description,
+                "max_age" => &mut q.max_age,
+                "acr_values" => &mut q.acr_values,
+                "prompt" => &mut q.prompt,
                 _ => continue,
             };
             if slot.is_some() {

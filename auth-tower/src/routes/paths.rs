@@ -1,5 +1,6 @@
 //! [`AuthRoutes`]: where the layer's routes are, for links and redirects in handlers.
 
+use auth_core::LoginOptions;
 use std::sync::Arc;
 
 /// The route prefix used unless [`AuthLayerBuilder::with_prefix`](crate::AuthLayerBuilder::with_prefix) says otherwise.
@@ -58,11 +59,26 @@ impl AuthRoutes {
     /// A login link: `{login}?provider=NAME&return_to=PATH`, query-encoded. Without a
     /// provider, the login route picks the only one or shows the chooser.
     pub fn login_url(&self, provider: Option<&str>, return_to: &str) -> String {
+        self.login_url_with(provider, return_to, &LoginOptions::default())
+    }
+
+    /// A login link that also asks for `options` (step-up: `max_age`, `acr_values`,
+    /// `prompt`), which the login route passes to the provider and the callback checks.
+    pub fn login_url_with(&self, provider: Option<&str>, return_to: &str, options: &LoginOptions) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         if let Some(provider) = provider {
             query.append_pair("provider", provider);
         }
         query.append_pair("return_to", return_to);
+        if let Some(max_age) = options.max_age {
+            query.append_pair("max_age", &max_age.to_string());
+        }
+        if !options.acr_values.is_empty() {
+            query.append_pair("acr_values", &options.acr_values.join(" "));
+        }
+        if let Some(prompt) = &options.prompt {
+            query.append_pair("prompt", prompt);
+        }
         format!("{}?{}", self.paths.login, query.finish())
     }
 }
@@ -80,5 +96,10 @@ mod tests {
             "/auth/login?provider=my+idp&return_to=%2Fp%3Fx%3D1%26y%3D2"
         );
         assert_eq!(AuthRoutes::new("").logout_path(), "/logout");
+        let step_up = LoginOptions::new().with_max_age(300).with_acr_values(["mfa", "phr"]);
+        assert_eq!(
+            routes.login_url_with(Some("corp"), "/admin", &step_up),
+            "/auth/login?provider=corp&return_to=%2Fadmin&max_age=300&acr_values=mfa+phr&prompt=login"
+        );
     }
 }

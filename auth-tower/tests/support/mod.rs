@@ -21,6 +21,13 @@ pub(crate) struct App {
     task: JoinHandle<()>,
 }
 
+impl App {
+    /// The app served at `base` by `task`.
+    pub(crate) fn new(base: String, task: JoinHandle<()>) -> Self {
+        Self { base, task }
+    }
+}
+
 impl Drop for App {
     fn drop(&mut self) {
         self.task.abort();
