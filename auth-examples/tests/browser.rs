@@ -91,7 +91,7 @@ async fn hyper_basic_session_refreshes_silently() {
 }
 
 fn short_tokens() -> OpOptions {
-    OpOptions { access_token_ttl: Some(SHORT_TTL_SECS), app_config: SHORT_MARGIN }
+    OpOptions { access_token_ttl: Some(SHORT_TTL_SECS), app_config: SHORT_MARGIN, ..OpOptions::default() }
 }
 
 /// Anonymous visitor -> provider login -> consent -> back where they started -> claims ->

@@ -25,7 +25,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderValue, LOCATION, ORIGIN};
 use serde_json::Value;
-use support::{CLIENT_ID, Example, OpOptions, Stack, decode_entities, snippet};
+use support::{CLIENT_ID, CLIENT_SECRET, Example, OpOptions, Stack, decode_entities, snippet};
 use url::Url;
 
 const MAX_HOPS: usize = 15;
@@ -190,6 +190,58 @@ async fn replayed_callback_is_refused(example: Example) {
     h.check("/me after replay, same jar", me["sub"] == "bob" && me["is_logged_in"] == Value::Bool(true), || {
         format!("a refused replay should leave the existing session alone: {me}")
     });
+}
+
+/// An API client of the certified provider (RFC 8707 resource indicators, client
+/// credentials) gets an RFC 9068 JWT access token; axum-basic's `/me` accepts it as a
+/// bearer token (`bearer_audience`), and refuses it tampered.
+#[tokio::test]
+async fn axum_basic_accepts_the_certified_providers_jwt_access_tokens() {
+    const RESOURCE: &str = "https://api.example.test/";
+    let options = OpOptions {
+        resource: Some(RESOURCE),
+        app_config: "bearer_audience = \"https://api.example.test/\"",
+        ..OpOptions::default()
+    };
+    let stack = Stack::start("bearer-axum-basic", Example::AxumBasic, options);
+    let client = new_client();
+    let discovery: Value = client
+        .get(stack.issuer_url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    let token_endpoint = discovery["token_endpoint"].as_str().expect("token_endpoint").to_owned();
+    let api_client = format!("{CLIENT_ID}-api");
+    let answer: Value = client
+        .post(&token_endpoint)
+        .basic_auth(&api_client, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials"), ("scope", "api:read"), ("resource", RESOURCE)])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    let token =
+        answer["access_token"].as_str().unwrap_or_else(|| panic!("no access token: {answer}\n{}", stack.logs(20)));
+    assert_eq!(token.split('.').count(), 3, "a JWT access token: {answer}");
+
+    let me = client.get(stack.app("/me")).bearer_auth(token).send().await.expect("/me");
+    assert_eq!(me.status(), StatusCode::OK, "{}", stack.logs(20));
+    assert!(me.headers().get("set-cookie").is_none(), "no cookie for a bearer request");
+    let me: Value = me.json().await.expect("json");
+    assert_eq!(me["is_logged_in"], true, "{me}");
+    assert_eq!(me["sub"], api_client.as_str(), "{me}");
+    assert_eq!(me["aud"], RESOURCE, "{me}");
+
+    let mut tampered = token.to_owned();
+    tampered.push('A');
+    let refused = client.get(stack.app("/me")).bearer_auth(&tampered).send().await.expect("/me");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers()["www-authenticate"].to_str().unwrap_or_default().contains("invalid_token"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,7 +9,12 @@
 //
 // Every flag also reads an environment variable (flag wins): OP_HOST, OP_PORT,
 // OP_CLIENT_ID, OP_CLIENT_SECRET, OP_REDIRECT_URI, OP_POST_LOGOUT_REDIRECT_URI,
-// OP_ACCESS_TOKEN_TTL. The URI flags may be repeated (or comma-separated in the env).
+// OP_ACCESS_TOKEN_TTL, OP_RESOURCE. The URI flags may be repeated (or comma-separated in the env).
+//
+// --resource URI (RFC 8707 resource indicators) adds an API: a second client,
+// `<client-id>-api` with the same secret, may use the client_credentials grant, and its
+// access tokens are RFC 9068 JWTs (typ at+jwt, RS256) whose audience is URI. The login
+// client's tokens stay as they are (opaque, usable at userinfo).
 //
 // When ready it prints exactly one line to stdout:
 //   oidc-provider listening on http://HOST:PORT
@@ -51,6 +56,7 @@ const { values: flags } = parseArgs({
     'redirect-uri': { type: 'string', multiple: true },
     'post-logout-redirect-uri': { type: 'string', multiple: true },
     'access-token-ttl': { type: 'string' },
+    resource: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -85,6 +91,9 @@ const postLogoutRedirectUris = list(
 );
 const accessTokenTtl = int('access-token-ttl', flags['access-token-ttl'] ?? process.env.OP_ACCESS_TOKEN_TTL ?? '3600');
 if (accessTokenTtl === 0) fail('--access-token-ttl must be at least 1 second');
+
+const resource = flags.resource ?? process.env.OP_RESOURCE;
+const apiClientId = `${clientId}-api`;
 
 const jwks = JSON.parse(readFileSync(new URL('jwks.json', HERE), 'utf8'));
 
@@ -152,6 +161,28 @@ const configuration = {
 
 // Listen first so port 0 works without a race: the issuer needs the real port, and
 // nothing can reach the server before we print the address.
+if (resource) {
+  configuration.clients.push({
+    client_id: apiClientId,
+    client_secret: clientSecret,
+    redirect_uris: [],
+    response_types: [],
+    grant_types: ['client_credentials'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  });
+  configuration.features.clientCredentials = { enabled: true };
+  configuration.features.resourceIndicators = {
+    enabled: true,
+    // Only the API client gets the resource by default; logins keep userinfo tokens.
+    defaultResource: (ctx, client) => (client?.clientId === apiClientId ? resource : undefined),
+    useGrantedResource: () => true,
+    getResourceServerInfo: (ctx, resourceIndicator) => {
+      if (resourceIndicator !== resource) throw new Error(`unknown resource ${resourceIndicator}`);
+      return { scope: 'api:read', audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+    },
+  };
+}
+
 const server = http.createServer();
 await new Promise((resolve, reject) => {
   server.once('error', reject);

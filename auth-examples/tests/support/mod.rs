@@ -55,6 +55,8 @@ pub(crate) struct OpOptions {
     pub(crate) access_token_ttl: Option<u32>,
     /// Extra lines for the app's `[auth]` section, such as `"refresh_margin_secs = 1"`.
     pub(crate) app_config: &'static str,
+    /// `--resource` (an API whose client-credentials tokens are JWTs for this audience).
+    pub(crate) resource: Option<&'static str>,
 }
 
 /// The provider and an example app logging in against it, on free loopback ports.
@@ -88,6 +90,9 @@ impl Stack {
             .args(["--post-logout-redirect-uri", app_base.as_str()]);
         if let Some(ttl) = options.access_token_ttl {
             cmd.args(["--access-token-ttl", &ttl.to_string()]);
+        }
+        if let Some(resource) = options.resource {
+            cmd.args(["--resource", resource]);
         }
         let (op, line) = Proc::spawn("oidc-provider", cmd, "oidc-provider listening on ");
         let issuer = line.trim_start_matches("oidc-provider listening on ").trim().to_owned();
