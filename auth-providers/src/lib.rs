@@ -52,8 +52,11 @@
 //!   `allowed_tenants = ["GUID"]`; the subject is `TID:OID`; `email` falls back to
 //!   `preferred_username`; a groups overage shows as `"groups_overage": true`.
 //! - **Every kind**: `allowed_email_domains = ["example.com"]` (requires `email_verified`),
-//!   `logout_params = { ... }` for the end-session URL, and `end_session_endpoint` for
-//!   providers whose discovery lacks one.
+//!   `allowed_groups = ["admins"]` (the `groups` claim must hold one of them; a Microsoft
+//!   groups overage is denied with that reason), `logout_params = { ... }` for the
+//!   end-session URL, `end_session_endpoint` for providers whose discovery lacks one, and
+//!   `bearer_audience = "api://my-api"` (or a list) to accept bearer access tokens for
+//!   that audience (see below).
 //!
 //! ```
 //! use auth_core::{AuthConfig, IdentityProvider};
@@ -87,6 +90,38 @@
 //! "#, "example")?;
 //! let error = auth_providers::from_config(&wrong).unwrap_err().to_string();
 //! assert!(error.starts_with("example: `auth.microsoft.hosted_domains` applies only to kind = \"google\""));
+//! # Ok(()) }
+//! ```
+//!
+//! # Step-up and bearer tokens
+//!
+//! [`IdentityProvider::authorize_with`] sends `max_age`, `acr_values` and `prompt` with
+//! the authorization request (the layer checks the ID token's `auth_time` and `acr`).
+//!
+//! With `bearer_audience` set, [`IdentityProvider::verify_access_token`] verifies RFC 9068
+//! JWT access tokens: at most 16 KiB, the same key set (refetched once for an unknown
+//! `kid`, rate-limited) and algorithm allow-list as ID tokens, `typ` `at+jwt` or `JWT`
+//! (or none), the preset's issuer, `aud` naming a bearer audience (at most 64 entries are
+//! read), `exp`, `nbf` and `iat` within `leeway_secs`, and `sub`. The identity's subject
+//! follows the preset (Microsoft: `TID:OID`) and its claims are the token's.
+//! [`IdentityProvider::accepts_bearer_from`] tells, without any network call, whether a
+//! token naming an issuer belongs to this provider. Login admission keys
+//! (`allowed_email_domains`, `allowed_groups`, `hosted_domains`) do not apply to access
+//! tokens; `allowed_tenants` does, through the issuer.
+//!
+//! ```
+//! use auth_core::{IdentityProvider, ProviderConfig, ProviderKind, Secret};
+//! use auth_providers::{OidcProvider, ProviderSettings};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let metadata_url = "https://idp.example/.well-known/openid-configuration";
+//! let config = ProviderConfig::new("corp", ProviderKind::Oidc, "app", metadata_url)
+//!     .with_client_secret(Secret::new("s"))
+//!     .with_extra("bearer_audience", serde_json::json!(["api://my-api"]));
+//! let provider = OidcProvider::new(&config, &ProviderSettings::default())?;
+//! // Known from the metadata URL: no discovery yet.
+//! assert!(provider.accepts_bearer_from("https://idp.example"));
+//! assert!(!provider.accepts_bearer_from("https://other.example"));
 //! # Ok(()) }
 //! ```
 //!

@@ -4,7 +4,7 @@
 
 mod support;
 
-use auth_core::{IdentityProvider, ProviderError, Secret, Session, TokenAuthMethod, unix_now};
+use auth_core::{IdentityProvider, LoginOptions, ProviderError, Secret, Session, TokenAuthMethod, unix_now};
 use auth_providers::{OidcProvider, ProviderSettings};
 use auth_testkit::{Fault, MockIdp, MockIdpBuilder};
 use std::sync::Arc;
@@ -88,6 +88,45 @@ async fn happy_path_yields_claims_and_tokens() {
 
     let hits = idp.hits();
     assert_eq!((hits.discovery, hits.jwks, hits.token, hits.userinfo), (1, 1, 1, 0), "{hits:?}");
+}
+
+#[tokio::test]
+async fn step_up_options_reach_the_authorization_url() {
+    let idp = start(MockIdp::builder()).await;
+    let mut config = config(&idp);
+    config.client_kwargs.insert("prompt".into(), "select_account".into());
+    config.client_kwargs.insert("login_hint".into(), "alice@example.test".into());
+    let provider = OidcProvider::new(&config, &settings()).expect("provider");
+    let query = |url: &str| -> Vec<(String, String)> {
+        Url::parse(url).expect("url").query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    };
+    let values = |query: &[(String, String)], name: &str| -> Vec<String> {
+        query.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    };
+
+    let options = LoginOptions::new().with_max_age(300).with_acr_values(["urn:mfa", "silver"]).with_prompt("login");
+    let authorization = provider.authorize_with(REDIRECT_URI, &options).await.expect("authorize");
+    let sent = query(&authorization.url);
+    assert_eq!(values(&sent, "max_age"), ["300"]);
+    assert_eq!(values(&sent, "acr_values"), ["urn:mfa silver"], "space-separated");
+    assert_eq!(values(&sent, "prompt"), ["login"], "the option replaces client_kwargs.prompt");
+    assert_eq!(values(&sent, "login_hint"), ["alice@example.test"], "other client_kwargs stay");
+    assert_eq!(values(&sent, "state"), std::slice::from_ref(&authorization.pending.state));
+    // The IdP receives them, and the login completes as usual.
+    let callback = visit(&authorization.url).await;
+    assert_eq!(idp.last_authorize_params().expect("params")["acr_values"], "urn:mfa silver");
+    let params = callback_params(&callback, &authorization.pending);
+    provider.complete(&params, &authorization.pending, REDIRECT_URI).await.expect("login completes");
+
+    // Only what is asked is sent; plain `authorize` is `authorize_with` without options.
+    let authorization = provider.authorize_with(REDIRECT_URI, &LoginOptions::new().with_acr_values(["gold"])).await;
+    let sent = query(&authorization.expect("authorize").url);
+    assert_eq!(values(&sent, "acr_values"), ["gold"]);
+    assert_eq!(values(&sent, "prompt"), ["select_account"], "client_kwargs.prompt when no prompt is asked");
+    assert!(values(&sent, "max_age").is_empty());
+    let sent = query(&provider.authorize(REDIRECT_URI).await.expect("authorize").url);
+    assert_eq!(values(&sent, "prompt"), ["select_account"]);
+    assert!(values(&sent, "max_age").is_empty() && values(&sent, "acr_values").is_empty());
 }
 
 #[tokio::test]

@@ -285,6 +285,43 @@ async fn unverified_email_is_denied_where_a_domain_allow_list_is_set() {
 }
 
 #[tokio::test]
+async fn only_members_of_an_allowed_group_sign_in() {
+    let idp = MockIdp::builder()
+        .user(MockUser::new("ada").claim("groups", json!(["users", "admins"])))
+        .user(MockUser::new("bob").claim("groups", json!(["users"])))
+        .user(MockUser::new("eve"))
+        .login_as(Some("ada"))
+        .start()
+        .await
+        .expect("mock idp");
+    for kind in [ProviderKind::Oidc, ProviderKind::Google] {
+        let provider = build(&idp, kind, json!({"allowed_groups": ["admins", "ops"]}));
+        idp.login_as(Some("ada"));
+        let result = login(&provider).await.expect("a member of admins signs in");
+        assert_eq!(result.identity.claims["groups"], json!(["users", "admins"]));
+        idp.login_as(Some("bob"));
+        let message = denial(login(&provider).await);
+        assert!(message.contains("in none of the groups allowed_groups requires: admins, ops"), "{kind:?}: {message}");
+        idp.login_as(Some("eve"));
+        let message = denial(login(&provider).await);
+        assert!(message.contains("no groups claim"), "{kind:?}: {message}");
+    }
+    let open = build(&idp, ProviderKind::Oidc, json!({}));
+    login(&open).await.expect("without allowed_groups, anyone signs in");
+}
+
+#[tokio::test]
+async fn microsoft_groups_overage_is_denied_with_the_reason() {
+    // bob-sub is in too many groups: Entra sends a Graph pointer instead of `groups`.
+    let idp = entra_idp().await;
+    let microsoft = build(&idp, ProviderKind::Microsoft, json!({"allowed_groups": ["admins"]}));
+    idp.login_as(Some("bob-sub"));
+    let message = denial(login(&microsoft).await);
+    assert!(message.contains("too many groups") && message.contains("cannot be checked"), "{message}");
+    assert!(message.contains("groups assigned to the application"), "says the fix: {message}");
+}
+
+#[tokio::test]
 async fn logout_params_reach_the_end_session_url() {
     let idp = MockIdp::builder().end_session(false).login_as(Some("alice")).start().await.expect("mock idp");
     // A Cognito-like provider: no end_session_endpoint in discovery, a logout URL that

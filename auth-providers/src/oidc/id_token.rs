@@ -166,12 +166,25 @@ fn verify_non_url_issuer(
             return invalid("the ID token's nonce is not the one of this login");
         }
     }
-    let name = header.get("alg").and_then(Value::as_str);
-    let Some((_, alg)) = ALLOWED_ALGS.iter().find(|(allowed, _)| Some(*allowed) == name) else {
-        return invalid("the ID token's algorithm is not allowed");
-    };
-    check_signature(raw, header, alg, keys, "ID token")?;
+    let alg = signing_alg(header, "ID token").map_err(Refusal::Invalid)?;
+    check_signature(raw, header, &alg, keys, "ID token")?;
     Ok(claims)
+}
+
+/// The algorithm of the `what` ("ID token", "logout token") whose header is `header`, if
+/// [`ALLOWED_ALGS`] holds it; else a message that says why not (`none`, `HS*`, missing).
+pub(crate) fn signing_alg(header: &Claims, what: &str) -> Result<CoreJwsSigningAlgorithm, String> {
+    match header.get("alg").and_then(Value::as_str) {
+        Some(name) => match ALLOWED_ALGS.iter().find(|(allowed, _)| *allowed == name) {
+            Some((_, alg)) => Ok(alg.clone()),
+            None if name == "none" => Err(format!("the {what} is not signed (alg \"none\")")),
+            None => {
+                let allowed: Vec<&str> = ALLOWED_ALGS.iter().map(|(name, _)| *name).collect();
+                Err(format!("the {what}'s algorithm {name:?} is not allowed (allowed: {})", allowed.join(", ")))
+            }
+        },
+        None => Err(format!("the {what}'s header has no alg, which is not allowed")),
+    }
 }
 
 /// The signature of the `what` ("ID token", "logout token") `raw`, with the one key of
@@ -246,19 +259,25 @@ pub(crate) fn key_id(raw: &str) -> Option<String> {
 const BASE64URL: GeneralPurpose =
     GeneralPurpose::new(&base64::alphabet::URL_SAFE, general_purpose::NO_PAD.with_decode_allow_trailing_bits(true));
 
-/// Header and payload of a compact JWS, as JSON objects. Nothing is verified.
+/// Header and payload of an ID token, as JSON objects. Nothing is verified.
 fn decode(raw: &str) -> Result<(Claims, Claims), String> {
+    decode_jws(raw, "ID token")
+}
+
+/// Header and payload of the compact JWS `raw`, a `what` ("ID token", "logout token"), as
+/// JSON objects. Nothing is verified.
+pub(crate) fn decode_jws(raw: &str, what: &str) -> Result<(Claims, Claims), String> {
     let mut parts = raw.split('.');
     let (Some(header), Some(payload), Some(_signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err("the ID token is not a signed JWT (three dot-separated parts)".into());
+        return Err(format!("the {what} is not a signed JWT (three dot-separated parts)"));
     };
-    let object = |part: &str, what: &str| -> Result<Claims, String> {
-        let bytes = BASE64URL.decode(part).map_err(|_| format!("the ID token's {what} is not base64url"))?;
+    let object = |part: &str, which: &str| -> Result<Claims, String> {
+        let bytes = BASE64URL.decode(part).map_err(|_| format!("the {what}'s {which} is not base64url"))?;
         match serde_json::from_slice(&bytes) {
             Ok(Value::Object(map)) => Ok(map),
-            _ => Err(format!("the ID token's {what} is not a JSON object")),
+            _ => Err(format!("the {what}'s {which} is not a JSON object")),
         }
     };
     Ok((object(header, "header")?, object(payload, "payload")?))
@@ -266,15 +285,7 @@ fn decode(raw: &str) -> Result<(Claims, Claims), String> {
 
 /// The checks that give clearer messages than openidconnect's, and `azp`.
 fn precheck(header: &Claims, claims: &Claims, expected: &Expected<'_>) -> Result<(), String> {
-    match header.get("alg").and_then(Value::as_str) {
-        Some(alg) if ALLOWED_ALGS.iter().any(|(name, _)| *name == alg) => {}
-        Some("none") => return Err("the ID token is not signed (alg \"none\")".into()),
-        Some(alg) => {
-            let allowed: Vec<&str> = ALLOWED_ALGS.iter().map(|(name, _)| *name).collect();
-            return Err(format!("the ID token's algorithm {alg:?} is not allowed (allowed: {})", allowed.join(", ")));
-        }
-        None => return Err("the ID token's header has no alg".into()),
-    }
+    signing_alg(header, "ID token")?;
     for (claim, kind) in [("iss", "string"), ("sub", "string"), ("exp", "number"), ("iat", "number")] {
         let present = match claims.get(claim) {
             Some(Value::String(s)) => kind == "string" && !s.is_empty(),

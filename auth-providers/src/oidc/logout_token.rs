@@ -3,7 +3,7 @@
 //!
 //! openidconnect has no logout-token type, and its ID-token verifier insists on claims a
 //! logout token may lack (`sub`, `exp`), so the checks are made here, with the same key set
-//! and the same algorithm allow-list ([`ALLOWED_ALGS`]: asymmetric only, so neither `none`
+//! and the same algorithm allow-list ([`ALLOWED_ALGS`](super::id_token::ALLOWED_ALGS): asymmetric only, so neither `none`
 //! nor an HMAC keyed with public key material passes) as ID tokens. The signature itself is
 //! checked by openidconnect's JWK code, with the one key of the set that fits the token's
 //! `kid` and algorithm.
@@ -11,10 +11,8 @@
 //! Claims are checked before the signature, so a token that would fail anyway never makes
 //! the provider fetch its key set again (an unknown `kid` does, rate-limited).
 
-use super::id_token::{ALLOWED_ALGS, Keys, Refusal, check_signature};
+use super::id_token::{Keys, Refusal, check_signature, decode_jws, signing_alg};
 use auth_core::{Claims, LogoutClaims};
-use base64::Engine as _;
-use base64::engine::{GeneralPurpose, general_purpose};
 use chrono::Utc;
 use serde_json::Value;
 use std::time::Duration;
@@ -34,9 +32,8 @@ pub(crate) struct Expected<'a> {
     pub(crate) leeway: Duration,
 }
 
-/// The same lenient base64url engine as openidconnect's, so both read the same bytes.
-const BASE64URL: GeneralPurpose =
-    GeneralPurpose::new(&base64::alphabet::URL_SAFE, general_purpose::NO_PAD.with_decode_allow_trailing_bits(true));
+/// How messages name the token.
+const WHAT: &str = "logout token";
 
 fn invalid<T>(message: impl Into<String>) -> Result<T, Refusal> {
     Err(Refusal::Invalid(message.into()))
@@ -44,28 +41,13 @@ fn invalid<T>(message: impl Into<String>) -> Result<T, Refusal> {
 
 /// The payload of `raw`, *not verified*: only to tell which issuer to verify it against.
 pub(crate) fn unverified_claims(raw: &str) -> Result<Claims, String> {
-    decode(raw).map(|(_, claims)| claims).map_err(|refusal| match refusal {
-        Refusal::Invalid(message) => message,
-        Refusal::UnknownKey => "the logout token cannot be decoded".into(),
-    })
+    decode_jws(raw, WHAT).map(|(_, claims)| claims)
 }
 
 /// Verifies `raw` against `keys` and `expected`; on success returns the sessions it names.
 pub(crate) fn verify(raw: &str, keys: &Keys, expected: &Expected<'_>) -> Result<LogoutClaims, Refusal> {
-    let (header, claims) = decode(raw)?;
-    let name = header.get("alg").and_then(Value::as_str);
-    let alg = match ALLOWED_ALGS.iter().find(|(allowed, _)| Some(*allowed) == name) {
-        Some((_, alg)) => alg,
-        None if name == Some("none") => return invalid("the logout token is not signed (alg \"none\")"),
-        None => {
-            let allowed: Vec<&str> = ALLOWED_ALGS.iter().map(|(name, _)| *name).collect();
-            return invalid(format!(
-                "the logout token's algorithm {:?} is not allowed (allowed: {})",
-                name.unwrap_or("(none given)"),
-                allowed.join(", ")
-            ));
-        }
-    };
+    let (header, claims) = decode_jws(raw, WHAT).map_err(Refusal::Invalid)?;
+    let alg = signing_alg(&header, WHAT).map_err(Refusal::Invalid)?;
     match header.get("typ") {
         None => {}
         Some(Value::String(typ))
@@ -78,28 +60,9 @@ pub(crate) fn verify(raw: &str, keys: &Keys, expected: &Expected<'_>) -> Result<
         return invalid("the logout token has a crit header, which is not supported");
     }
     check_claims(&claims, expected)?;
-    check_signature(raw, &header, alg, keys, "logout token")?;
+    check_signature(raw, &header, &alg, keys, WHAT)?;
     let text = |claim: &str| claims.get(claim).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
     Ok(LogoutClaims::new(text("sub"), text("sid")))
-}
-
-/// Header and payload of a compact JWS, as JSON objects. Nothing is verified.
-fn decode(raw: &str) -> Result<(Claims, Claims), Refusal> {
-    let mut parts = raw.split('.');
-    let (Some(header), Some(payload), Some(_signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return invalid("the logout token is not a signed JWT (three dot-separated parts)");
-    };
-    let object = |part: &str, what: &str| -> Result<Claims, Refusal> {
-        let bytes =
-            BASE64URL.decode(part).or_else(|_| invalid(format!("the logout token's {what} is not base64url")))?;
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(map),
-            _ => invalid(format!("the logout token's {what} is not a JSON object")),
-        }
-    };
-    Ok((object(header, "header")?, object(payload, "payload")?))
 }
 
 /// §2.6 steps 3 to 7 (the signature aside).

@@ -6,6 +6,7 @@
 //! recovers when it is back. openidconnect's types stay inside this module; the public
 //! type is plain and can be stored anywhere (`Arc<dyn IdentityProvider>`).
 
+pub(crate) mod bearer;
 mod cache;
 pub(crate) mod discovery;
 mod http;
@@ -18,9 +19,10 @@ use crate::error::{BuildError, Failure};
 use crate::profile::Profile;
 use auth_core::async_trait;
 use auth_core::{
-    Authorization, CallbackParams, Claims, Identity, IdentityProvider, LoginResult, LogoutClaims, PendingLogin,
-    ProviderConfig, ProviderError, Session, TokenAuthMethod,
+    Authorization, BearerIdentity, CallbackParams, Claims, Identity, IdentityProvider, LoginOptions, LoginResult,
+    LogoutClaims, PendingLogin, ProviderConfig, ProviderError, Session, TokenAuthMethod,
 };
+use bearer::AccessToken;
 use cache::Cache;
 use discovery::Metadata;
 use http::Http;
@@ -150,20 +152,77 @@ impl OidcProvider {
             .map_err(|reason| self.http.rejected(&reason))?;
         let expected =
             logout_token::Expected { issuer: &issuer, client_id: &self.client.client_id, leeway: self.leeway };
-        let fetch = || id_token::fetch_keys(&self.http, &metadata.jwks_uri);
-        let keys = self.keys.get(fetch).await?;
-        let outcome = match logout_token::verify(raw, &keys, &expected) {
-            Err(Refusal::UnknownKey) => match self.keys.refresh(&keys, JWKS_REFETCH_INTERVAL, fetch).await? {
-                Some(fresh) => logout_token::verify(raw, &fresh, &expected),
-                None => Err(Refusal::UnknownKey),
-            },
-            outcome => outcome,
-        };
+        let outcome = self.with_keys(&metadata, |keys| logout_token::verify(raw, keys, &expected)).await?;
         outcome.map_err(|refusal| match refusal {
             Refusal::UnknownKey => {
                 self.http.rejected("the logout token is signed with a key the provider does not publish")
             }
             Refusal::Invalid(reason) => self.http.rejected(&reason),
+        })
+    }
+
+    /// Verifies a bearer access token (see [`bearer`]): only when `bearer_audience` is set,
+    /// only from an issuer [`accepts_bearer_from`](IdentityProvider::accepts_bearer_from)
+    /// names, and against the exact issuer the profile expects of it, as for ID tokens.
+    async fn verify_bearer(&self, raw: &str) -> Result<BearerIdentity, ProviderError> {
+        let Some(audiences) = self.profile.bearer_audiences() else {
+            return Err(ProviderError::Unsupported("verifying bearer tokens (no bearer_audience is set)"));
+        };
+        let token = AccessToken::parse(raw).map_err(|reason| self.http.rejected(&reason))?;
+        match token.issuer() {
+            Some(iss) if self.profile.trusts_token_issuer(iss) => {}
+            Some(iss) => {
+                let reason = format!(
+                    "the access token comes from issuer {:?}, which this provider does not trust",
+                    token::clip(iss)
+                );
+                return Err(self.http.rejected(&reason).into());
+            }
+            None => return Err(self.http.rejected("the access token has no iss claim (a string is required)").into()),
+        }
+        let metadata = self.metadata().await?;
+        let issuer = self
+            .profile
+            .token_issuer(&metadata.issuer, token.claims())
+            .map_err(|reason| self.http.rejected(&reason))?;
+        let expected = bearer::Expected { issuer: &issuer, audiences, leeway: self.leeway };
+        let expires_at = token.check_claims(&expected).map_err(|reason| self.http.rejected(&reason))?;
+        match self.with_keys(&metadata, |keys| token.check_signature(keys)).await? {
+            Ok(()) => {}
+            Err(Refusal::UnknownKey) => {
+                let reason = format!(
+                    "the access token is signed with a key the provider does not publish (kid {:?})",
+                    token.key_id()
+                );
+                return Err(self.http.rejected(&reason).into());
+            }
+            Err(Refusal::Invalid(reason)) => return Err(self.http.rejected(&reason).into()),
+        }
+        let claims = token.into_claims();
+        let subject = self.profile.subject(&claims);
+        Ok(BearerIdentity::new(Identity::new(&self.name, subject, claims), expires_at))
+    }
+
+    /// Runs `check` with the provider's cached key set (fetched on first use); when it
+    /// answers [`Refusal::UnknownKey`], fetches the set once more (at most every
+    /// [`JWKS_REFETCH_INTERVAL`], shared by every kind of token) and runs it again. The one
+    /// place ID, logout and access tokens get their keys.
+    ///
+    /// # Errors
+    /// [`Failure`] when the key set cannot be fetched; the check's own outcome otherwise.
+    async fn with_keys<T>(
+        &self,
+        metadata: &Metadata,
+        check: impl Fn(&Keys) -> Result<T, Refusal>,
+    ) -> Result<Result<T, Refusal>, Failure> {
+        let fetch = || id_token::fetch_keys(&self.http, &metadata.jwks_uri);
+        let keys = self.keys.get(fetch).await?;
+        Ok(match check(&keys) {
+            Err(Refusal::UnknownKey) => match self.keys.refresh(&keys, JWKS_REFETCH_INTERVAL, fetch).await? {
+                Some(fresh) => check(&fresh),
+                None => Err(Refusal::UnknownKey),
+            },
+            outcome => outcome,
         })
     }
 
@@ -181,16 +240,7 @@ impl OidcProvider {
             .and_then(|claims| self.profile.token_issuer(&metadata.issuer, &claims))
             .map_err(|reason| self.http.rejected(&reason))?;
         let expected = Expected { issuer: &issuer, client_id: &self.client.client_id, nonce, leeway: self.leeway };
-        let fetch = || id_token::fetch_keys(&self.http, &metadata.jwks_uri);
-        let keys = self.keys.get(fetch).await?;
-        let outcome = match id_token::verify(raw, &keys, &expected) {
-            Err(Refusal::UnknownKey) => match self.keys.refresh(&keys, JWKS_REFETCH_INTERVAL, fetch).await? {
-                Some(fresh) => id_token::verify(raw, &fresh, &expected),
-                None => Err(Refusal::UnknownKey),
-            },
-            outcome => outcome,
-        };
-        match outcome {
+        match self.with_keys(metadata, |keys| id_token::verify(raw, keys, &expected)).await? {
             Ok(claims) => {
                 tracing::debug!("ID token verified");
                 Ok(claims)
@@ -403,6 +453,12 @@ impl IdentityProvider for OidcProvider {
     }
 
     async fn authorize(&self, redirect_uri: &str) -> Result<Authorization, ProviderError> {
+        self.authorize_with(redirect_uri, &LoginOptions::default()).await
+    }
+
+    /// Adds `options` to the authorization request: `max_age`, `acr_values` (joined by
+    /// spaces) and `prompt`, each replacing a `client_kwargs` entry of the same name.
+    async fn authorize_with(&self, redirect_uri: &str, options: &LoginOptions) -> Result<Authorization, ProviderError> {
         let span = tracing::info_span!("oidc_authorize", provider = %self.name);
         async {
             let metadata = self.metadata().await?;
@@ -421,7 +477,13 @@ impl IdentityProvider for OidcProvider {
                     .append_pair("nonce", nonce.secret())
                     .append_pair("code_challenge", challenge.as_str())
                     .append_pair("code_challenge_method", "S256");
+                let asked = step_up_params(options);
                 for (key, value) in &self.extra_params {
+                    if !asked.iter().any(|(asked, _)| asked == key) {
+                        query.append_pair(key, value);
+                    }
+                }
+                for (key, value) in &asked {
                     query.append_pair(key, value);
                 }
             }
@@ -471,4 +533,43 @@ impl IdentityProvider for OidcProvider {
         }
         outcome.map_err(ProviderError::from)
     }
+
+    /// True when `bearer_audience` is set and `issuer` is one this provider's tokens may
+    /// name, told from the metadata URL without any network call: its issuer (Google:
+    /// with or without `https://`; Microsoft: with a tenant id in the tenant's place, one
+    /// of `allowed_tenants` when set).
+    fn accepts_bearer_tokens(&self) -> bool {
+        self.profile.bearer_audiences().is_some()
+    }
+
+    fn accepts_bearer_from(&self, issuer: &str) -> bool {
+        self.profile.bearer_audiences().is_some() && self.profile.trusts_token_issuer(issuer)
+    }
+
+    async fn verify_access_token(&self, token: &str) -> Result<BearerIdentity, ProviderError> {
+        let span = tracing::info_span!("oidc_bearer", provider = %self.name);
+        let outcome = self.verify_bearer(token).instrument(span.clone()).await;
+        let _entered = span.enter();
+        match &outcome {
+            Ok(bearer) => tracing::debug!(subject = %bearer.identity.subject, "access token verified"),
+            Err(error @ ProviderError::Unavailable(_)) => tracing::warn!(%error, "access token not verified"),
+            Err(error) => tracing::debug!(%error, "access token refused"),
+        }
+        outcome
+    }
+}
+
+/// The authorization parameters `options` asks for (OpenID Connect Core §3.1.2.1).
+fn step_up_params(options: &LoginOptions) -> Vec<(&'static str, String)> {
+    let mut params = Vec::new();
+    if let Some(max_age) = options.max_age {
+        params.push(("max_age", max_age.to_string()));
+    }
+    if !options.acr_values.is_empty() {
+        params.push(("acr_values", options.acr_values.join(" ")));
+    }
+    if let Some(prompt) = &options.prompt {
+        params.push(("prompt", prompt.clone()));
+    }
+    params
 }

@@ -36,6 +36,12 @@ impl Google {
         }
     }
 
+    /// Whether `iss` names Google's issuer `issuer` (from the metadata URL), in either
+    /// spelling.
+    pub(crate) fn trusts_issuer(issuer: &str, iss: &str) -> bool {
+        iss == issuer || issuer.split_once("://").is_some_and(|(_, bare)| iss == bare)
+    }
+
     /// `hd`, the account chooser's hint, when exactly one domain is allowed.
     pub(crate) fn authorization_params(&self) -> Vec<(&'static str, String)> {
         match self.hosted_domains.as_deref() {
@@ -78,6 +84,10 @@ mod tests {
         assert_eq!(Google::token_issuer(discovered, &bare), "accounts.google.com");
         let other = claims(json!({"iss": "evil.example"}));
         assert_eq!(Google::token_issuer(discovered, &other), discovered, "anything else is held to the real issuer");
+        assert!(Google::trusts_issuer(discovered, "https://accounts.google.com"));
+        assert!(Google::trusts_issuer(discovered, "accounts.google.com"));
+        assert!(!Google::trusts_issuer(discovered, "http://accounts.google.com"));
+        assert!(!Google::trusts_issuer(discovered, "evil.example"));
     }
 
     #[test]

@@ -16,6 +16,8 @@ const KNOWN: &[(&str, Option<ProviderKind>)] = &[
     ("allowed_email_domains", None),
     ("logout_params", None),
     ("end_session_endpoint", None),
+    ("allowed_groups", None),
+    ("bearer_audience", None),
     ("hosted_domains", Some(ProviderKind::Google)),
     ("tenant", Some(ProviderKind::Microsoft)),
     ("allowed_tenants", Some(ProviderKind::Microsoft)),
@@ -62,19 +64,43 @@ impl<'a> Keys<'a> {
         valid: fn(&str) -> bool,
         fix: &str,
     ) -> Result<Option<Vec<String>>, BuildError> {
-        let items: Vec<&str> = match self.get(key) {
-            None => return Ok(None),
-            Some(Value::String(s)) => s.split(',').map(str::trim).collect(),
-            Some(Value::Array(items)) => items.iter().map(|i| i.as_str().map_or("", str::trim)).collect(),
-            Some(_) => return Err(self.error(key, "is not a list of strings", fix)),
-        };
-        if items.is_empty() {
-            return Err(self.error(key, "is empty, so nobody could sign in", fix));
-        }
+        let Some(items) = self.items(key, "so nobody could sign in", fix)? else { return Ok(None) };
         match items.iter().find(|item| !valid(item)) {
             Some(bad) => Err(self.error(key, format!("holds {bad:?}, which is not valid here"), fix)),
             None => Ok(Some(items.iter().map(|i| i.to_ascii_lowercase()).collect())),
         }
+    }
+
+    /// Like [`list`](Self::list), for values compared exactly (audiences, group names):
+    /// trimmed, case kept, each non-empty. `empty` says what an empty list would mean
+    /// ("so nobody could sign in").
+    pub(crate) fn strings(&self, key: &'static str, empty: &str, fix: &str) -> Result<Option<Vec<String>>, BuildError> {
+        let Some(items) = self.items(key, empty, fix)? else { return Ok(None) };
+        if items.iter().any(|item| item.is_empty()) {
+            return Err(self.error(key, "holds an empty string", fix));
+        }
+        Ok(Some(items.into_iter().map(str::to_owned).collect()))
+    }
+
+    /// The trimmed entries of a list key, or of one comma-separated string; at least one.
+    fn items(&self, key: &'static str, empty: &str, fix: &str) -> Result<Option<Vec<&'a str>>, BuildError> {
+        let items: Vec<&str> = match self.get(key) {
+            None => return Ok(None),
+            Some(Value::String(s)) => s.split(',').map(str::trim).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(str::trim)
+                        .ok_or_else(|| self.error(key, format!("holds {item}, which is not a string"), fix))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(self.error(key, "is not a list of strings", fix)),
+        };
+        if items.is_empty() {
+            return Err(self.error(key, format!("is empty, {empty}"), fix));
+        }
+        Ok(Some(items))
     }
 
     /// A table of string values (numbers and booleans are written as text).
@@ -205,6 +231,27 @@ mod tests {
     }
 
     #[test]
+    fn exact_strings_keep_their_case() {
+        let config = section(
+            ProviderKind::Oidc,
+            json!({"one": " api://My-API ", "two": ["api://a", "https://api.example/"], "env": "a, B", "c": 3,
+                   "empty": [], "blank": ["api://a", " "], "blank_text": "", "number": ["api://a", 3]}),
+        );
+        let keys = Keys::new(&config);
+        let strings = |key| keys.strings(key, "so nothing passes", "fix").map_err(|e| e.to_string());
+        assert_eq!(strings("one"), Ok(Some(vec!["api://My-API".into()])));
+        assert_eq!(strings("two"), Ok(Some(vec!["api://a".into(), "https://api.example/".into()])));
+        assert_eq!(strings("env"), Ok(Some(vec!["a".into(), "B".into()])), "comma-separated, as from the environment");
+        assert_eq!(strings("absent"), Ok(None));
+        let message = |key| strings(key).err().unwrap_or_default();
+        assert!(message("c").starts_with("`auth.work.c` is not a list of strings. Fix: fix"), "{}", message("c"));
+        assert!(message("empty").starts_with("`auth.work.empty` is empty, so nothing passes"), "{}", message("empty"));
+        assert!(message("blank").starts_with("`auth.work.blank` holds an empty string"), "{}", message("blank"));
+        assert!(message("blank_text").starts_with("`auth.work.blank_text` holds an empty string"));
+        assert!(message("number").starts_with("`auth.work.number` holds 3, which is not a string"));
+    }
+
+    #[test]
     fn unread_keys_are_refused_with_a_reason() {
         let finish = |kind, extra| Keys::new(&section(kind, extra)).finish().err().map(|e| e.to_string());
         let message = finish(ProviderKind::Microsoft, json!({"hosted_domains": ["example.com"]})).unwrap_or_default();
@@ -214,6 +261,10 @@ mod tests {
         let message = finish(ProviderKind::Google, json!({"hosted_domain": "example.com"})).unwrap_or_default();
         assert!(message.starts_with("`auth.work.hosted_domain` is not a key of a provider section"), "{message}");
         assert!(message.contains("did you mean `hosted_domains`?)"), "{message}");
+        let message = finish(ProviderKind::Oidc, json!({"bearer_audiences": "api://x"})).unwrap_or_default();
+        assert!(message.contains("did you mean `bearer_audience`?)"), "{message}");
+        let message = finish(ProviderKind::Microsoft, json!({"allowed_group": ["admins"]})).unwrap_or_default();
+        assert!(message.contains("did you mean `allowed_groups`?)"), "{message}");
         let message = finish(ProviderKind::Google, json!({"frobnicate": 1})).unwrap_or_default();
         assert!(message.ends_with("check its spelling against the README's config table, or remove it"), "{message}");
         assert_eq!(finish(ProviderKind::Google, json!({})), None);

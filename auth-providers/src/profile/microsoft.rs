@@ -35,6 +35,10 @@
 //! - A user in too many groups gets no `groups` claim but a pointer to Microsoft Graph
 //!   (`_claim_names.groups`, or `hasgroups`); the claims then carry
 //!   `"groups_overage": true` (the pointer stays too), so the app knows to ask Graph.
+//! - Bearer access tokens (`bearer_audience`) follow the same issuer rule, so they must be
+//!   v2.0 tokens: set `"requestedAccessTokenVersion": 2` in the API's app manifest (v1.0
+//!   tokens name `https://sts.windows.net/{tid}/` and are refused). Their subject is
+//!   `TID:OID` too.
 //! - Logout sends `logout_hint` from the token's `login_hint` claim (an optional claim of
 //!   Entra ID), so Entra signs out that account without asking which one.
 
@@ -151,6 +155,21 @@ impl Microsoft {
         }
     }
 
+    /// Whether a token naming `iss` may come from this provider, without discovery: an
+    /// issuer of this base whose tenant is the metadata URL's tenant id, or for the
+    /// multi-tenant endpoints and tenant domains any tenant id (a GUID in place of
+    /// `{tenantid}`: discovery alone would tell a domain's id); always within
+    /// `allowed_tenants` when set. Verification holds the token to the exact issuer
+    /// ([`token_issuer`](Self::token_issuer)), so this only picks the provider.
+    pub(crate) fn trusts_issuer(&self, iss: &str) -> bool {
+        let Some(tenant) = self.tenant_in(iss) else { return false };
+        let fits = match self.tenant {
+            Tenant::Id => tenant.eq_ignore_ascii_case(&self.name),
+            Tenant::Multi | Tenant::Domain => keys::is_guid(tenant),
+        };
+        fits && self.allowed_tenants.as_ref().is_none_or(|allowed| allowed.contains(&tenant.to_ascii_lowercase()))
+    }
+
     /// The issuer a token must name: for multi-tenant endpoints, the discovered template
     /// with the token's own `tid`.
     pub(crate) fn token_issuer(&self, discovered: &str, unverified: &Claims) -> Result<String, String> {
@@ -159,8 +178,8 @@ impl Microsoft {
         }
         match unverified.get("tid").and_then(Value::as_str) {
             Some(tid) if keys::is_guid(tid) => Ok(discovered.replace(PLACEHOLDER, tid)),
-            Some(_) => Err("the ID token's tid claim is not a tenant id (GUID)".into()),
-            None => Err("the ID token has no tid claim, so its tenant's issuer cannot be told".into()),
+            Some(_) => Err("the token's tid claim is not a tenant id (GUID)".into()),
+            None => Err("the token has no tid claim, so its tenant's issuer cannot be told".into()),
         }
     }
 
@@ -251,6 +270,33 @@ mod tests {
         let callback = format!("https://login.microsoftonline.com/{TENANT_B}/v2.0");
         assert!(ms.callback_issuer_ok(template, &callback));
         assert!(!ms.callback_issuer_ok(template, "https://login.microsoftonline.com/common/v2.0"));
+    }
+
+    #[test]
+    fn trusted_issuers_follow_the_tenant_and_allowed_tenants() {
+        let issuer = |tenant: &str| format!("https://login.microsoftonline.com/{tenant}/v2.0");
+        let common = build(&url("common"), json!({})).expect("builds");
+        assert!(common.trusts_issuer(&issuer(TENANT_A)));
+        assert!(common.trusts_issuer(&issuer(TENANT_B)));
+        for bad in [
+            issuer("{tenantid}"),
+            issuer("common"),
+            issuer("contoso.onmicrosoft.com"),
+            format!("https://sts.windows.net/{TENANT_A}/"),
+            format!("https://evil.example/{TENANT_A}/v2.0"),
+            format!("https://login.microsoftonline.com/{TENANT_A}/v2.0/x"),
+        ] {
+            assert!(!common.trusts_issuer(&bad), "{bad}");
+        }
+        let allowed =
+            build(&url("organizations"), json!({"allowed_tenants": [TENANT_A.to_uppercase()]})).expect("builds");
+        assert!(allowed.trusts_issuer(&issuer(TENANT_A)));
+        assert!(!allowed.trusts_issuer(&issuer(TENANT_B)), "allowed_tenants narrows the template");
+        let one = build(&url(TENANT_A), json!({})).expect("builds");
+        assert!(one.trusts_issuer(&issuer(TENANT_A)) && !one.trusts_issuer(&issuer(TENANT_B)));
+        let domain = build(&url("contoso.onmicrosoft.com"), json!({})).expect("builds");
+        assert!(domain.trusts_issuer(&issuer(TENANT_B)), "a domain's tenant id is known only after discovery");
+        assert!(!domain.trusts_issuer(&issuer("contoso.onmicrosoft.com")));
     }
 
     #[test]

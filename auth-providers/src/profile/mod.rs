@@ -11,6 +11,19 @@
 //! - `allowed_email_domains = ["example.com"]`: only identities whose `email` is in one
 //!   of these domains (exactly; no subdomains) *and* whose `email_verified` is true (the
 //!   string `"true"` counts) may sign in.
+//! - `allowed_groups = ["admins", ...]`: only identities whose `groups` claim (a list of
+//!   strings) holds one of these may sign in. Names are compared exactly, except that
+//!   group ids written as GUIDs (Entra ID) match in any case. When the provider could not
+//!   list the groups (Microsoft's `"groups_overage": true`), the login is denied with that
+//!   reason: membership cannot be checked.
+//! - `bearer_audience = "api://my-api"` (or a list): accept `Authorization: Bearer` access
+//!   tokens (RFC 9068 JWTs) whose `aud` names one of these, signed by this provider
+//!   ([`bearer`](crate::oidc::bearer) checks them). Without it the provider accepts no
+//!   bearer token. The admission keys above (and `hosted_domains`) apply to logins only;
+//!   an access token is judged by the layer's policies (scopes, roles, groups), since
+//!   service clients' tokens carry no email or groups. Which issuers a bearer token may
+//!   name is the preset's issuer rule, told without discovery (see
+//!   [`Profile::trusts_token_issuer`]), so `allowed_tenants` applies to them too.
 //! - `logout_params = { client_id = "...", logout_uri = "..." }`: parameters added to the
 //!   end-session URL, replacing ones of the same name the provider sets (not `state` or
 //!   `id_token_hint`).
@@ -28,6 +41,7 @@ use google::Google;
 use keys::Keys;
 use microsoft::Microsoft;
 use serde_json::Value;
+use std::borrow::Cow;
 use url::Url;
 
 /// End-session parameters the provider always sets itself.
@@ -40,6 +54,10 @@ pub(crate) struct Profile {
     preset: Preset,
     /// `allowed_email_domains`, lower case.
     email_domains: Option<Vec<String>>,
+    /// `allowed_groups`, GUIDs in lower case.
+    groups: Option<Vec<String>>,
+    /// `bearer_audience`: bearer access tokens are verified only when set.
+    bearer_audiences: Option<Vec<String>>,
     logout_params: Vec<(String, String)>,
     end_session_endpoint: Option<Url>,
 }
@@ -81,6 +99,19 @@ impl Profile {
             keys::is_domain,
             "list email domains, such as allowed_email_domains = [\"example.com\"]",
         )?;
+        let groups = keys
+            .strings(
+                "allowed_groups",
+                "so nobody could sign in",
+                "list group names or ids, such as allowed_groups = [\"admins\"]",
+            )?
+            .map(|groups| groups.iter().map(|group| group_key(group).into_owned()).collect());
+        let bearer_audiences = keys.strings(
+            "bearer_audience",
+            "so no access token could be accepted",
+            "write the audience (aud) your API's access tokens carry, such as bearer_audience = \"api://my-api\", \
+             or remove the key to accept no bearer token",
+        )?;
         let logout_params = keys.table("logout_params", "write logout_params = { client_id = \"...\" }")?;
         if let Some((reserved, _)) = logout_params.iter().find(|(k, _)| RESERVED_LOGOUT_PARAMS.contains(&k.as_str())) {
             return Err(keys.error(
@@ -91,7 +122,15 @@ impl Profile {
         }
         let end_session_endpoint = keys.url("end_session_endpoint")?;
         keys.finish()?;
-        Ok(Self { kind: config.kind, preset, email_domains, logout_params, end_session_endpoint })
+        Ok(Self {
+            kind: config.kind,
+            preset,
+            email_domains,
+            groups,
+            bearer_audiences,
+            logout_params,
+            end_session_endpoint,
+        })
     }
 
     /// Which family this is.
@@ -142,6 +181,26 @@ impl Profile {
         }
     }
 
+    /// Whether a token naming `iss` may come from this provider, told without discovery
+    /// (the layer asks before any network call): the metadata URL's issuer (with or
+    /// without a trailing `/`); for Google also its spelling without `https://`; for
+    /// Microsoft an issuer whose tenant segment fits the metadata URL's tenant (for the
+    /// multi-tenant endpoints and tenant domains: any tenant id, i.e. a GUID, within
+    /// `allowed_tenants` when set). Verification then holds the token to the exact
+    /// [`token_issuer`](Self::token_issuer).
+    pub(crate) fn trusts_token_issuer(&self, iss: &str) -> bool {
+        match &self.preset {
+            Preset::Oidc { issuer } => discovery::issuer_matches(iss, issuer),
+            Preset::Google { issuer, .. } => Google::trusts_issuer(issuer, iss),
+            Preset::Microsoft(microsoft) => microsoft.trusts_issuer(iss),
+        }
+    }
+
+    /// The audiences of `bearer_audience`; `None` when bearer tokens are not accepted.
+    pub(crate) fn bearer_audiences(&self) -> Option<&[String]> {
+        self.bearer_audiences.as_deref()
+    }
+
     /// Authorization parameters of the preset (Google's `hd` hint).
     pub(crate) fn authorization_params(&self) -> Vec<(&'static str, String)> {
         match &self.preset {
@@ -174,8 +233,11 @@ impl Profile {
             Preset::Microsoft(microsoft) => microsoft.admit(claims)?,
             Preset::Oidc { .. } => {}
         }
-        match &self.email_domains {
-            Some(domains) => admit_email(domains, claims),
+        if let Some(domains) = &self.email_domains {
+            admit_email(domains, claims)?;
+        }
+        match &self.groups {
+            Some(groups) => admit_groups(groups, claims),
             None => Ok(()),
         }
     }
@@ -218,6 +280,40 @@ fn admit_email(domains: &[String], claims: &Claims) -> Result<(), ProviderError>
     Ok(())
 }
 
+/// `allowed_groups`: a `groups` claim holding one of `allowed` (see the module docs).
+fn admit_groups(allowed: &[String], claims: &Claims) -> Result<(), ProviderError> {
+    if claims.get("groups_overage") == Some(&Value::Bool(true)) {
+        return Err(ProviderError::Denied(
+            "the account is in too many groups for the ID token to list them (groups overage), so membership of \
+             allowed_groups cannot be checked; configure the app registration to emit group claims only for the \
+             groups assigned to the application"
+                .into(),
+        ));
+    }
+    let needed = || allowed.join(", ");
+    let Some(Value::Array(groups)) = claims.get("groups") else {
+        return Err(ProviderError::Denied(format!(
+            "the identity has no groups claim, and allowed_groups requires one of: {}; configure the provider to \
+             send a groups claim",
+            needed()
+        )));
+    };
+    let member = groups.iter().filter_map(Value::as_str).any(|group| allowed.iter().any(|a| *a == group_key(group)));
+    if member {
+        Ok(())
+    } else {
+        Err(ProviderError::Denied(format!(
+            "the identity is in none of the groups allowed_groups requires: {}",
+            needed()
+        )))
+    }
+}
+
+/// A group as compared: GUIDs (Entra ID group ids) in lower case, names as written.
+fn group_key(group: &str) -> Cow<'_, str> {
+    if keys::is_guid(group) { Cow::Owned(group.to_ascii_lowercase()) } else { Cow::Borrowed(group) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +354,86 @@ mod tests {
         assert!(denied(json!({"email_verified": true})));
         let open = profile(ProviderKind::Oidc, json!({})).expect("builds");
         assert!(open.admit(&claims(json!({}))).is_ok());
+    }
+
+    #[test]
+    fn groups_must_hold_an_allowed_one() {
+        let guid = "6A4B1B8C-0000-4000-8000-0000000000AB";
+        let p = profile(ProviderKind::Oidc, json!({"allowed_groups": ["admins", "ops", guid]})).expect("builds");
+        let denial = |c: Value| match p.admit(&claims(c)) {
+            Err(ProviderError::Denied(message)) => message,
+            other => panic!("expected a denial, got {other:?}"),
+        };
+        assert!(p.admit(&claims(json!({"groups": ["users", "ops"]}))).is_ok());
+        assert!(p.admit(&claims(json!({"groups": [guid.to_lowercase()]}))).is_ok(), "GUIDs match in any case");
+        let message = denial(json!({"groups": ["Admins", "users", 7]}));
+        assert_eq!(
+            message,
+            "the identity is in none of the groups allowed_groups requires: admins, ops, 6a4b1b8c-0000-4000-8000-0000000000ab"
+        );
+        assert!(denial(json!({})).starts_with("the identity has no groups claim"));
+        assert!(denial(json!({"groups": "admins"})).starts_with("the identity has no groups claim"), "not a list");
+        let message = denial(json!({"groups_overage": true, "_claim_names": {"groups": "src1"}}));
+        assert!(message.contains("too many groups") && message.contains("assigned to the application"), "{message}");
+        // Both policies apply.
+        let both = profile(
+            ProviderKind::Oidc,
+            json!({"allowed_groups": ["admins"], "allowed_email_domains": ["example.com"]}),
+        )
+        .expect("builds");
+        assert!(
+            both.admit(&claims(json!({"groups": ["admins"], "email": "a@example.com", "email_verified": true})))
+                .is_ok()
+        );
+        assert!(
+            both.admit(&claims(json!({"groups": ["admins"], "email": "a@evil.com", "email_verified": true}))).is_err()
+        );
+        assert!(both.admit(&claims(json!({"groups": [], "email": "a@example.com", "email_verified": true}))).is_err());
+    }
+
+    #[test]
+    fn group_and_audience_keys_are_checked() {
+        let error = |extra| profile(ProviderKind::Oidc, extra).err().unwrap_or_default();
+        assert!(error(json!({"allowed_groups": []})).starts_with("`auth.corp.allowed_groups` is empty, so nobody"));
+        assert!(
+            error(json!({"allowed_groups": [1]}))
+                .starts_with("`auth.corp.allowed_groups` holds 1, which is not a string")
+        );
+        assert!(
+            error(json!({"bearer_audience": []}))
+                .starts_with("`auth.corp.bearer_audience` is empty, so no access token")
+        );
+        assert!(
+            error(json!({"bearer_audience": 5})).starts_with("`auth.corp.bearer_audience` is not a list of strings")
+        );
+        assert!(
+            error(json!({"bearer_audience": ["api://x", ""]}))
+                .starts_with("`auth.corp.bearer_audience` holds an empty string")
+        );
+        assert!(error(json!({"bearer_audience": [true]})).starts_with("`auth.corp.bearer_audience` holds true"));
+        let p = profile(ProviderKind::Oidc, json!({"bearer_audience": "api://X"})).expect("builds");
+        assert_eq!(p.bearer_audiences(), Some(&["api://X".to_owned()][..]), "audiences keep their case");
+        let p = profile(ProviderKind::Oidc, json!({"bearer_audience": ["api://a", "https://api.example/"]}))
+            .expect("builds");
+        assert_eq!(p.bearer_audiences().map(<[String]>::len), Some(2));
+        assert_eq!(profile(ProviderKind::Oidc, json!({})).expect("builds").bearer_audiences(), None);
+        for kind in [ProviderKind::Google, ProviderKind::Microsoft] {
+            let mut config = config(kind, json!({"bearer_audience": "api://x", "allowed_groups": ["g"]}));
+            config.server_metadata_url =
+                "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration".into();
+            let url = Url::parse(&config.server_metadata_url).expect("url");
+            assert!(Profile::new(&config, &url).is_ok(), "{kind:?} takes both keys");
+        }
+    }
+
+    #[test]
+    fn trusted_token_issuers_need_no_discovery() {
+        let p = profile(ProviderKind::Oidc, json!({})).expect("builds");
+        assert!(p.trusts_token_issuer("https://idp.example"));
+        assert!(p.trusts_token_issuer("https://idp.example/"));
+        assert!(!p.trusts_token_issuer("https://idp.example/other"));
+        assert!(!p.trusts_token_issuer("https://evil.example"));
+        assert!(!p.trusts_token_issuer("idp.example"), "only Google tokens may drop the scheme");
     }
 
     #[test]
