@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 
 const USAGE: &str = "usage: cargo xtask <command>
   demo [--port N]                      mock IdP + axum-basic on http://127.0.0.1:N (default 3000), offline
-  run EXAMPLE [--config F] [--listen A] run an example from auth-examples (axum-basic, ...)
+  run EXAMPLE [--config F] [--listen A] run an example from auth-examples (axum-basic, hyper-basic, tonic-basic, ...)
   dev-idp [FLAGS]                      run the mock IdP alone (flags: see `cargo xtask dev-idp --help`)
   test                                 cargo fmt --check, clippy -D warnings, every test suite
   readme-app                           build the README's Install + Quick start as a crate of its own

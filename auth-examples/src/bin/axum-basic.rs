@@ -53,7 +53,7 @@ async fn main() {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let auth = AuthLayer::from_config(AuthConfig::from_file(&args.config)?)?;
-    let admin_group = std::env::var("ADMIN_GROUP").unwrap_or_else(|_| "admins".into());
+    let admin_group = auth_examples::admin_group()?;
     let guarded = Router::new()
         .route("/admin", get(admin))
         .route_layer(RequireLayer::new(Policy::group(admin_group)))

@@ -167,7 +167,7 @@ fn unmet_step_up(asked: &LoginOptions, identity: &Identity, now: u64, leeway: u6
     if let Some(max_age) = asked.max_age {
         let auth_time =
             identity.claims.get("auth_time").and_then(|t| t.as_u64().or_else(|| t.as_f64().map(|f| f as u64)));
-        if !auth_time.is_some_and(|at| at.saturating_add(max_age).saturating_add(leeway) >= now) {
+        if auth_time.is_none_or(|at| at.saturating_add(max_age).saturating_add(leeway) < now) {
             return Some(format!("a login at most {max_age} seconds old"));
         }
     }
