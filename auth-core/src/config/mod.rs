@@ -154,6 +154,7 @@ const TOP_KEYS: &[&str] = &[
     "cookie_budget_bytes",
     "keep_tokens",
     "session_store",
+    "policies",
 ];
 const PROVIDER_KEYS: &[&str] = &[
     "client_id",

@@ -5,7 +5,7 @@
 use super::types::{AuthConfig, ExposeTokens, KeepTokens, Secret, SessionStoreConfig};
 use super::validate::Check;
 use super::{DEFAULT_PROVIDER, PROVIDER_KEYS, PROVIDER_TABLES, SECRET_FIX, TOP_KEYS, did_you_mean};
-use crate::ConfigError;
+use crate::{ConfigError, Policy};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -165,6 +165,23 @@ impl Reader<'_> {
         }
     }
 
+    /// `[auth.policies]`: named [`Policy`]s, each written as serde reads it.
+    fn policies(&self, value: Option<&Value>) -> Result<BTreeMap<String, Policy>, ConfigError> {
+        const FIX: &str = "write a policy such as admin = { claim_contains = { claim = \"groups\", value = \"admins\" } } (see the README's \"Who may do what\")";
+        match value {
+            None => Ok(BTreeMap::new()),
+            Some(Value::Object(table)) => table
+                .iter()
+                .map(|(name, policy)| {
+                    serde_json::from_value::<Policy>(policy.clone())
+                        .map(|policy| (name.clone(), policy))
+                        .map_err(|e| self.err(&format!("auth.policies.{name}"), &format!("is not a policy ({e})"), FIX))
+                })
+                .collect(),
+            Some(_) => Err(self.err("auth.policies", "is not a table", FIX)),
+        }
+    }
+
     /// The whole config from the parsed document `root`, validated.
     pub(super) fn auth(&self, root: &Value) -> Result<AuthConfig, ConfigError> {
         let Some(Value::Object(auth)) = root.get("auth") else {
@@ -202,6 +219,7 @@ impl Reader<'_> {
             config.idle_timeout_secs = Some(self.secs(auth, "idle_timeout_secs", 0)?);
         }
         config.session_store = self.session_store(auth)?;
+        config.policies = self.policies(auth.get("policies"))?;
         config.session_lifetime_secs = self.secs(auth, "session_lifetime_secs", config.session_lifetime_secs)?;
         config.leeway_secs = self.secs(auth, "leeway_secs", config.leeway_secs)?;
         config.http_timeout_secs = self.secs(auth, "http_timeout_secs", config.http_timeout_secs)?.max(1);
@@ -211,7 +229,7 @@ impl Reader<'_> {
 
         let has_default = PROVIDER_KEYS.iter().any(|k| auth.contains_key(*k));
         let is_section =
-            |key: &str, value: &Value| value.is_object() && !PROVIDER_TABLES.contains(&key) && key != "extra";
+            |key: &str, value: &Value| value.is_object() && !PROVIDER_TABLES.contains(&key) && !matches!(key, "extra" | "policies");
         for (key, value) in auth {
             if !is_section(key, value) && !TOP_KEYS.contains(&key.as_str()) && !PROVIDER_KEYS.contains(&key.as_str()) {
                 // The default provider's `extra`, unless it is a near miss of a known key:

@@ -308,3 +308,25 @@ fn misspelt_keys_are_named_with_a_suggestion() {
         .is_ok()
     );
 }
+
+#[test]
+fn named_policies_are_read_from_the_config() {
+    let base = format!("[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\n");
+    let config = parse(&format!(
+        "{base}[auth.policies]\nadmin = {{ claim_contains = {{ claim = \"groups\", value = \"admins\" }} }}\n\
+         anyone = \"logged_in\"\nfresh = {{ all = [{{ max_age = 300 }}, {{ email_domain = [\"example.com\"] }}] }}\n"
+    ))
+    .expect("valid");
+    assert_eq!(config.providers.len(), 0, "policies is not a provider section");
+    assert_eq!(config.policy("admin").map(|p| p.describe()).as_deref(), Some("membership in group \"admins\""));
+    assert!(config.policy("anyone").is_some() && config.policy("fresh").is_some() && config.policy("nope").is_none());
+    let (key, message) = match parse(&format!("{base}[auth.policies]\nadmin = {{ group = \"admins\" }}\n")) {
+        Err(err @ ConfigError::Invalid { .. }) => {
+            let ConfigError::Invalid { ref key, .. } = err else { unreachable!() };
+            (key.clone(), err.to_string())
+        }
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert_eq!(key, "auth.policies.admin");
+    assert!(message.contains("claim_contains"), "{message}");
+}

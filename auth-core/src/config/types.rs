@@ -3,6 +3,7 @@
 //! runs it) checks it exactly as a file would be checked.
 
 use super::split_url;
+use crate::Policy;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -308,6 +309,9 @@ pub struct AuthConfig {
     pub keep_tokens: KeepTokens,
     /// Where sessions live (`session_store`, default the sealed cookie).
     pub session_store: SessionStoreConfig,
+    /// Named guards (`[auth.policies]`), for the app to look up with
+    /// [`policy`](Self::policy): `admin = { claim_contains = { claim = "groups", value = "admins" } }`.
+    pub policies: BTreeMap<String, Policy>,
     /// Where this config came from, for messages (the file, or `"auth config"`).
     pub origin: String,
 }
@@ -338,6 +342,7 @@ impl AuthConfig {
             cookie_budget_bytes: super::DEFAULT_COOKIE_BUDGET_BYTES,
             keep_tokens: KeepTokens::ALL,
             session_store: SessionStoreConfig::Cookie,
+            policies: BTreeMap::new(),
             origin: "auth config".into(),
         }
     }
@@ -347,6 +352,11 @@ impl AuthConfig {
     pub fn with_provider(mut self, provider: ProviderConfig) -> Self {
         self.providers.insert(provider.name.clone(), provider);
         self
+    }
+
+    /// The policy named `name` in `[auth.policies]`.
+    pub fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.get(name)
     }
 
     /// The path of `redirect_uri`: the callback route.
