@@ -228,8 +228,9 @@ impl Reader<'_> {
         config.cookie_budget_bytes = self.whole(auth, "cookie_budget_bytes", config.cookie_budget_bytes, "bytes")?;
 
         let has_default = PROVIDER_KEYS.iter().any(|k| auth.contains_key(*k));
-        let is_section =
-            |key: &str, value: &Value| value.is_object() && !PROVIDER_TABLES.contains(&key) && !matches!(key, "extra" | "policies");
+        let is_section = |key: &str, value: &Value| {
+            value.is_object() && !PROVIDER_TABLES.contains(&key) && !matches!(key, "extra" | "policies")
+        };
         for (key, value) in auth {
             if !is_section(key, value) && !TOP_KEYS.contains(&key.as_str()) && !PROVIDER_KEYS.contains(&key.as_str()) {
                 // The default provider's `extra`, unless it is a near miss of a known key:
