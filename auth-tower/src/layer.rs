@@ -273,7 +273,11 @@ impl AuthLayerBuilder {
         };
         let prefix = config.cookie_prefix();
         let session_cookie = format!("{prefix}{}", config.cookie_name);
-        let pending_cookie = format!("{prefix}{PENDING_COOKIE}");
+        // The pending login is always a host-only cookie on `/`, whatever the session cookie
+        // uses: on https it is `__Host-`, so a sibling subdomain cannot plant one (login CSRF).
+        let pending_attrs = CookieAttrs { path: "/".into(), secure: config.secure_cookies(), domain: None };
+        let pending_cookie =
+            format!("{}{PENDING_COOKIE}", if config.secure_cookies() { "__Host-" } else { "" });
         let providers_accept_bearer = providers.iter().any(|p| p.accepts_bearer_tokens());
         let shared = Shared {
             config,
@@ -287,6 +291,7 @@ impl AuthLayerBuilder {
             attrs,
             session_cookie,
             pending_cookie,
+            pending_attrs,
             bearer: providers_accept_bearer,
             bearer_cache: SessionCache::new(),
             flights: Default::default(),

@@ -52,8 +52,10 @@ pub(crate) struct Shared {
     pub(crate) attrs: CookieAttrs,
     /// The session cookie's full name (`cookie_name` with its `__Host-`/`__Secure-` prefix).
     pub(crate) session_cookie: String,
-    /// The pending-login cookie's full name.
+    /// The pending-login cookie's full name (`__Host-auth_pending` on https).
     pub(crate) pending_cookie: String,
+    /// The pending-login cookie's attributes: always `Path=/`, never a `Domain`.
+    pub(crate) pending_attrs: CookieAttrs,
     /// Whether a provider accepts bearer tokens: the bearer path runs only then.
     pub(crate) bearer: bool,
     /// Verified bearer tokens, by exact value, until their `exp`.

@@ -142,7 +142,7 @@ fn expired(shared: &Shared, start_again: &[Link<'_>]) -> Page {
 }
 
 fn clear_pending(shared: &Shared, headers: &mut HeaderMap) {
-    append_cookie(headers, shared.attrs.delete_cookie(&shared.pending_cookie));
+    append_cookie(headers, shared.pending_attrs.delete_cookie(&shared.pending_cookie));
 }
 
 /// A browser signing in again leaves its previous session behind: end it in the store

@@ -72,7 +72,7 @@ pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
     if response.status() == StatusCode::FOUND {
         append_cookie(
             response.headers_mut(),
-            shared.attrs.set_cookie(&shared.pending_cookie, &sealed, PENDING_TTL_SECS),
+            shared.pending_attrs.set_cookie(&shared.pending_cookie, &sealed, PENDING_TTL_SECS),
         );
         record_outcome("redirect");
     } else {

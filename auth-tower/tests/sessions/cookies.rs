@@ -41,9 +41,15 @@ async fn https_cookies_get_the_host_prefix_or_the_secure_one() {
     assert!(browser.jar.contains_key("__Host-auth_session") && !browser.jar.contains_key("auth_session"));
     assert!(browser.logged_in().await, "the prefixed cookie is the session cookie");
 
-    // With a Domain, __Host- does not apply: __Secure- does.
+    // With a Domain, __Host- does not apply to the session cookie: __Secure- does. The
+    // pending login stays __Host- (Path=/, no Domain), so a sibling subdomain cannot plant
+    // one (login CSRF).
     let app = Setup::new("cookie_domain = \".App.Test\"").origin("https://www.app.test").start(&idp).await;
     let mut browser = Browser::with_origin(&app, "https://www.app.test");
+    browser.get("/auth/login").await;
+    let pending = browser.set_cookie("__Host-auth_pending").unwrap().to_owned();
+    assert!(pending.contains("Path=/;") && !pending.contains("Domain"), "{pending}");
+    browser.jar.clear();
     browser.login().await;
     let session = browser.set_cookie("__Secure-auth_session").unwrap();
     assert!(session.contains("Domain=app.test") && session.contains("; Secure"), "{session}");
@@ -74,7 +80,7 @@ async fn cookie_path_must_hold_the_routes_and_is_used_when_it_does() {
         .await
         .unwrap();
     let pending = login.headers()["set-cookie"].to_str().unwrap();
-    assert!(pending.contains("Path=/app;"), "{pending}");
+    assert!(pending.starts_with("auth_pending=") && pending.contains("Path=/;"), "the pending login is on /: {pending}");
 }
 
 #[tokio::test]
