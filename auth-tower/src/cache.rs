@@ -21,7 +21,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
-/// How many sessions are kept; past it, the cache starts over (stays bounded, stays simple).
+/// How many sessions are kept; past it, each insert evicts one entry.
 const CAPACITY: usize = 4096;
 /// How many trailing bytes of a sealed value key the map.
 const KEY_LEN: usize = 32;
@@ -117,17 +117,19 @@ impl SessionCache {
         (equals(sealed, parts) && !session.is_expired_at(now)).then(|| Arc::clone(session))
     }
 
-    /// Remembers that `ticket` opened to `session`.
+    /// Remembers that `ticket` opened to `session`. A full cache evicts one entry, the
+    /// first in the map's order: the keys are random (tags, signatures), so that is a random
+    /// one, in constant time. Never the whole cache: a client replaying stale cookies (each
+    /// renewal mints a new value) cannot flush everyone else's sessions.
     pub(crate) fn insert(&self, ticket: &str, session: Arc<Session>) {
         let Ok(mut sessions) = self.sessions.write() else { return };
-        if sessions.len() >= CAPACITY {
-            let now = unix_now();
-            sessions.retain(|_, (_, s)| !s.is_expired_at(now));
-            if sessions.len() >= CAPACITY {
-                sessions.clear();
+        let key = key(&[(0, ticket.as_bytes())]);
+        if sessions.len() >= CAPACITY && !sessions.contains_key(&key) {
+            if let Some(victim) = sessions.keys().next().copied() {
+                sessions.remove(&victim);
             }
         }
-        sessions.insert(key(&[(0, ticket.as_bytes())]), (ticket.into(), session));
+        sessions.insert(key, (ticket.into(), session));
     }
 
     /// Forgets `ticket` (logout).
@@ -204,5 +206,23 @@ mod tests {
             cache.insert(&i.to_string(), session(60));
         }
         assert!(cache.sessions.read().map(|m| m.len()).unwrap_or(usize::MAX) <= CAPACITY);
+    }
+
+    /// A full cache evicts one entry per insert, never everything: a hundred new cookies
+    /// (a client replaying stale ones) leave every other session but a hundred in place.
+    #[test]
+    fn a_full_cache_evicts_one_entry_at_a_time() {
+        let cache = SessionCache::new();
+        let tickets: Vec<String> = (0..CAPACITY).map(|i| format!("{i:0>40}")).collect();
+        for ticket in &tickets {
+            cache.insert(ticket, session(60));
+        }
+        for i in 0..100 {
+            cache.insert(&format!("stale-{i:0>40}"), session(60));
+        }
+        let now = unix_now();
+        let kept = tickets.iter().filter(|t| cache.get(t, now).is_some()).count();
+        assert_eq!(cache.sessions.read().map(|m| m.len()).unwrap_or_default(), CAPACITY);
+        assert_eq!(kept, CAPACITY - 100, "exactly one evicted per new entry");
     }
 }
