@@ -15,7 +15,7 @@
 //! multiply-rotate hasher rather than SipHash (its bytes are random and only values that
 //! opened are inserted), and the caller passes the clock it already read.
 
-use auth_core::{Session, unix_now};
+use auth_core::Session;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -146,7 +146,7 @@ impl SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_core::{Identity, TokenSet};
+    use auth_core::{Identity, TokenSet, unix_now};
 
     fn session(lifetime: u64) -> Arc<Session> {
         Arc::new(Session::new(Identity::new("p", "alice", Default::default()), TokenSet::default(), lifetime))
