@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Where to send the browser to log in, and what to remember until it comes back.
-#[derive(Debug)]
+/// `Debug` shows the URL without its query (which holds `state` and `nonce`).
 #[non_exhaustive]
 pub struct Authorization {
     /// The provider's authorization URL with every parameter set.
@@ -16,8 +16,25 @@ pub struct Authorization {
     pub pending: PendingLogin,
 }
 
+impl fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.url.split(['?', '#']).next().unwrap_or_default();
+        f.debug_struct("Authorization")
+            .field("url", &format_args!("{url}?<redacted>"))
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
 impl Authorization {
     /// Send the browser to `url`; keep `pending` until it comes back.
+    ///
+    /// ```
+    /// use auth_core::{Authorization, PendingLogin};
+    /// let login = Authorization::new("https://idp.example/authorize?state=s3cr3t&nonce=n0nce", PendingLogin::new("s3cr3t"));
+    /// let debug = format!("{login:?}");
+    /// assert!(debug.contains("https://idp.example/authorize") && !debug.contains("s3cr3t") && !debug.contains("n0nce"));
+    /// ```
     pub fn new(url: impl Into<String>, pending: PendingLogin) -> Self {
         Self { url: url.into(), pending }
     }

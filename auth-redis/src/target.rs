@@ -105,23 +105,40 @@ fn invalid(url: &str, problem: &str) -> ConfigError {
     }
 }
 
-/// `url` with the password (or a lone user-info part) replaced by `***`, for `Debug`,
-/// logs and errors. Works on cluster URLs, which `url::Url` cannot parse.
+/// `url` with the password (or a lone user-info part) replaced by `***`, and the values
+/// of `pass`/`password` query parameters (`redis+unix:///run/redis.sock?pass=...`) too,
+/// for `Debug`, logs and errors. Works on cluster URLs, which `url::Url` cannot parse.
+///
+/// It errs on the side of hiding: the user info runs to the last `@` (passwords may hold
+/// `/`, `?` or `#` unencoded), and a user name is kept only when it is plain.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         // Not a URL; it could be anything, a bare password included.
         return "<not a URL>".into();
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let Some((userinfo, hosts)) = authority.rsplit_once('@') else {
-        return url.to_owned();
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, after)) => {
+            let user = userinfo.split_once(':').map(|(user, _)| user).filter(|user| {
+                user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            });
+            match user {
+                Some(user) => format!("{user}:***@{after}"),
+                None => format!("***@{after}"),
+            }
+        }
+        None => rest.to_owned(),
     };
-    let userinfo = match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{user}:***"),
-        None => "***".to_owned(),
-    };
-    format!("{scheme}://{userinfo}@{hosts}{tail}")
+    let Some((before, query)) = rest.split_once('?') else { return format!("{scheme}://{rest}") };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") => {
+                format!("{key}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{scheme}://{before}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -136,6 +153,18 @@ mod tests {
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
         assert_eq!(redact("redis+cluster://:p@ss@a:1,b:2"), "redis+cluster://:***@a:1,b:2");
         assert_eq!(redact("hunter2"), "<not a URL>");
+        // Passwords holding `#`, `?` or `/` unencoded, and passwords in the query.
+        for (url, shown) in [
+            ("redis://:hun#ter2@host:6379/0", "redis://:***@host:6379/0"),
+            ("redis://:hun?ter2@host", "redis://:***@host"),
+            ("redis://app:hun/ter2@host/1", "redis://app:***@host/1"),
+            ("redis://a/b:hunter2@host", "redis://***@host"),
+            ("redis+unix:///run/redis.sock?db=1&pass=hunter2", "redis+unix:///run/redis.sock?db=1&pass=***"),
+            ("unix:///tmp/r.sock?password=hunter2", "unix:///tmp/r.sock?password=***"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+            assert!(!redact(url).contains("hunter2") && !redact(url).contains("ter2"), "{url}");
+        }
     }
 
     #[test]

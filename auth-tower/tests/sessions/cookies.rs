@@ -125,47 +125,10 @@ async fn sessions_sealed_with_a_previous_secret_open_and_are_resealed() {
     assert!(browser.set_cookies.is_empty(), "a current cookie is not re-issued");
 }
 
-/// Captures this thread's log (a `#[tokio::test]` runs the app on the test's thread).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
-
-impl Logs {
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Self::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::WARN)
-            .finish();
-        (logs.clone(), tracing::subscriber::set_default(subscriber))
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).matches(needle).count()
-    }
-}
-
 #[tokio::test]
 async fn oversized_session_cookies_are_logged_once_a_minute() {
     const WARNING: &str = "the session cookies exceed cookie_budget_bytes";
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
     let idp = idp().await;
     let small = Setup::new("").start(&idp).await;
     Browser::new(&small).login().await;
