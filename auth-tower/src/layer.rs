@@ -168,18 +168,18 @@ impl AuthLayerBuilder {
     /// the callback or logout route lies outside `cookie_path`, or `session_store` names
     /// Redis without the `redis` feature.
     pub fn build(self) -> Result<AuthLayer, AuthError> {
-        let Self { config, mut providers, config_providers, store, prefix } = self;
+        let Self { config, providers, config_providers, store, prefix } = self;
         // A config read from a file was checked as it was read; one built or edited in code
         // meets the same rules here.
         config.validate()?;
-        if config_providers {
-            #[cfg(feature = "oidc")]
-            {
-                let mut configured = auth_providers::from_config_sections(&config)?;
-                configured.append(&mut providers);
-                providers = configured;
-            }
-        } else if let Some(unused) = config.providers.keys().find(|name| !providers.iter().any(|p| p.name() == *name)) {
+        // `with_config_providers` exists only with `oidc`: without it the flag stays false.
+        #[cfg(feature = "oidc")]
+        let providers = match config_providers {
+            true => auth_providers::from_config_sections(&config)?.into_iter().chain(providers).collect(),
+            false => providers,
+        };
+        let unused = config.providers.keys().find(|name| !providers.iter().any(|p| p.name() == *name));
+        if let Some(unused) = unused.filter(|_| !config_providers) {
             let section = if unused == DEFAULT_PROVIDER { "auth".to_owned() } else { format!("auth.{unused}") };
             return Err(AuthError::Config(ConfigError::Invalid {
                 origin: config.origin.clone(),
@@ -276,8 +276,7 @@ impl AuthLayerBuilder {
         // The pending login is always a host-only cookie on `/`, whatever the session cookie
         // uses: on https it is `__Host-`, so a sibling subdomain cannot plant one (login CSRF).
         let pending_attrs = CookieAttrs { path: "/".into(), secure: config.secure_cookies(), domain: None };
-        let pending_cookie =
-            format!("{}{PENDING_COOKIE}", if config.secure_cookies() { "__Host-" } else { "" });
+        let pending_cookie = format!("{}{PENDING_COOKIE}", if config.secure_cookies() { "__Host-" } else { "" });
         let providers_accept_bearer = providers.iter().any(|p| p.accepts_bearer_tokens());
         let shared = Shared {
             config,
