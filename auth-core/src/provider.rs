@@ -191,12 +191,26 @@ pub struct LogoutClaims {
     pub subject: Option<String>,
     /// The `sid` claim: the provider's session id, as in the ID token's `sid`.
     pub sid: Option<String>,
+    /// The token's `jti`, when it has one: the layer accepts each once, until
+    /// [`expires_at`](Self::expires_at), and remembers it only after the sessions ended
+    /// (so a provider retrying after a store failure is not taken for a replay).
+    pub jti: Option<String>,
+    /// Until when the token is accepted (its `exp` plus the clock leeway), Unix seconds.
+    pub expires_at: Option<u64>,
 }
 
 impl LogoutClaims {
     /// Claims naming `subject` and/or `sid`.
     pub fn new(subject: Option<String>, sid: Option<String>) -> Self {
-        Self { subject, sid }
+        Self { subject, sid, jti: None, expires_at: None }
+    }
+
+    /// With the token's `jti`, accepted until `expires_at` (Unix seconds).
+    #[must_use]
+    pub fn with_token_id(mut self, jti: impl Into<String>, expires_at: u64) -> Self {
+        self.jti = Some(jti.into());
+        self.expires_at = Some(expires_at);
+        self
     }
 }
 

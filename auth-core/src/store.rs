@@ -15,13 +15,15 @@ use std::time::Duration;
 pub type Ticket = String;
 
 /// Which sessions a back-channel logout ends: those of `provider` matching `sid` when
-/// given, else every session of `subject`.
+/// given, else every session of `subject` (the ID token's `sub`, see
+/// [`Revocation::subject_of`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Revocation {
     /// The provider whose logout token asked for it.
     pub provider: String,
-    /// The subject (`Identity::subject`), when the logout token named one.
+    /// The logout token's `sub`, when it named one: compared with each session's
+    /// [`Revocation::subject_of`], not with [`Identity::subject`](crate::Identity::subject).
     pub subject: Option<String>,
     /// The provider's session id (the ID token's `sid` claim), when named.
     pub sid: Option<String>,
@@ -33,7 +35,8 @@ impl Revocation {
         Self { provider: provider.into(), subject: claims.subject, sid: claims.sid }
     }
 
-    /// Every session of `subject` at `provider`.
+    /// Every session at `provider` whose ID token's `sub` is `subject` (see
+    /// [`Revocation::subject_of`]).
     pub fn subject(provider: impl Into<String>, subject: impl Into<String>) -> Self {
         Self { provider: provider.into(), subject: Some(subject.into()), sid: None }
     }
@@ -43,7 +46,20 @@ impl Revocation {
         Self { provider: provider.into(), subject: None, sid: Some(sid.into()) }
     }
 
-    /// Whether `session` is one of those to end.
+    /// What a logout token's `sub` names `identity` by: its ID token's `sub` claim when it
+    /// has one, else [`Identity::subject`](crate::Identity::subject). The two differ where a
+    /// preset builds the subject from other claims (Microsoft: `tid:oid`), while the
+    /// provider's logout token carries the ID token's `sub`. A store that indexes sessions
+    /// by subject for [`SessionRevocation`] indexes them by this.
+    pub fn subject_of(identity: &crate::Identity) -> &str {
+        match identity.claims.get("sub").and_then(|v| v.as_str()) {
+            Some(sub) if !sub.is_empty() => sub,
+            _ => &identity.subject,
+        }
+    }
+
+    /// Whether `session` is one of those to end: by the ID token's `sid` claim when the
+    /// logout token named a session, else by [`Revocation::subject_of`].
     pub fn matches(&self, session: &Session) -> bool {
         let identity = &session.identity;
         if identity.provider != self.provider {
@@ -51,7 +67,7 @@ impl Revocation {
         }
         match (&self.sid, &self.subject) {
             (Some(sid), _) => identity.claims.get("sid").and_then(|v| v.as_str()) == Some(sid.as_str()),
-            (None, Some(subject)) => identity.subject == *subject,
+            (None, Some(subject)) => Self::subject_of(identity) == subject,
             (None, None) => false,
         }
     }
@@ -407,5 +423,24 @@ mod tests {
         assert!(store.try_lock("k", Duration::from_millis(1)).await.expect("lock"));
         std::thread::sleep(Duration::from_millis(5));
         assert!(store.try_lock("k", Duration::from_secs(5)).await.expect("lock"), "an expired lock is free");
+    }
+
+    #[test]
+    fn a_subject_revocation_matches_the_id_token_sub_not_the_preset_subject() {
+        // Microsoft: the session's subject is `tid:oid`, the logout token's `sub` the ID token's.
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), "abc".into());
+        claims.insert("tid".into(), "tid".into());
+        claims.insert("oid".into(), "oid".into());
+        let microsoft = Session::new(Identity::new("microsoft", "tid:oid", claims), TokenSet::default(), 60);
+        assert_eq!(Revocation::subject_of(&microsoft.identity), "abc");
+        assert!(Revocation::subject("microsoft", "abc").matches(&microsoft));
+        assert!(!Revocation::subject("microsoft", "tid:oid").matches(&microsoft), "not by the preset's subject");
+        assert!(!Revocation::subject("google", "abc").matches(&microsoft), "another provider's");
+
+        // Without a `sub` claim (a custom provider's identity), the subject stands in.
+        let bare = session(60);
+        assert_eq!(Revocation::subject_of(&bare.identity), "alice");
+        assert!(Revocation::subject("p", "alice").matches(&bare));
     }
 }

@@ -49,8 +49,9 @@
 //! - **Microsoft** (Entra ID v2.0): `tenant` (`common` by default, `organizations`,
 //!   `consumers`, a tenant id or domain); on the multi-tenant endpoints each token's `iss`
 //!   must be discovery's `{tenantid}` template filled with the token's own `tid`;
-//!   `allowed_tenants = ["GUID"]`; the subject is `TID:OID`; `email` falls back to
-//!   `preferred_username`; a groups overage shows as `"groups_overage": true`.
+//!   `allowed_tenants = ["GUID"]`; the subject is `TID:OID`; `preferred_username` becomes
+//!   a verified `email` only when the optional claim `xms_edov` says Microsoft verified its
+//!   domain; a groups overage shows as `"groups_overage": true`.
 //! - **Every kind**: `allowed_email_domains = ["example.com"]` (requires `email_verified`),
 //!   `allowed_groups = ["admins"]` (the `groups` claim must hold one of them; a Microsoft
 //!   groups overage is denied with that reason), `logout_params = { ... }` for the

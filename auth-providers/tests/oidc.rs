@@ -372,6 +372,108 @@ async fn a_failing_idp_is_unavailable_and_asked_once_per_second() {
     login(&provider).await.expect("works once the IdP recovers");
 }
 
+/// Waits (up to 5 s) until `idp` has served at least `discovery` discovery and `jwks` key
+/// set requests, then a little longer, for the background refetch to store its answer;
+/// returns the hits then.
+async fn hits_reach(idp: &MockIdp, discovery: usize, jwks: usize) -> auth_testkit::Hits {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (idp.hits().discovery < discovery || idp.hits().jwks < jwks) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    idp.hits()
+}
+
+/// A provider of `idp` whose discovery and keys grow old after `ttl_secs`, accepting
+/// bearer tokens for `api://test` (so keys can be used without a login).
+fn aging_provider(idp: &MockIdp, ttl_secs: u64) -> OidcProvider {
+    let config = config(idp).with_extra("bearer_audience", serde_json::json!("api://test"));
+    OidcProvider::new(&config, &settings().with_metadata_ttl_secs(ttl_secs)).expect("provider")
+}
+
+#[tokio::test]
+async fn discovery_and_keys_are_refetched_once_after_their_ttl() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = Arc::new(aging_provider(&idp, 2));
+    login(&provider).await.expect("first login");
+    login(&provider).await.expect("second login");
+    assert_eq!((idp.hits().discovery, idp.hits().jwks), (1, 1), "fresh copies are used as they are");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut storm = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let provider = Arc::clone(&provider);
+        storm.spawn(async move { provider.authorize(REDIRECT_URI).await });
+    }
+    while let Some(result) = storm.join_next().await {
+        result.expect("task").expect("the old copy answers at once");
+    }
+    let hits = hits_reach(&idp, 2, 1).await;
+    assert_eq!(hits.discovery, 2, "ten requests past the TTL cost exactly one refetch");
+
+    login(&provider).await.expect("a login with old keys");
+    hits_reach(&idp, 2, 2).await;
+    login(&provider).await.expect("a login with the refetched keys");
+    let hits = idp.hits();
+    assert_eq!((hits.discovery, hits.jwks), (2, 2), "one key refetch too, and nothing fetched while fresh");
+}
+
+#[tokio::test]
+async fn keys_the_idp_withdrew_stop_working_after_the_ttl() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = aging_provider(&idp, 1);
+    let old = idp.access_token_for("alice", "api://test", "read");
+    provider.verify_access_token(&old).await.expect("signed with the published key");
+
+    // The IdP withdraws the key (its JWKS now serves only the next one).
+    idp.rotate_keys();
+    let new = idp.access_token_for("alice", "api://test", "read");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    provider.verify_access_token(&old).await.expect("past the TTL, the old copy answers while it is refetched");
+    hits_reach(&idp, 2, 2).await;
+    let message = match provider.verify_access_token(&old).await {
+        Err(ProviderError::Rejected(message)) => message,
+        other => panic!("a withdrawn key must not verify after the refetch, got {other:?}"),
+    };
+    assert!(message.contains("does not publish"), "{message}");
+    provider.verify_access_token(&new).await.expect("the new key verifies");
+}
+
+#[tokio::test]
+async fn an_idp_down_after_the_ttl_leaves_the_old_copies_in_use() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = aging_provider(&idp, 1);
+    let token = idp.access_token_for("alice", "api://test", "read");
+    provider.verify_access_token(&token).await.expect("verified");
+    assert_eq!((idp.hits().discovery, idp.hits().jwks), (1, 1));
+
+    idp.set_fault(Fault::Unavailable);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..5 {
+        provider.verify_access_token(&token).await.expect("the old copies still verify");
+    }
+    hits_reach(&idp, 2, 2).await;
+    for _ in 0..5 {
+        provider.verify_access_token(&token).await.expect("also after the refetch failed");
+    }
+    let hits = idp.hits();
+    assert_eq!((hits.discovery, hits.jwks), (2, 2), "one attempt each, not one per request: {hits:?}");
+
+    // Retried later: after the failure memory, the next request tries again.
+    tokio::time::sleep(AFTER_RETRY_PAUSE).await;
+    provider.verify_access_token(&token).await.expect("still the old copies");
+    let hits = hits_reach(&idp, 3, 3).await;
+    assert_eq!((hits.discovery, hits.jwks), (3, 3));
+
+    // Once the IdP is back, a refetch succeeds and the copies are fresh again.
+    idp.clear_faults();
+    tokio::time::sleep(AFTER_RETRY_PAUSE).await;
+    provider.verify_access_token(&token).await.expect("verified");
+    hits_reach(&idp, 4, 4).await;
+    provider.verify_access_token(&token).await.expect("verified");
+    assert_eq!((idp.hits().discovery, idp.hits().jwks), (4, 4), "renewed, then fresh");
+}
+
 #[tokio::test]
 async fn a_token_endpoint_outage_is_unavailable() {
     let idp = start(MockIdp::builder()).await;
@@ -441,6 +543,121 @@ async fn a_refresh_about_another_subject_is_rejected() {
     idp.set_fault(Fault::IdTokenClaims(serde_json::json!({"sub": "mallory"})));
     let message = rejection(provider.refresh(&session).await);
     assert!(message.contains("another subject"), "{message}");
+}
+
+/// Logs in and returns the session, as the layer keeps it.
+async fn logged_in(provider: &OidcProvider) -> Session {
+    let result = login(provider).await.expect("login");
+    Session::new(result.identity, result.tokens, 3600)
+}
+
+#[tokio::test]
+async fn refresh_errors_other_than_invalid_grant_keep_the_session() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    let session = logged_in(&provider).await;
+    for error in ["invalid_client", "unauthorized_client", "invalid_request", "invalid_scope", "server_error"] {
+        idp.set_fault(Fault::TokenError(error.into()));
+        let message = unavailable(provider.refresh(&session).await);
+        assert!(
+            message.contains("the token request") && message.contains("400") && message.contains(error),
+            "{message}"
+        );
+        assert!(message.contains("to the refresh"), "{message}");
+    }
+    idp.set_fault(Fault::Unavailable);
+    assert!(unavailable(provider.refresh(&session).await).contains("503"));
+    idp.clear_faults();
+    provider.refresh(&session).await.expect("the refresh token survived the provider's trouble");
+}
+
+#[tokio::test]
+async fn invalid_grant_on_refresh_ends_the_session_and_login_stays_strict() {
+    let idp = start(MockIdp::builder()).await;
+    let provider = provider(&idp);
+    let session = logged_in(&provider).await;
+    idp.set_fault(Fault::TokenError("invalid_grant".into()));
+    let message = rejection(provider.refresh(&session).await);
+    assert!(message.contains("the refresh token was refused (invalid_grant)"), "{message}");
+
+    // At login, every refusal of the code fails the login.
+    for error in ["invalid_client", "unauthorized_client", "invalid_grant"] {
+        idp.set_fault(Fault::TokenError(error.into()));
+        assert!(rejection(login(&provider).await).contains(error));
+    }
+}
+
+/// A token endpoint that answers every request with `status`, `content_type` and `body`.
+async fn fixed_token_endpoint(status: &'static str, content_type: &'static str, body: &'static str) -> Url {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = Url::parse(&format!("http://{}/token", listener.local_addr().expect("addr"))).expect("url");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            // Read the request (headers, then the form body) before answering.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+                request.extend_from_slice(&chunk[..n]);
+                if is_complete(&request) {
+                    break;
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nLocation: http://127.0.0.1/login\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    url
+}
+
+/// Whether `request` holds the whole HTTP request: its headers and `Content-Length` bytes.
+fn is_complete(request: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(request);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+    let length = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    body.len() >= length
+}
+
+#[tokio::test]
+async fn redirects_and_waf_pages_on_refresh_keep_the_session() {
+    let idp = start(MockIdp::builder()).await;
+    let session = logged_in(&provider(&idp)).await;
+    let cases = [
+        ("302 Found", "text/html", "<a href=/login>login</a>", Some("302")),
+        ("302 Found", "application/json", r#"{"error":"invalid_grant"}"#, Some("302")),
+        ("401 Unauthorized", "application/json", r#"{"error":"invalid_client","error_description":"bad"}"#, None),
+        ("403 Forbidden", "text/html", "<h1>Request blocked</h1>", Some("403")),
+        ("400 Bad Request", "text/html", "<h1>Bad request</h1>", Some("400")),
+        ("404 Not Found", "text/plain", "not found", Some("404")),
+    ];
+    for (status, content_type, body, shown) in cases {
+        let endpoint = fixed_token_endpoint(status, content_type, body).await;
+        idp.set_fault(Fault::DiscoveryExtra(serde_json::json!({"token_endpoint": endpoint.as_str()})));
+        // A fresh provider reads the discovery document that names the fixed endpoint.
+        let message = unavailable(provider(&idp).refresh(&session).await);
+        assert!(message.contains(shown.unwrap_or("invalid_client")), "{status}: {message}");
+    }
+    let endpoint = fixed_token_endpoint("400 Bad Request", "application/json", r#"{"error":"invalid_grant"}"#).await;
+    idp.set_fault(Fault::DiscoveryExtra(serde_json::json!({"token_endpoint": endpoint.as_str()})));
+    assert!(rejection(provider(&idp).refresh(&session).await).contains("invalid_grant"), "only this ends it");
+}
+
+#[tokio::test]
+async fn a_discovery_document_refused_at_refresh_keeps_the_session() {
+    let idp = start(MockIdp::builder()).await;
+    let session = logged_in(&provider(&idp)).await;
+    idp.set_fault(Fault::DiscoveryIssuerMismatch);
+    let message = unavailable(provider(&idp).refresh(&session).await);
+    assert!(message.contains("issuer"), "{message}");
 }
 
 #[tokio::test]

@@ -167,7 +167,9 @@ async fn microsoft_multi_tenant_token_is_accepted() {
     assert_eq!(identity.subject, format!("{TENANT_A}:oid-ada"), "tid:oid, not sub");
     assert_eq!(identity.claims["sub"], "ada-sub");
     assert_eq!(identity.claims["iss"], tenant_issuer(&idp, TENANT_A));
-    assert_eq!(identity.claims["email"], "ada@contoso.example", "email from preferred_username");
+    assert_eq!(identity.claims["preferred_username"], "ada@contoso.example");
+    assert!(!identity.claims.contains_key("email"), "an unverified preferred_username is not an email");
+    assert!(!identity.claims.contains_key("email_verified"));
     assert!(!identity.claims.contains_key("groups_overage"));
 
     idp.login_as(Some("bob-sub"));
@@ -308,6 +310,47 @@ async fn only_members_of_an_allowed_group_sign_in() {
     }
     let open = build(&idp, ProviderKind::Oidc, json!({}));
     login(&open).await.expect("without allowed_groups, anyone signs in");
+}
+
+#[tokio::test]
+async fn microsoft_email_domains_need_a_domain_microsoft_verified() {
+    let member = |sub: &str, oid: &str, username: &str| {
+        MockUser::new(sub)
+            .claim("tid", json!(TENANT_A))
+            .claim("oid", json!(oid))
+            .claim("preferred_username", json!(username))
+    };
+    let idp = MockIdp::builder()
+        .path("/common/v2.0")
+        .issuer_template("/{tenantid}/v2.0", "tid")
+        // A sign-in name in the allowed domain, which nothing verifies.
+        .user(member("plain", "oid-1", "ada@example.com"))
+        .user(member("false", "oid-2", "ada@example.com").claim("xms_edov", json!(false)))
+        // Microsoft's own email claim, unverified as always.
+        .user(member("mail", "oid-3", "ada@example.com").email("ada@example.com").claim("email_verified", json!(null)))
+        // The domain owner is verified: the sign-in name becomes a verified email.
+        .user(member("edov", "oid-4", "ada@example.com").claim("xms_edov", json!(true)))
+        .user(member("edov-string", "oid-5", "ada@example.com").claim("xms_edov", json!("1")))
+        .user(member("elsewhere", "oid-6", "eve@evil.example").claim("xms_edov", json!(true)))
+        .login_as(Some("plain"))
+        .start()
+        .await
+        .expect("mock idp");
+    let microsoft = build(&idp, ProviderKind::Microsoft, json!({"allowed_email_domains": ["example.com"]}));
+    for (user, reason) in [("plain", "has no email"), ("false", "has no email"), ("mail", "not verified")] {
+        idp.login_as(Some(user));
+        let message = denial(login(&microsoft).await);
+        assert!(message.contains(reason) && message.contains("xms_edov"), "{user}: {message}");
+    }
+    for user in ["edov", "edov-string"] {
+        idp.login_as(Some(user));
+        let result = login(&microsoft).await.expect("a verified domain's address signs in");
+        assert_eq!(result.identity.claims["email"], "ada@example.com", "{user}");
+        assert_eq!(result.identity.claims["email_verified"], true, "{user}");
+    }
+    idp.login_as(Some("elsewhere"));
+    let message = denial(login(&microsoft).await);
+    assert!(message.contains("\"evil.example\" is not in allowed_email_domains"), "{message}");
 }
 
 #[tokio::test]

@@ -117,10 +117,12 @@ impl RedisStore {
         self.conn.query::<()>(cmd("EVAL").arg(INDEX).arg(1).arg(key).arg(ticket).arg(ttl_ms)).await
     }
 
-    /// Indexes `ticket` under the session's provider `sid` (when it has one) and subject.
+    /// Indexes `ticket` under the session's provider `sid` (when it has one) and the subject
+    /// a logout token names it by ([`Revocation::subject_of`]: the ID token's `sub`, which
+    /// for Microsoft is not [`Identity::subject`](auth_core::Identity::subject)).
     async fn index_session(&self, ticket: &str, session: &Session, ttl_ms: u64) -> Result<(), StoreError> {
         let identity = &session.identity;
-        let by_sub = self.index(self.keys.sub(&identity.provider, &identity.subject), ticket, ttl_ms);
+        let by_sub = self.index(self.keys.sub(&identity.provider, Revocation::subject_of(identity)), ticket, ttl_ms);
         match sid_of(session) {
             Some(sid) => {
                 let by_sid = self.index(self.keys.sid(&identity.provider, sid), ticket, ttl_ms);
@@ -197,7 +199,8 @@ impl SessionStore for RedisStore {
 
 #[async_trait]
 impl SessionRevocation for RedisStore {
-    /// Reads the index `sid:{provider}:{sid}` (or `sub:{provider}:{subject}`), checks
+    /// Reads the index `sid:{provider}:{sid}` (or `sub:{provider}:{sub}`, by the ID token's
+    /// `sub` as [`Revocation::subject_of`] tells), checks
     /// each session it points to with [`Revocation::matches`], deletes those, and drops
     /// their index entries. One key per command: cluster-safe. A session whose `save` is
     /// between its two writes (index, then session) when the revocation reads the index

@@ -118,9 +118,10 @@ pub(crate) fn redact(url: &str) -> String {
     };
     let rest = match rest.rsplit_once('@') {
         Some((userinfo, after)) => {
-            let user = userinfo.split_once(':').map(|(user, _)| user).filter(|user| {
-                user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-            });
+            let user = userinfo
+                .split_once(':')
+                .map(|(user, _)| user)
+                .filter(|user| user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)));
             match user {
                 Some(user) => format!("{user}:***@{after}"),
                 None => format!("***@{after}"),

@@ -163,6 +163,24 @@ async fn revoke_by_sid_and_by_subject_for_the_matching_provider_only() {
 }
 
 #[tokio::test]
+async fn a_subject_logout_finds_sessions_by_the_id_token_sub() {
+    let redis = server();
+    let store = store(&redis);
+    // Microsoft: the session's subject is `tid:oid`; the logout token's `sub` is the ID token's.
+    let mut microsoft = session("microsoft", "tid:oid", None, 60);
+    microsoft.identity.claims.insert("sub".into(), "abc".into());
+    let ticket = store.save(&microsoft).await.expect("save");
+    assert_eq!(redis.command(&format!("SISMEMBER auth:sub:microsoft:abc {ticket}")).expect("SISMEMBER"), "1");
+    assert_eq!(redis.command("EXISTS auth:sub:microsoft:tid%3Aoid").expect("EXISTS"), "0", "not by Identity::subject");
+
+    let by_preset_subject = Revocation::of("microsoft", LogoutClaims::new(Some("tid:oid".into()), None));
+    assert_eq!(store.revoke(&by_preset_subject).await.expect("revoke"), 0);
+    let by_sub = Revocation::of("microsoft", LogoutClaims::new(Some("abc".into()), None));
+    assert_eq!(store.revoke(&by_sub).await.expect("revoke"), 1, "the logout token's sub finds the session");
+    assert_eq!(store.load(&ticket).await.expect("load"), None);
+}
+
+#[tokio::test]
 async fn locks_are_exclusive_expire_and_are_released_only_by_their_holder() {
     let redis = server();
     let one = store(&redis);

@@ -11,7 +11,15 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// The largest value put in one cookie; leaves room for name and attributes in 4096 bytes.
+/// A longer value of the layer's cookies in a request was not written by the layer: it
+/// is not read (nor joined, nor opened), only cleared.
 pub(crate) const CHUNK_SIZE: usize = 3800;
+
+/// The most chunks a value is read from: `NAME.0` to `NAME.15`, up to 60 800 bytes (far
+/// past the 8 KB request headers most proxies accept). Other indices are not the layer's
+/// cookies, so a request names at most 17 of them (the whole cookie and 16 chunks), and
+/// clearing them never takes more `Set-Cookie` lines than that, whatever it carries.
+pub(crate) const MAX_CHUNKS: usize = 16;
 
 /// The value of cookie `name`, joined from its chunks when it was split.
 /// `None` when absent or when a chunk is missing. One pass over the headers as bytes
@@ -20,7 +28,8 @@ pub(crate) fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str
     scan_inner(headers, name, &[], false).value()
 }
 
-/// The names of cookie `name` and its chunks present in the request.
+/// The names of cookie `name` and its chunks present in the request, each once: at most
+/// `1 + MAX_CHUNKS`, however many the request repeats.
 pub(crate) fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
     let mut names = Vec::new();
     for value in headers.get_all(COOKIE).iter() {
@@ -29,7 +38,11 @@ pub(crate) fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h s
             let n = trim(&pair[..eq]);
             if n == name.as_bytes() || chunk_index_bytes(n, name.as_bytes()).is_some() {
                 // Our name, or it followed by `.` and digits: text.
-                names.extend(std::str::from_utf8(n).ok());
+                if let Ok(n) = std::str::from_utf8(n)
+                    && !names.contains(&n)
+                {
+                    names.push(n);
+                }
             }
         }
     }
@@ -48,10 +61,14 @@ pub(crate) fn present_names<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h s
 pub(crate) struct CookieScan<'h> {
     /// The last `NAME=value`, as [`read`] takes it (not yet validated as text).
     whole: Option<&'h [u8]>,
-    /// `NAME.i=value` chunks, in order of appearance (not yet validated as text).
+    /// `NAME.i=value` chunks, in order of appearance (not yet validated as text); at most
+    /// [`MAX_CHUNKS`].
     chunks: Vec<(usize, &'h [u8])>,
     /// Whether any `NAME` or `NAME.i` pair was seen (whatever its value).
     named: bool,
+    /// Whether a value past [`CHUNK_SIZE`] or more than [`MAX_CHUNKS`] chunks were seen:
+    /// nothing the layer wrote, so the cookie is not read.
+    unreadable: bool,
     /// Whether the request has a `Cookie` header at all.
     any: bool,
     /// The `Cookie` headers without the caller's own cookies, when any was removed.
@@ -69,8 +86,12 @@ enum Stripped {
 
 impl<'h> CookieScan<'h> {
     /// The value of the cookie, joined from its chunks when it was split: as [`read`].
-    /// `None` when absent, when a chunk is missing, or when it is not text.
+    /// `None` when absent, when a chunk is missing, when it is not text, or when a value is
+    /// longer than the layer writes ([`CHUNK_SIZE`]) or chunks repeat.
     pub(crate) fn value(&self) -> Option<Cow<'h, str>> {
+        if self.unreadable {
+            return None;
+        }
         if let Some(v) = self.whole {
             return std::str::from_utf8(v).ok().map(Cow::Borrowed);
         }
@@ -80,8 +101,12 @@ impl<'h> CookieScan<'h> {
     /// The parts of the value as bytes, in order, without joining them or validating them
     /// as text: one part for a whole cookie, the chunks for a split one. `None` when the
     /// cookie is absent. Bytes equal to a known valid value are valid; anything else goes
-    /// through [`value`](Self::value).
+    /// through [`value`](Self::value). `None` when the cookie is absent or, as for
+    /// [`value`](Self::value), longer than the layer writes.
     pub(crate) fn parts(&self) -> Option<Parts<'_, 'h>> {
+        if self.unreadable {
+            return None;
+        }
         if let Some(v) = self.whole {
             return Some(Parts::Whole(v));
         }
@@ -123,6 +148,7 @@ impl fmt::Debug for CookieScan<'_> {
             .field("whole", &self.whole.map(|v| v.len()))
             .field("chunks", &self.chunks.len())
             .field("named", &self.named)
+            .field("unreadable", &self.unreadable)
             .field("any", &self.any)
             .field("stripped", &self.stripped)
             .finish()
@@ -194,19 +220,16 @@ impl fmt::Debug for Parts<'_, '_> {
 }
 
 /// Joins `chunks` in index order; `None` when there are none, one is missing, or the
-/// result is not text.
+/// result is not text. Nothing is allocated before the indices are checked.
 fn join(mut chunks: Vec<(usize, &[u8])>) -> Option<Cow<'_, str>> {
     if chunks.is_empty() {
         return None;
     }
     chunks.sort_unstable_by_key(|(i, _)| *i);
-    let mut joined = Vec::with_capacity(chunks.iter().map(|(_, v)| v.len()).sum());
-    for (expected, (index, value)) in chunks.iter().enumerate() {
-        if *index != expected {
-            return None;
-        }
-        joined.extend_from_slice(value);
+    if chunks.iter().enumerate().any(|(expected, (index, _))| *index != expected) {
+        return None;
     }
+    let joined = chunks.iter().flat_map(|(_, value)| value.iter().copied()).collect();
     String::from_utf8(joined).ok().map(Cow::Owned)
 }
 
@@ -231,10 +254,17 @@ fn trim(mut bytes: &[u8]) -> &[u8] {
     bytes
 }
 
-/// `Some(i)` when `candidate` is `name.i` (`i` as `usize` parses it).
+/// `Some(i)` when `candidate` is `name.i`, `i` written as [`split`] writes it (decimal, no
+/// sign, no leading zero) and below [`MAX_CHUNKS`]: so at most `MAX_CHUNKS` names are chunks
+/// (`name.01` or `name.+1` would make endless names for one index).
 fn chunk_index_bytes(candidate: &[u8], name: &[u8]) -> Option<usize> {
-    let rest = candidate.strip_prefix(name)?.strip_prefix(b".")?;
-    std::str::from_utf8(rest).ok()?.parse().ok()
+    const _: () = assert!(MAX_CHUNKS <= 100, "chunk indices have at most two digits");
+    let index = match candidate.strip_prefix(name)?.strip_prefix(b".")? {
+        [digit @ b'0'..=b'9'] => usize::from(digit - b'0'),
+        [tens @ b'1'..=b'9', ones @ b'0'..=b'9'] => usize::from(tens - b'0') * 10 + usize::from(ones - b'0'),
+        _ => return None,
+    };
+    (index < MAX_CHUNKS).then_some(index)
 }
 
 /// What one pair of a header is, for [`scan`].
@@ -259,8 +289,14 @@ pub(crate) fn scan<'h>(headers: &'h HeaderMap, name: &str, also: &[&str]) -> Coo
 }
 
 fn scan_inner<'h>(headers: &'h HeaderMap, name: &str, also: &[&str], strip: bool) -> CookieScan<'h> {
-    let mut out =
-        CookieScan { whole: None, chunks: Vec::new(), named: false, any: false, stripped: Stripped::Untouched };
+    let mut out = CookieScan {
+        whole: None,
+        chunks: Vec::new(),
+        named: false,
+        unreadable: false,
+        any: false,
+        stripped: Stripped::Untouched,
+    };
     let mut values = headers.get_all(COOKIE).iter();
     let Some(first) = values.next() else { return out };
     out.any = true;
@@ -340,17 +376,27 @@ fn scan_value<'h>(
     Some(if kept.is_empty() { None } else { HeaderValue::from_bytes(&kept).ok() })
 }
 
-/// Notes `pair` in `out`; returns whether it is one of the caller's own cookies.
+/// Notes `pair` in `out`; returns whether it is one of the caller's own cookies. A value
+/// longer than the layer writes, or a chunk past [`MAX_CHUNKS`] (one repeats), is not kept:
+/// it makes the cookie unreadable.
 fn record<'h>(pair: Pair<'h>, out: &mut CookieScan<'h>) -> bool {
     match pair {
         Pair::Whole(value) => {
             out.named = true;
-            out.whole = Some(value);
+            if value.len() > CHUNK_SIZE {
+                out.unreadable = true;
+            } else {
+                out.whole = Some(value);
+            }
             true
         }
         Pair::Chunk(index, value) => {
             out.named = true;
-            out.chunks.push((index, value));
+            if value.len() > CHUNK_SIZE || out.chunks.len() >= MAX_CHUNKS {
+                out.unreadable = true;
+            } else {
+                out.chunks.push((index, value));
+            }
             true
         }
         Pair::Own => true,
@@ -423,7 +469,9 @@ mod tests {
     // The string-based reference implementation below is what the single-pass byte scan
     // (`scan`) is tested against; the library itself only uses the scan.
     fn chunk_index(candidate: &str, name: &str) -> Option<usize> {
-        candidate.strip_prefix(name)?.strip_prefix('.')?.parse().ok()
+        let digits = candidate.strip_prefix(name)?.strip_prefix('.')?;
+        let index: usize = digits.parse().ok()?;
+        (index.to_string() == digits && index < MAX_CHUNKS).then_some(index)
     }
 
     /// Whether `candidate` is cookie `name` or one of its chunks (`NAME.0`, `NAME.1`, ...).
@@ -642,6 +690,50 @@ mod tests {
             assert_eq!((value, present, left), (None, true, vec![b"a=1".to_vec()]), "{cookie}");
         }
         assert_eq!(scanned(headers("s.a=1; s.=2")), (None, false, vec![b"s.a=1; s.=2".to_vec()]));
+    }
+
+    #[test]
+    fn chunk_names_are_bounded_and_canonical() {
+        for (name, index) in [("s.0", Some(0)), ("s.9", Some(9)), ("s.10", Some(10)), ("s.15", Some(15))] {
+            assert_eq!(chunk_index_bytes(name.as_bytes(), b"s"), index, "{name}");
+        }
+        for other in
+            ["s.16", "s.99", "s.100000", "s.01", "s.00", "s.+1", "s.-1", "s. 1", "s.1a", "s.18446744073709551616"]
+        {
+            assert_eq!(chunk_index_bytes(other.as_bytes(), b"s"), None, "{other}");
+            // Not the layer's: not read, not removed, not named.
+            let (value, present, left) = scanned(headers(&format!("{other}=x")));
+            assert_eq!((value, present, left), (None, false, vec![format!("{other}=x").into_bytes()]), "{other}");
+        }
+        let many: Vec<String> = (0..500).map(|i| format!("s.{i}=x")).collect();
+        assert_eq!(present_names(&headers(&many.join("; ")), "s").len(), MAX_CHUNKS);
+        let repeated = vec!["s=x; s.0=a; s.01=b"; 500].join("; ");
+        assert_eq!(present_names(&headers(&repeated), "s"), ["s", "s.0"], "each name once");
+    }
+
+    #[test]
+    fn values_longer_than_the_layer_writes_are_not_read() {
+        let at_most = "v".repeat(CHUNK_SIZE);
+        let longer = "v".repeat(CHUNK_SIZE + 1);
+        assert_eq!(read(&headers(&format!("s={at_most}")), "s").map(|v| v.len()), Some(CHUNK_SIZE));
+        for cookie in [
+            format!("s={longer}; a=1"),
+            format!("s=ok; s={longer}; a=1"),
+            format!("s={longer}; s=ok; a=1"),
+            format!("s.0={longer}; s.1=b; a=1"),
+            format!("s.0=a; s.1={}; a=1", "v".repeat(100_000)),
+        ] {
+            let h = headers(&cookie);
+            let found = scan(&h, "s", &[]);
+            assert!(found.parts().is_none() && found.value().is_none(), "{found:?}");
+            assert!(found.is_present(), "present, so the layer clears it");
+            assert_eq!(scanned(h).2, [b"a=1".to_vec()], "and removed from the request");
+        }
+        // A chunk repeated past the limit: not kept, not read.
+        let repeated = vec!["s.0=a"; 500].join("; ");
+        let h = headers(&repeated);
+        let found = scan(&h, "s", &[]);
+        assert!(found.chunks.len() <= MAX_CHUNKS && found.value().is_none() && found.parts().is_none());
     }
 
     #[test]

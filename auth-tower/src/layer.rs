@@ -293,6 +293,7 @@ impl AuthLayerBuilder {
             pending_attrs,
             bearer: providers_accept_bearer,
             bearer_cache: SessionCache::new(),
+            logout_tokens: Default::default(),
             flights: Default::default(),
             budget: Default::default(),
         };

@@ -1,7 +1,8 @@
 //! The layer's own responses: one small HTML page template and redirects.
 //!
 //! Every page the layer serves (provider chooser, expired login, unavailable provider,
-//! refused logout) goes through [`page`], so escaping and headers are decided in one place.
+//! refused or confirmed logout) goes through one template ([`page`] for links,
+//! [`form_page`] for a button), so escaping and headers are decided in one place.
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_CONTENT_TYPE_OPTIONS};
@@ -21,6 +22,40 @@ pub(crate) struct Link<'a> {
 /// An HTML page: `title` as heading, `message` as paragraph, then `links` as a list.
 /// Everything is HTML-escaped; the page is never cached and loads nothing.
 pub(crate) fn page(status: StatusCode, title: &str, message: &str, links: &[Link<'_>]) -> Page {
+    document(status, title, message, |html| {
+        if links.is_empty() {
+            return;
+        }
+        html.push_str("<ul>\n");
+        for link in links {
+            html.push_str("<li><a href=\"");
+            escape_into(html, link.href);
+            html.push_str("\">");
+            escape_into(html, link.text);
+            html.push_str("</a></li>\n");
+        }
+        html.push_str("</ul>\n");
+    })
+}
+
+/// An HTML page as [`page`], whose one button POSTs an empty form to `action`: for an
+/// action a plain link must not trigger (a `GET` any site can make a browser send), since
+/// browsers send `Origin` with a `POST`.
+pub(crate) fn form_page(status: StatusCode, title: &str, message: &str, action: &str, button: &str) -> Page {
+    document(status, title, message, |html| {
+        html.push_str("<form method=\"post\" action=\"");
+        escape_into(html, action);
+        html.push_str("\">\n<button type=\"submit\">");
+        escape_into(html, button);
+        html.push_str("</button>\n</form>\n");
+    })
+}
+
+/// The template of [`page`] and [`form_page`]: `title`, `message`, then what `rest` writes
+/// (escaped by it). The CSP loads nothing and forbids framing (no clickjacking of a
+/// button); it does not restrict `form-action`, since a sign-out form's answer redirects to
+/// the identity provider, which browsers check against `form-action` too.
+fn document(status: StatusCode, title: &str, message: &str, rest: impl FnOnce(&mut String)) -> Page {
     let mut html = String::with_capacity(900);
     html.push_str(concat!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
@@ -35,17 +70,7 @@ pub(crate) fn page(status: StatusCode, title: &str, message: &str, links: &[Link
     html.push_str("</h1>\n<p>");
     escape_into(&mut html, message);
     html.push_str("</p>\n");
-    if !links.is_empty() {
-        html.push_str("<ul>\n");
-        for link in links {
-            html.push_str("<li><a href=\"");
-            escape_into(&mut html, link.href);
-            html.push_str("\">");
-            escape_into(&mut html, link.text);
-            html.push_str("</a></li>\n");
-        }
-        html.push_str("</ul>\n");
-    }
+    rest(&mut html);
     html.push_str("</main>\n</body>\n</html>\n");
 
     let mut response = Response::new(Full::new(Bytes::from(html)));
@@ -147,6 +172,23 @@ mod tests {
         assert!(html.contains("<h1>&lt;T&gt;</h1>"));
         assert!(html.contains("it&#39;s &quot;bad&quot; &amp; &lt;script&gt;"));
         assert!(html.contains("href=\"/auth/login?provider=a&amp;return_to=%2F&quot;&gt;&lt;script&gt;\""));
+    }
+
+    #[tokio::test]
+    async fn form_page_posts_to_its_escaped_action() {
+        let page = form_page(StatusCode::OK, "Sign out?", "Sure?", "/auth/logout?a=1&b=\"><x>", "<Sign out>");
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()[CACHE_CONTROL], "no-store");
+        assert!(
+            page.headers()[CONTENT_SECURITY_POLICY].to_str().is_ok_and(|csp| csp.contains("frame-ancestors 'none'"))
+        );
+        let html = text(page).await;
+        assert!(
+            html.contains("<form method=\"post\" action=\"/auth/logout?a=1&amp;b=&quot;&gt;&lt;x&gt;\">"),
+            "{html}"
+        );
+        assert!(html.contains("<button type=\"submit\">&lt;Sign out&gt;</button>"), "{html}");
+        assert!(!html.contains("<x>") && !html.contains("<ul>"), "{html}");
     }
 
     #[test]

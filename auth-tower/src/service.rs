@@ -24,10 +24,9 @@ use crate::page::Page;
 use crate::refresh::{self, Outcome};
 use crate::require::ClientKind;
 use crate::routes;
-use crate::state::{Route, Shared};
+use crate::state::{self, Route, Shared};
 use auth_core::{Session, User, unix_now};
 use futures_util::future::BoxFuture;
-use http::header::SET_COOKIE;
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -335,9 +334,9 @@ where
             match kind.as_mut().project() {
                 KindProj::Inner { future, set_cookies } => {
                     let mut response = ready!(future.poll(cx))?.map(AuthBody::new);
-                    for value in set_cookies.drain(..) {
-                        response.headers_mut().append(SET_COOKIE, value);
-                    }
+                    // A session cookie on a response a shared cache may store would be
+                    // served to everyone: such a response is made private.
+                    state::append_to_app_response(response.headers_mut(), set_cookies.drain(..));
                     return Poll::Ready(Ok(response));
                 }
                 KindProj::Route { future } => {

@@ -11,7 +11,7 @@ use auth_core::seal::Sealer;
 use auth_core::{
     AuthConfig, CookieStore, Identity, IdentityProvider, LoginResult, Session, SessionStore, TokenSet, User,
 };
-use http::header::SET_COOKIE;
+use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) bearer: bool,
     /// Verified bearer tokens, by exact value, until their `exp`.
     pub(crate) bearer_cache: SessionCache,
+    /// The `jti`s of logout tokens that ended sessions, to refuse replays.
+    pub(crate) logout_tokens: crate::routes::SeenLogoutTokens,
     /// Refreshes in flight, and their recent outcomes.
     pub(crate) flights: Flights,
     pub(crate) budget: BudgetWarning,
@@ -175,6 +177,14 @@ impl Shared {
         now: u64,
     ) -> Vec<HeaderValue> {
         let written = cookies::split(&self.session_cookie, ticket);
+        if written.len() > cookies::MAX_CHUNKS {
+            tracing::error!(
+                chunks = written.len(),
+                max_chunks = cookies::MAX_CHUNKS,
+                "the session cookie needs more chunks than the layer reads back, so the session will not be \
+                 recognized; keep sessions on the server (session_store) or keep fewer tokens (keep_tokens)"
+            );
+        }
         let max_age = session.remaining_secs(now);
         let size: usize = written.iter().map(|(name, value)| name.len() + 1 + value.len()).sum::<usize>()
             + 2 * written.len().saturating_sub(1);
@@ -251,5 +261,142 @@ pub(crate) fn header_value(line: String) -> Option<HeaderValue> {
 pub(crate) fn append_cookie(headers: &mut HeaderMap, line: String) {
     if let Some(value) = header_value(line) {
         headers.append(SET_COOKIE, value);
+    }
+}
+
+/// Appends `set_cookies` to the headers of a response of the app behind the layer and, when
+/// there is any, keeps the response out of shared caches: a CDN or proxy that stored it
+/// would hand this browser's session (or its deletion) to everyone asking for the URL.
+/// `Cache-Control` gets `private` instead of `public` and `s-maxage` (the rest is kept), or
+/// becomes `no-store` when the app sent none; `Vary` gets `Cookie`. A response the layer
+/// adds no cookie to is not touched.
+pub(crate) fn append_to_app_response(headers: &mut HeaderMap, set_cookies: impl IntoIterator<Item = HeaderValue>) {
+    let mut appended = false;
+    for value in set_cookies {
+        headers.append(SET_COOKIE, value);
+        appended = true;
+    }
+    if appended {
+        keep_from_shared_caches(headers);
+    }
+}
+
+/// Makes the response `private` (or `no-store`) and adds `Cookie` to its `Vary`.
+fn keep_from_shared_caches(headers: &mut HeaderMap) {
+    let cache_control = private_cache_control(headers).unwrap_or(HeaderValue::from_static("no-store"));
+    headers.insert(CACHE_CONTROL, cache_control);
+    let varies = headers.get_all(VARY).iter().any(|value| {
+        value.to_str().is_ok_and(|text| {
+            text.split(',').map(str::trim).any(|field| field == "*" || field.eq_ignore_ascii_case("cookie"))
+        })
+    });
+    if !varies {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+}
+
+/// The response's `Cache-Control` directives with `private` first and without `public`,
+/// `s-maxage` or a field-limited `private="..."`; `None` when it has no `Cache-Control` or
+/// one that is not text (the caller then sends `no-store`).
+fn private_cache_control(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers.get_all(CACHE_CONTROL).iter().peekable();
+    values.peek()?;
+    let mut merged = String::from("private");
+    for value in values {
+        for directive in directives(value.to_str().ok()?) {
+            let name = directive.split_once('=').map_or(directive, |(name, _)| name).trim_end();
+            if ["public", "private", "s-maxage"].iter().any(|shared| name.eq_ignore_ascii_case(shared)) {
+                continue;
+            }
+            merged.push_str(", ");
+            merged.push_str(directive);
+        }
+    }
+    HeaderValue::from_str(&merged).ok()
+}
+
+/// The comma-separated directives of a `Cache-Control` value, trimmed, empty ones left out;
+/// a comma inside a quoted string (`no-cache="a, b"`) does not separate.
+fn directives(text: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut escaped = false;
+    text.split(move |c: char| {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => return true,
+            _ => {}
+        }
+        false
+    })
+    .map(str::trim)
+    .filter(|directive| !directive.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    fn all(headers: &HeaderMap, name: &str) -> Vec<String> {
+        headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()
+    }
+
+    fn cookie() -> HeaderValue {
+        HeaderValue::from_static("s=v; Path=/")
+    }
+
+    /// The `Cache-Control` and `Vary` of a response with `before` once the layer adds a cookie.
+    fn after(before: &[(&'static str, &'static str)]) -> (Vec<String>, Vec<String>) {
+        let mut headers = with(before);
+        append_to_app_response(&mut headers, [cookie()]);
+        assert_eq!(all(&headers, "set-cookie"), ["s=v; Path=/"]);
+        (all(&headers, "cache-control"), all(&headers, "vary"))
+    }
+
+    #[test]
+    fn responses_with_layer_cookies_are_kept_from_shared_caches() {
+        let cache_control = |before| after(before).0;
+        assert_eq!(after(&[]), (vec!["no-store".into()], vec!["Cookie".into()]));
+        assert_eq!(
+            cache_control(&[("cache-control", "public, max-age=3600, s-maxage=600")]),
+            ["private, max-age=3600"]
+        );
+        assert_eq!(
+            cache_control(&[
+                ("cache-control", "Public, S-MaxAge = 5"),
+                ("cache-control", "no-cache=\"a, public\", must-revalidate")
+            ]),
+            ["private, no-cache=\"a, public\", must-revalidate"],
+            "quoted commas do not separate, several headers merge"
+        );
+        assert_eq!(cache_control(&[("cache-control", "private=\"x\", max-age=60")]), ["private, max-age=60"]);
+        assert_eq!(cache_control(&[("cache-control", "no-store")]), ["private, no-store"]);
+        assert_eq!(cache_control(&[("cache-control", "")]), ["private"]);
+        let vary = |before| after(before).1;
+        assert_eq!(vary(&[("vary", "Accept-Encoding, Origin")]), ["Accept-Encoding, Origin", "Cookie"]);
+        assert_eq!(vary(&[("vary", "accept-encoding,cookie")]), ["accept-encoding,cookie"], "not twice");
+        assert_eq!(vary(&[("vary", "*")]), ["*"]);
+        // Not text: no-store.
+        let mut headers = HeaderMap::new();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_bytes(b"public, x=\xff").expect("obs-text"));
+        append_to_app_response(&mut headers, [cookie()]);
+        assert_eq!(all(&headers, "cache-control"), ["no-store"]);
+    }
+
+    #[test]
+    fn responses_without_layer_cookies_are_untouched() {
+        let mut headers = with(&[("cache-control", "public, s-maxage=600"), ("set-cookie", "app=1")]);
+        let before = headers.clone();
+        append_to_app_response(&mut headers, []);
+        assert_eq!(headers, before);
     }
 }

@@ -145,7 +145,8 @@ async fn chooser_lists_every_provider_and_each_link_signs_in_with_it() {
     let microsoft = Browser::new();
     microsoft.log_in(&s.app, "?provider=microsoft").await;
     let me = microsoft.me(&s.app).await;
-    assert_eq!(me["email"], "kim@contoso.example", "Microsoft's email falls back to preferred_username");
+    assert_eq!(me["preferred_username"], "kim@contoso.example");
+    assert_eq!(me["email"], serde_json::Value::Null, "preferred_username is no verified email (no xms_edov)");
     assert_eq!(me["iss"], format!("http://127.0.0.1:{}/{CONTOSO}/v2.0", s.entra.port()));
 }
 

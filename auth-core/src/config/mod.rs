@@ -47,6 +47,9 @@ pub const DEFAULT_REFRESH_MARGIN_SECS: u64 = 60;
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 /// The default of `http_timeout_secs`.
 pub const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 10;
+/// The default of `metadata_ttl_secs`: a provider's discovery document and key set are
+/// fetched again after a day, so keys it has withdrawn stop being trusted.
+pub const DEFAULT_METADATA_TTL_SECS: u64 = 24 * 3600;
 /// The default of `cookie_name`.
 pub const DEFAULT_COOKIE_NAME: &str = "auth_session";
 const GOOGLE_METADATA_URL: &str = "https://accounts.google.com/.well-known/openid-configuration";
@@ -144,6 +147,7 @@ const TOP_KEYS: &[&str] = &[
     "session_lifetime_secs",
     "leeway_secs",
     "http_timeout_secs",
+    "metadata_ttl_secs",
     "post_logout_redirect_uri",
     "cookie_name",
     "cookie_path",

@@ -222,7 +222,8 @@ impl Reader<'_> {
         config.policies = self.policies(auth.get("policies"))?;
         config.session_lifetime_secs = self.secs(auth, "session_lifetime_secs", config.session_lifetime_secs)?;
         config.leeway_secs = self.secs(auth, "leeway_secs", config.leeway_secs)?;
-        config.http_timeout_secs = self.secs(auth, "http_timeout_secs", config.http_timeout_secs)?.max(1);
+        config.http_timeout_secs = self.secs(auth, "http_timeout_secs", config.http_timeout_secs)?;
+        config.metadata_ttl_secs = self.secs(auth, "metadata_ttl_secs", config.metadata_ttl_secs)?;
         config.end_with_id_token = self.boolean(auth, "end_with_id_token")?;
         config.refresh_margin_secs = self.secs(auth, "refresh_margin_secs", config.refresh_margin_secs)?;
         config.cookie_budget_bytes = self.whole(auth, "cookie_budget_bytes", config.cookie_budget_bytes, "bytes")?;

@@ -330,3 +330,85 @@ fn named_policies_are_read_from_the_config() {
     assert_eq!(key, "auth.policies.admin");
     assert!(message.contains("claim_contains"), "{message}");
 }
+
+/// A valid config built in code, changed by `edit`, then validated.
+fn validated(edit: impl FnOnce(&mut AuthConfig)) -> Result<(), ConfigError> {
+    let mut config = AuthConfig::new("https://app.example/oauth2callback", Secret::new(SECRET));
+    edit(&mut config);
+    config.validate()
+}
+
+#[test]
+fn absurd_numbers_are_errors_naming_the_key_and_the_range() {
+    type Edit = fn(&mut AuthConfig, u64);
+    let keys: [(&str, Edit, &[u64]); 7] = [
+        ("auth.leeway_secs", |c, v| c.leeway_secs = v, &[3601, u64::MAX]),
+        ("auth.http_timeout_secs", |c, v| c.http_timeout_secs = v, &[0, 301, u64::MAX]),
+        ("auth.session_lifetime_secs", |c, v| c.session_lifetime_secs = v, &[0, 10 * 365 * 86400 + 1, u64::MAX]),
+        ("auth.idle_timeout_secs", |c, v| c.idle_timeout_secs = Some(v), &[0, 10 * 365 * 86400 + 1, u64::MAX]),
+        ("auth.refresh_margin_secs", |c, v| c.refresh_margin_secs = v, &[86401, u64::MAX]),
+        ("auth.cookie_budget_bytes", |c, v| c.cookie_budget_bytes = v, &[1024 * 1024 + 1, u64::MAX]),
+        ("auth.metadata_ttl_secs", |c, v| c.metadata_ttl_secs = v, &[0, 59, 30 * 86400 + 1, u64::MAX]),
+    ];
+    for (key, edit, absurd) in keys {
+        for &value in absurd {
+            match validated(|c| edit(c, value)) {
+                Err(err @ ConfigError::Invalid { .. }) => {
+                    let message = err.to_string();
+                    let ConfigError::Invalid { key: got, .. } = err else { unreachable!() };
+                    assert_eq!(got, key, "{value}: {message}");
+                    if value != 0 || key != "auth.idle_timeout_secs" {
+                        assert!(message.contains(&format!("is {value}, outside the allowed ")), "{message}");
+                        assert!(message.contains("..="), "names the range: {message}");
+                    }
+                }
+                other => panic!("{key} = {value} should be refused, got {other:?}"),
+            }
+        }
+    }
+    // Read from a file (TOML integers end at i64::MAX) the same checks apply.
+    for key in ["leeway_secs", "http_timeout_secs", "session_lifetime_secs", "idle_timeout_secs", "metadata_ttl_secs"] {
+        let (got, message) = invalid(&format!("{key} = {}", i64::MAX));
+        assert_eq!(got, format!("auth.{key}"), "{message}");
+    }
+    let (got, message) = invalid("http_timeout_secs = 0");
+    assert_eq!(got, "auth.http_timeout_secs", "0 is refused, not silently raised: {message}");
+    let (got, message) = invalid("metadata_ttl_secs = 1");
+    assert_eq!(got, "auth.metadata_ttl_secs", "{message}");
+    assert!(message.contains("60..=2592000"), "{message}");
+}
+
+#[test]
+fn defaults_and_typical_numbers_pass() {
+    validated(|_| {}).expect("the defaults");
+    let config = with("").expect("the defaults from a file");
+    assert_eq!(config.metadata_ttl_secs, DEFAULT_METADATA_TTL_SECS);
+    validated(|c| {
+        c.leeway_secs = 0;
+        c.http_timeout_secs = 1;
+        c.session_lifetime_secs = 1;
+        c.idle_timeout_secs = Some(1);
+        c.refresh_margin_secs = 0;
+        c.cookie_budget_bytes = 0;
+        c.metadata_ttl_secs = 60;
+    })
+    .expect("the lowest values");
+    validated(|c| {
+        c.leeway_secs = 3600;
+        c.http_timeout_secs = 300;
+        c.session_lifetime_secs = 10 * 365 * 86400;
+        c.idle_timeout_secs = Some(10 * 365 * 86400);
+        c.refresh_margin_secs = 86400;
+        c.cookie_budget_bytes = 1024 * 1024;
+        c.metadata_ttl_secs = 30 * 86400;
+    })
+    .expect("the highest values");
+    let config = with(
+        "leeway_secs = 30\nhttp_timeout_secs = 15\nsession_lifetime_secs = 86400\nidle_timeout_secs = 1800\n\
+         refresh_margin_secs = 120\ncookie_budget_bytes = 8192\nmetadata_ttl_secs = 3600",
+    )
+    .expect("typical values");
+    assert_eq!(config.metadata_ttl_secs, 3600);
+    let config = with("metadata_ttl_secs = \"600\"").expect("an environment override arrives as a string");
+    assert_eq!(config.metadata_ttl_secs, 600);
+}

@@ -283,6 +283,9 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// Timeout of every call to a provider in seconds (`http_timeout_secs`, default 10).
     pub http_timeout_secs: u64,
+    /// How long a provider's discovery document and key set are trusted before they are
+    /// fetched again, in seconds (`metadata_ttl_secs`, default a day).
+    pub metadata_ttl_secs: u64,
     /// Where the provider sends the browser after logout (`post_logout_redirect_uri`,
     /// default: the root of `redirect_uri`'s origin).
     pub post_logout_redirect_uri: String,
@@ -332,6 +335,7 @@ impl AuthConfig {
             session_lifetime_secs: super::DEFAULT_SESSION_LIFETIME_SECS,
             leeway_secs: super::DEFAULT_LEEWAY_SECS,
             http_timeout_secs: super::DEFAULT_HTTP_TIMEOUT_SECS,
+            metadata_ttl_secs: super::DEFAULT_METADATA_TTL_SECS,
             post_logout_redirect_uri,
             cookie_name: super::DEFAULT_COOKIE_NAME.into(),
             cookie_path: "/".into(),

@@ -5,6 +5,31 @@
 use super::types::{AuthConfig, ProviderConfig, REDIS_SCHEMES, SessionStoreConfig, TokenAuthMethod};
 use super::{RESERVED_KWARGS, SECRET_FIX, split_url};
 use crate::ConfigError;
+use std::ops::RangeInclusive;
+
+// Bounds of the numeric keys. Values past them are mistakes (a unit slip, an extra digit,
+// `u64::MAX` from a script), and some would overflow time arithmetic later; each is
+// refused at startup with the key and the range instead.
+
+/// `leeway_secs`: a clock more than an hour off is broken, not skewed, and a larger leeway
+/// accepts ID tokens that long after they expired.
+const LEEWAY_SECS: RangeInclusive<u64> = 0..=3600;
+/// `http_timeout_secs`: at least a second (0 would fail every call); five minutes is far
+/// past any useful wait for a login, and a stuck provider would hold requests that long.
+const HTTP_TIMEOUT_SECS: RangeInclusive<u64> = 1..=300;
+/// `session_lifetime_secs` and `idle_timeout_secs`: ten years is beyond any session; more
+/// only risks overflowing expiry times.
+const SESSION_SECS: RangeInclusive<u64> = 1..=10 * 365 * 24 * 3600;
+/// `refresh_margin_secs`: access tokens live minutes to hours; a margin over a day would
+/// refresh on every request.
+const REFRESH_MARGIN_SECS: RangeInclusive<u64> = 0..=24 * 3600;
+/// `cookie_budget_bytes`: browsers keep about 4 KB per cookie and servers accept 8 to
+/// 64 KB of headers, so a budget past 1 MiB can never warn; 0 (never warn) is allowed.
+const COOKIE_BUDGET_BYTES: RangeInclusive<u64> = 0..=1024 * 1024;
+/// `metadata_ttl_secs`: at least a minute, so each instance asks the provider at most
+/// that often; at most 30 days, so withdrawn keys stop being trusted within a month.
+/// (`ProviderSettings` in code may set seconds, for tests.)
+const METADATA_TTL_SECS: RangeInclusive<u64> = 60..=30 * 24 * 3600;
 
 /// Builds [`ConfigError::Invalid`]s naming one origin.
 pub(super) struct Check<'a> {
@@ -24,6 +49,19 @@ impl Check<'_> {
                 "write the full URL, such as \"https://app.example.com/oauth2callback\"",
             )
         })
+    }
+
+    /// `value` of `key` within `range` (of `unit`), else an error naming both.
+    fn within(&self, key: &str, value: u64, range: RangeInclusive<u64>, unit: &str) -> Result<(), ConfigError> {
+        if range.contains(&value) {
+            return Ok(());
+        }
+        let (min, max) = (range.start(), range.end());
+        Err(self.err(
+            key,
+            &format!("is {value}, outside the allowed {min}..={max} {unit}"),
+            &format!("write a value from {min} to {max}, or remove it for the default"),
+        ))
     }
 }
 
@@ -84,13 +122,22 @@ impl AuthConfig {
                 ));
             }
         }
-        if self.idle_timeout_secs == Some(0) {
-            return Err(v.err(
-                "auth.idle_timeout_secs",
-                "is 0",
-                "remove it to have no idle timeout, or give the seconds of inactivity that end a session, e.g. 1800",
-            ));
+        v.within("auth.session_lifetime_secs", self.session_lifetime_secs, SESSION_SECS, "seconds")?;
+        if let Some(idle) = self.idle_timeout_secs {
+            if idle == 0 {
+                return Err(v.err(
+                    "auth.idle_timeout_secs",
+                    "is 0",
+                    "remove it to have no idle timeout, or give the seconds of inactivity that end a session, e.g. 1800",
+                ));
+            }
+            v.within("auth.idle_timeout_secs", idle, SESSION_SECS, "seconds")?;
         }
+        v.within("auth.leeway_secs", self.leeway_secs, LEEWAY_SECS, "seconds")?;
+        v.within("auth.http_timeout_secs", self.http_timeout_secs, HTTP_TIMEOUT_SECS, "seconds")?;
+        v.within("auth.refresh_margin_secs", self.refresh_margin_secs, REFRESH_MARGIN_SECS, "seconds")?;
+        v.within("auth.cookie_budget_bytes", self.cookie_budget_bytes, COOKIE_BUDGET_BYTES, "bytes")?;
+        v.within("auth.metadata_ttl_secs", self.metadata_ttl_secs, METADATA_TTL_SECS, "seconds")?;
         let (expose, keep) = (self.expose_tokens, self.keep_tokens);
         for (exposed, kept, token) in [(expose.id, keep.id, "id"), (expose.access, keep.access, "access")] {
             if exposed && !kept {

@@ -5,6 +5,10 @@
 //! openidconnect's `ProviderMetadata`, which refuses documents that lack fields we never
 //! read). Its `issuer` must be the one the metadata URL was built from (OpenID Connect
 //! Discovery §4.3), which stops one provider's metadata from impersonating another.
+//!
+//! The provider keeps the document in its [`Cache`](super::cache::Cache) and fetches it
+//! again once it is `metadata_ttl_secs` old; every fetch, the first or a refetch, passes
+//! the same checks.
 
 use super::http::Http;
 use crate::error::Failure;

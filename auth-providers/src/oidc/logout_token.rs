@@ -2,11 +2,16 @@
 //! the app when a person signs out there (§2.4 and §2.6 of the specification).
 //!
 //! openidconnect has no logout-token type, and its ID-token verifier insists on claims a
-//! logout token may lack (`sub`, `exp`), so the checks are made here, with the same key set
-//! and the same algorithm allow-list ([`ALLOWED_ALGS`](super::id_token::ALLOWED_ALGS): asymmetric only, so neither `none`
-//! nor an HMAC keyed with public key material passes) as ID tokens. The signature itself is
-//! checked by openidconnect's JWK code, with the one key of the set that fits the token's
-//! `kid` and algorithm.
+//! logout token may lack (`sub`), so the checks are made here, with the same key set and the
+//! same algorithm allow-list ([`ALLOWED_ALGS`](super::id_token::ALLOWED_ALGS): asymmetric
+//! only, so neither `none` nor an HMAC keyed with public key material passes) as ID tokens.
+//! The signature itself is checked by openidconnect's JWK code, with the one key of the set
+//! that fits the token's `kid` and algorithm.
+//!
+//! Stricter than the specification, because a replayed logout token ends the sessions its
+//! `sub` names again, including those started after the real logout: `jti` and `exp` are
+//! required, and a token may live at most [`MAX_LIFETIME`]. The `jti` and the token's end
+//! travel with the result, and the layer accepts each `jti` once (after the sessions ended).
 //!
 //! Claims are checked before the signature, so a token that would fail anyway never makes
 //! the provider fetch its key set again (an unknown `kid` does, rate-limited).
@@ -20,9 +25,9 @@ use std::time::Duration;
 /// The member of `events` that makes a JWT a back-channel logout token.
 pub(crate) const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
-/// A token without `exp` is refused when its `iat` is older than this (plus the leeway):
-/// it bounds how long a captured token can be replayed.
-pub(crate) const MAX_AGE_WITHOUT_EXP: Duration = Duration::from_secs(600);
+/// The longest a logout token may be valid (`exp - iat`): it bounds how long a captured
+/// token can be replayed, and how long its `jti` must be remembered.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(600);
 
 /// What a logout token must say to be accepted.
 #[derive(Debug)]
@@ -44,7 +49,8 @@ pub(crate) fn unverified_claims(raw: &str) -> Result<Claims, String> {
     decode_jws(raw, WHAT).map(|(_, claims)| claims)
 }
 
-/// Verifies `raw` against `keys` and `expected`; on success returns the sessions it names.
+/// Verifies `raw` against `keys` and `expected`; on success returns the sessions it names,
+/// with its `jti` and until when it is accepted (the layer refuses a replay).
 pub(crate) fn verify(raw: &str, keys: &Keys, expected: &Expected<'_>) -> Result<LogoutClaims, Refusal> {
     let (header, claims) = decode_jws(raw, WHAT).map_err(Refusal::Invalid)?;
     let alg = signing_alg(&header, WHAT).map_err(Refusal::Invalid)?;
@@ -59,14 +65,18 @@ pub(crate) fn verify(raw: &str, keys: &Keys, expected: &Expected<'_>) -> Result<
     if header.contains_key("crit") {
         return invalid("the logout token has a crit header, which is not supported");
     }
-    check_claims(&claims, expected)?;
+    let exp = check_claims(&claims, expected)?;
     check_signature(raw, &header, &alg, keys, WHAT)?;
     let text = |claim: &str| claims.get(claim).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-    Ok(LogoutClaims::new(text("sub"), text("sid")))
+    // check_claims made sure of a non-empty jti. Float to integer casts saturate; exp is a
+    // finite JSON number.
+    let until = (exp + expected.leeway.as_secs_f64()).ceil().max(0.0) as u64;
+    Ok(LogoutClaims::new(text("sub"), text("sid")).with_token_id(text("jti").unwrap_or_default(), until))
 }
 
-/// §2.6 steps 3 to 7 (the signature aside).
-fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<(), Refusal> {
+/// §2.6 steps 3 to 7 (the signature aside), with `jti` and `exp` required and the lifetime
+/// capped; returns `exp`.
+fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<f64, Refusal> {
     match claims.get("iss") {
         Some(Value::String(iss)) if iss == expected.issuer => {}
         Some(Value::String(iss)) => {
@@ -94,16 +104,26 @@ fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<(), Refusal>
     if iat > now + leeway {
         return invalid("the logout token was issued in the future (check the clocks if this repeats)");
     }
-    match claims.get("exp") {
-        None if iat + MAX_AGE_WITHOUT_EXP.as_secs_f64() + leeway < now => {
-            return invalid("the logout token has no exp and was issued too long ago");
-        }
-        None => {}
+    let exp = match claims.get("exp") {
+        None | Some(Value::Null) => return invalid("the logout token has no exp claim (a number is required)"),
         Some(exp) => match exp.as_f64() {
-            Some(exp) if exp + leeway > now => {}
+            Some(exp) if exp + leeway > now => exp,
             Some(_) => return invalid("the logout token has expired"),
             None => return invalid("the logout token's exp is not a number"),
         },
+    };
+    if exp < iat {
+        return invalid("the logout token expires before it was issued (exp is before iat)");
+    }
+    if exp - iat > MAX_LIFETIME.as_secs_f64() {
+        return invalid(format!(
+            "the logout token is valid for {} s (exp - iat), more than the {} s allowed",
+            exp - iat,
+            MAX_LIFETIME.as_secs()
+        ));
+    }
+    if !matches!(claims.get("jti"), Some(Value::String(jti)) if !jti.is_empty()) {
+        return invalid("the logout token has no jti claim (a string is required, to refuse replays)");
     }
     match claims.get("events").and_then(Value::as_object).and_then(|events| events.get(BACKCHANNEL_EVENT)) {
         Some(Value::Object(_)) => {}
@@ -117,7 +137,7 @@ fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<(), Refusal>
     if !named("sub") && !named("sid") {
         return invalid("the logout token names neither a subject (sub) nor a session (sid)");
     }
-    Ok(())
+    Ok(exp)
 }
 
 #[cfg(test)]
@@ -154,8 +174,10 @@ mod tests {
     fn a_well_formed_token_reaches_the_key_lookup() {
         // An empty key set: every claim passed, only the signature is left.
         assert_eq!(verify(&token(rs(), claims(json!({}))), &Vec::new(), &EXPECTED), Err(Refusal::UnknownKey));
-        let only_sid = token(json!({"alg": "RS256"}), claims(json!({"sub": null, "exp": null})));
+        let only_sid = token(json!({"alg": "RS256"}), claims(json!({"sub": null})));
         assert_eq!(verify(&only_sid, &Vec::new(), &EXPECTED), Err(Refusal::UnknownKey));
+        let longest = claims(json!({"exp": Utc::now().timestamp() + 600}));
+        assert_eq!(verify(&token(rs(), longest), &Vec::new(), &EXPECTED), Err(Refusal::UnknownKey), "10 minutes pass");
         assert_eq!(unverified_claims(&only_sid).map(|c| c["sid"].clone()), Ok(json!("s1")));
     }
 
@@ -179,7 +201,14 @@ mod tests {
             (json!({"iat": null}), "no iat"),
             (json!({"iat": now + 3600}), "future"),
             (json!({"exp": now - 3600}), "expired"),
-            (json!({"exp": null, "iat": now - 3600}), "too long ago"),
+            (json!({"exp": null}), "no exp"),
+            (json!({"exp": "soon"}), "not a number"),
+            (json!({"exp": now + 601}), "more than the 600 s allowed"),
+            (json!({"iat": now - 3000, "exp": now + 60}), "more than the 600 s allowed"),
+            (json!({"iat": now, "exp": now - 30}), "before it was issued"),
+            (json!({"jti": null}), "no jti"),
+            (json!({"jti": ""}), "no jti"),
+            (json!({"jti": 7}), "no jti"),
             (json!({"events": null}), "events"),
             (json!({"events": {"http://schemas.openid.net/event/other": {}}}), "events"),
             (json!({"events": {BACKCHANNEL_EVENT: "yes"}}), "not a JSON object"),

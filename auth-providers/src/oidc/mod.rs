@@ -57,7 +57,8 @@ pub struct OidcProvider {
     metadata_url: Url,
     leeway: Duration,
     profile: Profile,
-    http: Http,
+    /// Shared with the background refetches of the caches.
+    http: Arc<Http>,
     metadata: Cache<Metadata>,
     keys: Cache<Keys>,
 }
@@ -115,6 +116,7 @@ impl OidcProvider {
             }
         }
         let timeout = Duration::from_secs(settings.http_timeout_secs.max(1));
+        let metadata_ttl = Duration::from_secs(settings.metadata_ttl_secs.max(1));
         let http = Http::new(name, timeout)
             .map_err(|e| BuildError::HttpClient { provider: name.to_owned(), message: e.to_string() })?;
         Ok(Self {
@@ -130,9 +132,9 @@ impl OidcProvider {
             metadata_url,
             leeway: Duration::from_secs(settings.leeway_secs),
             profile,
-            http,
-            metadata: Cache::default(),
-            keys: Cache::default(),
+            http: Arc::new(http),
+            metadata: Cache::new(metadata_ttl),
+            keys: Cache::new(metadata_ttl),
         })
     }
 
@@ -144,7 +146,8 @@ impl OidcProvider {
 
     /// Verifies a back-channel logout token (see [`logout_token`]) against the issuer the
     /// profile expects of it, as for ID tokens; on an unknown `kid`, fetches the key set once
-    /// more (rate limited) and tries again.
+    /// more (rate limited) and tries again. The result carries the token's `jti`: the layer
+    /// refuses replays.
     async fn verify_logout(&self, raw: &str) -> Result<LogoutClaims, Failure> {
         let metadata = self.metadata().await?;
         let issuer = logout_token::unverified_claims(raw)
@@ -215,7 +218,10 @@ impl OidcProvider {
         metadata: &Metadata,
         check: impl Fn(&Keys) -> Result<T, Refusal>,
     ) -> Result<Result<T, Refusal>, Failure> {
-        let fetch = || id_token::fetch_keys(&self.http, &metadata.jwks_uri);
+        let fetch = || {
+            let (http, jwks_uri) = (Arc::clone(&self.http), metadata.jwks_uri.clone());
+            async move { id_token::fetch_keys(&http, &jwks_uri).await }
+        };
         let keys = self.keys.get(fetch).await?;
         Ok(match check(&keys) {
             Err(Refusal::UnknownKey) => match self.keys.refresh(&keys, JWKS_REFETCH_INTERVAL, fetch).await? {
@@ -226,10 +232,16 @@ impl OidcProvider {
         })
     }
 
-    /// The discovery document, fetched on first use.
+    /// The discovery document, fetched on first use and again after `metadata_ttl_secs`.
     async fn metadata(&self) -> Result<Arc<Metadata>, Failure> {
-        let check_issuer = |issuer: &str| self.profile.check_discovered_issuer(issuer);
-        self.metadata.get(|| discovery::fetch(&self.http, &self.metadata_url, check_issuer)).await
+        self.metadata
+            .get(|| {
+                let (http, url, profile) = (Arc::clone(&self.http), self.metadata_url.clone(), self.profile.clone());
+                async move {
+                    discovery::fetch(&http, &url, |issuer: &str| profile.check_discovered_issuer(issuer)).await
+                }
+            })
+            .await
     }
 
     /// Verifies an ID token against the issuer the profile expects of it (see
@@ -345,6 +357,11 @@ impl OidcProvider {
         Ok(LoginResult::new(Identity::new(&self.name, subject, claims), tokens.into_token_set()))
     }
 
+    /// Refreshes `session`'s tokens. The layer ends the session on `Rejected` or `Denied`,
+    /// so those mean only: the provider says the refresh token is dead (`invalid_grant`), the
+    /// new ID token fails verification or names another issuer or subject, or the person is
+    /// no longer admitted. Anything else (an outage, `invalid_client`, a 3xx or WAF page, a
+    /// discovery document refused now) is `Unavailable`, see [`token::request`].
     async fn refresh_session(&self, session: &Session) -> Result<LoginResult, ProviderError> {
         if session.identity.provider != self.name {
             return Err(self
@@ -355,7 +372,12 @@ impl OidcProvider {
         let Some(refresh_token) = session.tokens.refresh_token.as_deref() else {
             return Err(ProviderError::Unsupported("refreshing a session without a refresh token"));
         };
-        let metadata = self.metadata().await?;
+        // Only the token endpoint's invalid_grant (see token::request) and a refused ID token
+        // end the session; a discovery document refused now (its issuer changed, say) is a
+        // provider-side problem like an outage.
+        let metadata = self.metadata().await.map_err(|failure| match failure {
+            Failure::Unavailable(message) | Failure::Rejected(message) => ProviderError::Unavailable(message),
+        })?;
         let tokens =
             token::request(&self.http, &metadata.token_endpoint, &self.client, Grant::Refresh { refresh_token })
                 .await?;

@@ -1,9 +1,13 @@
 //! The token endpoint: authorization-code and refresh-token grants, client
-//! authentication, and what the endpoint's errors mean for the login.
+//! authentication, and what the endpoint's errors mean for the login or the session.
 //!
 //! Written on reqwest directly rather than through openidconnect's `Client`, so that the
-//! distinctions the auth layer needs survive: `invalid_grant` (a replayed or expired
-//! code: start again) versus other refusals versus an unreachable provider.
+//! distinctions the auth layer needs survive. What a refusal means depends on the grant
+//! ([`request`]): a refused code ends only that login attempt, so every refusal of it is
+//! `Rejected`; a refused refresh ends the session (the layer ends it on `Rejected`), so only
+//! the provider's word that the refresh token itself is dead (`invalid_grant`) is
+//! `Rejected`, and anything else (a misconfigured client, a WAF, a redirect to a login page)
+//! is `Unavailable`: the session is kept and the refresh retried later.
 
 use super::http::Http;
 use crate::error::Failure;
@@ -92,6 +96,17 @@ struct OAuthError {
 }
 
 /// Performs `grant` at `endpoint`.
+///
+/// # Errors
+/// `Unavailable` for transport errors, timeouts, 429 and 5xx (see [`Http::send`]) and a
+/// success answer that is not a token response. Other answers depend on the grant:
+/// - code: `Rejected`, whatever the error (`invalid_grant`, `invalid_client`, a 3xx or a
+///   403 page): the login fails and can be started again;
+/// - refresh: `Rejected` only for a 4xx answer whose OAuth error is `invalid_grant` (the
+///   refresh token is used up, expired or revoked: the session should end); `Unavailable`
+///   for every other answer (`invalid_client`, `unauthorized_client`, other OAuth errors,
+///   3xx, 401 or 403 without `invalid_grant`), so that a provider-side or configuration
+///   problem does not end every session at once.
 pub(crate) async fn request(
     http: &Http,
     endpoint: &Url,
@@ -124,25 +139,34 @@ pub(crate) async fn request(
     if answer.status.is_success() {
         return answer.json(http, WHAT, endpoint);
     }
-    let refused = match serde_json::from_slice::<OAuthError>(&answer.body) {
-        Ok(error) if error.error == "invalid_grant" => match grant {
-            Grant::Code { .. } => {
-                "the authorization code was refused (invalid_grant): it may have been used already or expired"
-                    .to_owned()
-            }
-            Grant::Refresh { .. } => {
-                "the refresh token was refused (invalid_grant): it may have been used already, expired or been revoked"
-                    .to_owned()
-            }
-        },
-        Ok(error) => {
-            let description = error.error_description.map(|d| format!(": {}", clip(&d))).unwrap_or_default();
-            format!("the token endpoint refused the request ({}{description})", clip(&error.error))
+    let error = serde_json::from_slice::<OAuthError>(&answer.body).ok();
+    let invalid_grant = answer.status.is_client_error() && error.as_ref().is_some_and(|e| e.error == "invalid_grant");
+    tracing::debug!(status = answer.status.as_u16(), invalid_grant, "token request refused");
+    let refused = match (&grant, error) {
+        (Grant::Code { .. }, _) if invalid_grant => {
+            "the authorization code was refused (invalid_grant): it may have been used already or expired".to_owned()
         }
-        Err(_) => format!("the token endpoint answered HTTP {}", answer.status),
+        (Grant::Refresh { .. }, _) if invalid_grant => {
+            "the refresh token was refused (invalid_grant): it may have been used already, expired or been revoked"
+                .to_owned()
+        }
+        (Grant::Code { .. }, Some(error)) => {
+            format!("the token endpoint refused the request ({})", described(&error))
+        }
+        (Grant::Code { .. }, None) => format!("the token endpoint answered HTTP {}", answer.status),
+        (Grant::Refresh { .. }, error) => {
+            let error = error.map(|e| format!(" ({})", described(&e))).unwrap_or_default();
+            let problem = format!("answered HTTP {}{error} to the refresh", answer.status);
+            return Err(http.unavailable(WHAT, endpoint, &problem));
+        }
     };
-    tracing::debug!(status = answer.status.as_u16(), "token request refused");
     Err(http.rejected(&refused))
+}
+
+/// `error: description` of an OAuth error, as messages show it.
+fn described(error: &OAuthError) -> String {
+    let description = error.error_description.as_deref().map(|d| format!(": {}", clip(d))).unwrap_or_default();
+    format!("{}{description}", clip(&error.error))
 }
 
 /// `client_secret_basic` (RFC 6749 §2.3.1): id and secret are form-urlencoded first.

@@ -28,10 +28,14 @@
 //!
 //! - The subject is `TID:OID` (tenant id and object id): stable for the person across
 //!   apps and never the mutable email; `sub` (per app) stays in the claims.
-//! - Work accounts often have no `email` claim: `preferred_username` (the sign-in name,
-//!   usually an address) is copied into `email` when `email` is absent and it looks like
-//!   an address. Neither is verified by Microsoft, so `allowed_email_domains` still
-//!   refuses such accounts (no `email_verified`); authorize with `allowed_tenants` instead.
+//! - Work accounts often have no `email` claim. `preferred_username` (the sign-in name,
+//!   usually an address) stays under its own name: Microsoft does not verify it, and any
+//!   tenant may give its users names in domains it does not own, so it is not an email.
+//!   Only when the token also carries the optional claim `xms_edov` (email domain owner
+//!   verified) as `true` (or `"1"`, `"true"`) is it copied into an absent `email`, with
+//!   `"email_verified": true`. Microsoft sends no `email_verified` otherwise, so
+//!   `allowed_email_domains` refuses every other Microsoft account; authorize with
+//!   `allowed_tenants`, or enable `xms_edov` in the app registration's optional claims.
 //! - A user in too many groups gets no `groups` claim but a pointer to Microsoft Graph
 //!   (`_claim_names.groups`, or `hasgroups`); the claims then carry
 //!   `"groups_overage": true` (the pointer stays too), so the app knows to ask Graph.
@@ -48,6 +52,10 @@ use crate::oidc::discovery;
 use auth_core::{Claims, ProviderError};
 use serde_json::Value;
 use url::Url;
+
+/// Ends the denial of `allowed_email_domains` for an account without a verified email.
+pub(crate) const EMAIL_HINT: &str = "; Microsoft vouches for an address only with the optional claim xms_edov \
+    (email domain owner verified), so enable it in the app registration, or admit accounts with allowed_tenants";
 
 /// What Entra's multi-tenant discovery documents say in place of the tenant.
 const PLACEHOLDER: &str = "{tenantid}";
@@ -183,14 +191,16 @@ impl Microsoft {
         }
     }
 
-    /// `email` from `preferred_username`, and `groups_overage` (see the module docs).
+    /// A verified `email` from `preferred_username` when `xms_edov` vouches for its domain,
+    /// and `groups_overage` (see the module docs).
     pub(crate) fn complete_claims(claims: &mut Claims) {
-        if !claims.contains_key("email") {
+        if !claims.contains_key("email") && domain_owner_verified(claims) {
             let username = claims.get("preferred_username").and_then(Value::as_str);
             if let Some(address) =
                 username.filter(|u| u.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')))
             {
                 claims.insert("email".into(), address.into());
+                claims.insert("email_verified".into(), Value::Bool(true));
             }
         }
         let overage = claims.get("_claim_names").and_then(|names| names.get("groups")).is_some()
@@ -222,6 +232,17 @@ impl Microsoft {
             Some(hint) => vec![("logout_hint".into(), hint.to_owned())],
             None => Vec::new(),
         }
+    }
+}
+
+/// Whether Microsoft says the user's email domain is verified by its owner: the optional
+/// claim `xms_edov` as `true`, `1`, `"1"` or `"true"`.
+fn domain_owner_verified(claims: &Claims) -> bool {
+    match claims.get("xms_edov") {
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::Number(number)) => number.as_u64() == Some(1),
+        Some(Value::String(text)) => text == "1" || text.eq_ignore_ascii_case("true"),
+        _ => false,
     }
 }
 
@@ -335,7 +356,6 @@ mod tests {
             claims(json!({"tid": TENANT_A, "oid": "o-1", "sub": "s", "preferred_username": "ada@contoso.example",
                                   "_claim_names": {"groups": "src1"}, "login_hint": "hint"}));
         Microsoft::complete_claims(&mut c);
-        assert_eq!(c["email"], "ada@contoso.example");
         assert_eq!(c["groups_overage"], true);
         assert_eq!(Microsoft::subject(&c), Some(format!("{TENANT_A}:o-1")));
         assert_eq!(Microsoft::logout_params(&c), [("logout_hint".to_owned(), "hint".to_owned())]);
@@ -345,8 +365,37 @@ mod tests {
         assert_eq!(c["email"], "real@x.example", "an email claim is kept");
         assert!(!c.contains_key("groups_overage"));
         assert_eq!(Microsoft::subject(&c), None, "no tid and oid: the caller uses sub");
-        let mut c = claims(json!({"preferred_username": "+15550100"}));
+        let mut c = claims(json!({"preferred_username": "+15550100", "xms_edov": true}));
         Microsoft::complete_claims(&mut c);
         assert!(!c.contains_key("email"), "a phone number is not an address");
+        assert!(!c.contains_key("email_verified"));
+    }
+
+    #[test]
+    fn preferred_username_is_no_email_unless_its_domain_is_verified() {
+        let username = json!("ada@contoso.example");
+        for unverified in [None, Some(json!(false)), Some(json!("0")), Some(json!("false")), Some(json!("yes"))] {
+            let mut c = claims(json!({"sub": "s", "preferred_username": username}));
+            if let Some(value) = &unverified {
+                c.insert("xms_edov".into(), value.clone());
+            }
+            Microsoft::complete_claims(&mut c);
+            assert!(!c.contains_key("email"), "xms_edov = {unverified:?}: {c:?}");
+            assert!(!c.contains_key("email_verified"), "xms_edov = {unverified:?}: {c:?}");
+            assert_eq!(c["preferred_username"], username, "kept under its own name");
+        }
+        for verified in [json!(true), json!("1"), json!("true"), json!("True"), json!(1)] {
+            let mut c = claims(json!({"sub": "s", "preferred_username": username, "xms_edov": verified}));
+            Microsoft::complete_claims(&mut c);
+            assert_eq!(c["email"], username, "xms_edov = {verified}");
+            assert_eq!(c["email_verified"], true, "xms_edov = {verified}");
+            assert_eq!(c["preferred_username"], username);
+        }
+        // A real email claim is never replaced, nor marked verified on Microsoft's word
+        // about preferred_username.
+        let mut c = claims(json!({"email": "real@x.example", "preferred_username": "ada@x.example", "xms_edov": true}));
+        Microsoft::complete_claims(&mut c);
+        assert_eq!(c["email"], "real@x.example");
+        assert!(!c.contains_key("email_verified"));
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! - `allowed_email_domains = ["example.com"]`: only identities whose `email` is in one
 //!   of these domains (exactly; no subdomains) *and* whose `email_verified` is true (the
-//!   string `"true"` counts) may sign in.
+//!   string `"true"` counts) may sign in. Microsoft sends no `email_verified`: its
+//!   accounts pass only when the preset vouches for the address (see [`microsoft`]).
 //! - `allowed_groups = ["admins", ...]`: only identities whose `groups` claim (a list of
 //!   strings) holds one of these may sign in. Names are compared exactly, except that
 //!   group ids written as GUIDs (Entra ID) match in any case. When the provider could not
@@ -234,7 +235,11 @@ impl Profile {
             Preset::Oidc { .. } => {}
         }
         if let Some(domains) = &self.email_domains {
-            admit_email(domains, claims)?;
+            let hint = match self.preset {
+                Preset::Microsoft(_) => microsoft::EMAIL_HINT,
+                _ => "",
+            };
+            admit_email(domains, claims, hint)?;
         }
         match &self.groups {
             Some(groups) => admit_groups(groups, claims),
@@ -258,10 +263,13 @@ impl Profile {
     }
 }
 
-/// `allowed_email_domains`: a verified `email` in one of `domains`.
-fn admit_email(domains: &[String], claims: &Claims) -> Result<(), ProviderError> {
+/// `allowed_email_domains`: a verified `email` in one of `domains`; `hint` ends the
+/// message of a missing or unverified email (the preset's advice).
+fn admit_email(domains: &[String], claims: &Claims, hint: &str) -> Result<(), ProviderError> {
     let Some(email) = claims.get("email").and_then(Value::as_str) else {
-        return Err(ProviderError::Denied("the identity has no email, and allowed_email_domains is set".into()));
+        return Err(ProviderError::Denied(format!(
+            "the identity has no email, and allowed_email_domains is set{hint}"
+        )));
     };
     let domain = email.rsplit_once('@').map(|(_, domain)| domain.to_ascii_lowercase()).unwrap_or_default();
     let verified = match claims.get("email_verified") {
@@ -271,7 +279,7 @@ fn admit_email(domains: &[String], claims: &Claims) -> Result<(), ProviderError>
     };
     if !verified {
         return Err(ProviderError::Denied(format!(
-            "the email address (domain {domain:?}) is not verified by the provider, and allowed_email_domains is set"
+            "the email address (domain {domain:?}) is not verified by the provider, and allowed_email_domains is set{hint}"
         )));
     }
     if !domains.contains(&domain) {

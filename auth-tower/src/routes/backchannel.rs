@@ -109,6 +109,13 @@ where
             );
         }
     };
+    let token_id = claims.jti.clone().map(|jti| (jti, claims.expires_at.unwrap_or(0)));
+    if let Some((jti, _)) = &token_id
+        && shared.logout_tokens.seen(provider.name(), jti, auth_core::unix_now())
+    {
+        tracing::warn!("a back-channel logout token was replayed (its jti was used before)");
+        return refuse(StatusCode::BAD_REQUEST, "replay", "invalid_request", "the logout token was already used");
+    }
     let Some(revocation) = shared.store.revocation() else {
         tracing::error!(
             "a back-channel logout arrived, but sessions live in cookies, which cannot be revoked: \
@@ -120,6 +127,10 @@ where
     };
     match revocation.revoke(&Revocation::of(provider.name(), claims)).await {
         Ok(sessions) => {
+            // Remembered only now: a provider retrying after a store failure is not a replay.
+            if let Some((jti, until)) = token_id {
+                shared.logout_tokens.record(provider.name(), jti, until, auth_core::unix_now());
+            }
             tracing::info!(sessions, "back-channel logout ended sessions");
             record_outcome("revoked");
             let mut response = http::Response::new(http_body_util::Full::new(Bytes::new()));
@@ -131,5 +142,67 @@ where
             let description = "the session store is unavailable; try again";
             refuse(StatusCode::SERVICE_UNAVAILABLE, "store_error", "temporarily_unavailable", description)
         }
+    }
+}
+
+/// How many logout-token `jti`s are remembered at most.
+const MAX_SEEN: usize = 10_000;
+
+/// The `jti`s of the logout tokens that ended sessions, each until its token stops being
+/// accepted, so that a replay (which would end sessions started after the real logout) is
+/// refused. Per process: app instances do not share it, so a token replayed to another
+/// instance passes there until it expires (at most 10 minutes after it was issued). At most
+/// [`MAX_SEEN`] entries: expired ones go first, then the one closest to expiry.
+#[derive(Debug, Default)]
+pub(crate) struct SeenLogoutTokens {
+    /// `(provider, jti)` to the Unix second until which the token is accepted.
+    entries: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
+}
+
+impl SeenLogoutTokens {
+    /// Whether `jti` of `provider` ended sessions before and its token is still accepted.
+    pub(crate) fn seen(&self, provider: &str, jti: &str, now: u64) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(&(provider.to_owned(), jti.to_owned())).is_some_and(|until| *until >= now)
+    }
+
+    /// Remembers `jti` of `provider` until `until`.
+    pub(crate) fn record(&self, provider: &str, jti: String, until: u64, now: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (provider.to_owned(), jti);
+        if entries.len() >= MAX_SEEN && !entries.contains_key(&key) {
+            entries.retain(|_, seen_until| *seen_until >= now);
+            if entries.len() >= MAX_SEEN {
+                let soonest = entries.iter().min_by_key(|(_, until)| **until).map(|(k, _)| k.clone());
+                if let Some(soonest) = soonest {
+                    entries.remove(&soonest);
+                }
+            }
+        }
+        entries.insert(key, until);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jti_is_seen_until_its_token_expires_and_the_memory_stays_bounded() {
+        let seen = SeenLogoutTokens::default();
+        assert!(!seen.seen("p", "j1", 1_000));
+        seen.record("p", "j1".into(), 1_100, 1_000);
+        assert!(seen.seen("p", "j1", 1_050));
+        assert!(!seen.seen("q", "j1", 1_050), "per provider");
+        assert!(!seen.seen("p", "j1", 1_101), "forgotten once the token expired");
+
+        let full = SeenLogoutTokens::default();
+        for i in 0..MAX_SEEN {
+            let until = if i % 2 == 0 { 1_500 } else { 2_000 + i as u64 };
+            full.record("p", format!("j{i}"), until, 1_000);
+        }
+        full.record("p", "new".into(), 3_000, 1_600);
+        assert_eq!(full.entries.lock().map(|e| e.len()).ok(), Some(MAX_SEEN / 2 + 1), "the expired half went");
+        assert!(full.seen("p", "j1", 1_600), "live entries stay");
     }
 }

@@ -1,26 +1,45 @@
 //! `POST {prefix}/logout` (and a same-site `GET`): ends the session, clears its cookies,
-//! and sends the browser to the provider's end-session endpoint when it has one.
+//! and sends the browser to the provider's end-session endpoint when it has one. A `GET`
+//! that does not say where it comes from gets a page whose button POSTs here.
 
 use super::{record_outcome, record_provider};
 use crate::cookies;
-use crate::page::{Link, Page, page, redirect};
+use crate::page::{Link, Page, form_page, page, redirect};
 use crate::return_to;
 use crate::state::Shared;
 use auth_core::{IdentityProvider, Session, random_token};
 use http::header::ORIGIN;
 use http::request::Parts;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 
 pub(super) async fn logout(shared: &Shared, parts: &Parts) -> Page {
-    if !is_same_origin_request(&parts.headers, &shared.config.app_origin()) {
-        record_outcome("refused_cross_site");
-        let sign_out = [Link { href: shared.routes.logout_path(), text: "Sign out" }];
-        return page(
-            StatusCode::FORBIDDEN,
-            "Sign-out refused",
-            "This sign-out request came from another site, so it was refused. To sign out, use the link below.",
-            &sign_out,
-        );
+    match request_site(&parts.headers, &shared.config.app_origin()) {
+        Site::Same => {}
+        Site::Cross => {
+            record_outcome("refused_cross_site");
+            let sign_out = [Link { href: shared.routes.logout_path(), text: "Sign out" }];
+            return page(
+                StatusCode::FORBIDDEN,
+                "Sign-out refused",
+                "This sign-out request came from another site, so it was refused. To sign out, use the link below.",
+                &sign_out,
+            );
+        }
+        // A browser too old to send `Sec-Fetch-Site` sends no `Origin` with a `GET`, whoever
+        // made it (an `<img>` on another site): ask. It sends `Origin` with the form's `POST`.
+        Site::Unknown if parts.method == Method::GET => {
+            record_outcome("confirm");
+            return form_page(
+                StatusCode::OK,
+                "Sign out",
+                "Do you want to sign out?",
+                shared.routes.logout_path(),
+                "Sign out",
+            );
+        }
+        // A `POST` without either header: a client that is not a browser, which no other
+        // site can make send it.
+        Site::Unknown => {}
     }
     let mut location = None;
     if let Some(ticket) = cookies::read(&parts.headers, shared.session_cookie()) {
@@ -70,17 +89,31 @@ async fn end_session_url(shared: &Shared, provider: &dyn IdentityProvider, sessi
     }
 }
 
-/// Whether a logout request may come from this site. Browsers send `Sec-Fetch-Site`
-/// (trusted when present) or at least `Origin` on cross-site requests; a request with
-/// neither comes from a non-browser client, which cannot be tricked into logging out.
-pub(crate) fn is_same_origin_request(headers: &HeaderMap, app_origin: &str) -> bool {
+/// Where a request comes from, as far as its headers say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Site {
+    /// This origin, or typed by the person (`Sec-Fetch-Site: none`).
+    Same,
+    /// Another origin, a sibling site, or an opaque one (`Origin: null`).
+    Cross,
+    /// Neither `Sec-Fetch-Site` nor `Origin`: a client that is not a browser, or an old
+    /// browser's `GET` from anywhere.
+    Unknown,
+}
+
+/// Where a logout request comes from. Browsers send `Sec-Fetch-Site` (trusted when
+/// present), else at least `Origin` on cross-site `POST`s; a `GET` without both may still
+/// come from another site.
+pub(crate) fn request_site(headers: &HeaderMap, app_origin: &str) -> Site {
+    let same = |yes: bool| if yes { Site::Same } else { Site::Cross };
     if let Some(site) = headers.get("sec-fetch-site") {
-        return site.as_bytes().eq_ignore_ascii_case(b"same-origin") || site.as_bytes().eq_ignore_ascii_case(b"none");
+        let site = site.as_bytes();
+        return same(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none"));
     }
     if let Some(origin) = headers.get(ORIGIN) {
-        return origin.to_str().is_ok_and(|origin| normalize_origin(origin) == normalize_origin(app_origin));
+        return same(origin.to_str().is_ok_and(|origin| normalize_origin(origin) == normalize_origin(app_origin)));
     }
-    true
+    Site::Unknown
 }
 
 /// Lower case, without the default port (`https://app.test:443` is `https://app.test`).
@@ -110,18 +143,17 @@ mod tests {
     #[test]
     fn cross_site_logout_is_refused() {
         let app = "http://localhost:3000";
-        let allowed = [
-            headers(&[]),
+        let same = [
             headers(&[("sec-fetch-site", "same-origin")]),
             headers(&[("sec-fetch-site", "none")]),
             headers(&[("origin", "http://localhost:3000")]),
             headers(&[("origin", "HTTP://LOCALHOST:3000")]),
             headers(&[("sec-fetch-site", "same-origin"), ("origin", "http://localhost:3000")]),
         ];
-        for h in &allowed {
-            assert!(is_same_origin_request(h, app), "{h:?}");
+        for h in &same {
+            assert_eq!(request_site(h, app), Site::Same, "{h:?}");
         }
-        let refused = [
+        let cross = [
             headers(&[("sec-fetch-site", "cross-site")]),
             headers(&[("sec-fetch-site", "same-site")]),
             headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://localhost:3000")]),
@@ -129,9 +161,11 @@ mod tests {
             headers(&[("origin", "null")]),
             headers(&[("origin", "http://localhost:3001")]),
         ];
-        for h in &refused {
-            assert!(!is_same_origin_request(h, app), "{h:?}");
+        for h in &cross {
+            assert_eq!(request_site(h, app), Site::Cross, "{h:?}");
         }
-        assert!(is_same_origin_request(&headers(&[("origin", "https://app.test")]), "https://app.test:443"));
+        // Neither header: not accepted as same-site (a `GET` gets the confirmation page).
+        assert_eq!(request_site(&headers(&[]), app), Site::Unknown);
+        assert_eq!(request_site(&headers(&[("origin", "https://app.test")]), "https://app.test:443"), Site::Same);
     }
 }

@@ -12,7 +12,7 @@ mod login;
 mod logout;
 pub(crate) mod paths;
 
-pub(crate) use backchannel::backchannel_logout;
+pub(crate) use backchannel::{SeenLogoutTokens, backchannel_logout};
 pub use paths::AuthRoutes;
 pub(crate) use paths::DEFAULT_PREFIX;
 
@@ -90,9 +90,12 @@ impl Query {
         if let Some(max_age) = self.max_age.as_deref().and_then(|m| m.parse::<u64>().ok()) {
             options = options.with_max_age(max_age);
         }
-        if let Some(acr) = &self.acr_values {
+        // Bounded so the sealed pending cookie stays under a browser cookie's 4 KB whatever
+        // `return_to` is: at most 512 bytes, and nothing JSON would escape (`"`, `\`).
+        if let Some(acr) = self.acr_values.as_deref().filter(|acr| acr.len() <= 512) {
             let values: Vec<&str> = acr.split(' ').filter(|v| !v.is_empty()).collect();
-            if values.len() <= 8 && values.iter().all(|v| v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic())) {
+            let plain = |v: &&str| v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+            if values.len() <= 8 && values.iter().all(plain) {
                 options = options.with_acr_values(values);
             }
         }
@@ -195,6 +198,19 @@ mod tests {
         assert!(!q.repeated);
         assert!(Query::parse(Some("state=a&state=b")).repeated);
         assert!(Query::parse(None).code.is_none());
+    }
+
+    #[test]
+    fn step_up_options_from_a_login_link_are_bounded() {
+        let options = Query::parse(Some("max_age=300&acr_values=mfa%20phr&prompt=login")).login_options();
+        assert_eq!(
+            (options.max_age, options.acr_values.len(), options.prompt.as_deref()),
+            (Some(300), 2, Some("login"))
+        );
+        let long = format!("acr_values={}", "a".repeat(513));
+        assert!(Query::parse(Some(&long)).login_options().acr_values.is_empty(), "over 512 bytes");
+        assert!(Query::parse(Some("acr_values=a%22b")).login_options().acr_values.is_empty(), "a quote");
+        assert!(Query::parse(Some("prompt=none&max_age=soon")).login_options().is_empty(), "unknown prompt, bad age");
     }
 
     #[test]

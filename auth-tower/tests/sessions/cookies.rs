@@ -80,7 +80,10 @@ async fn cookie_path_must_hold_the_routes_and_is_used_when_it_does() {
         .await
         .unwrap();
     let pending = login.headers()["set-cookie"].to_str().unwrap();
-    assert!(pending.starts_with("auth_pending=") && pending.contains("Path=/;"), "the pending login is on /: {pending}");
+    assert!(
+        pending.starts_with("auth_pending=") && pending.contains("Path=/;"),
+        "the pending login is on /: {pending}"
+    );
 }
 
 #[tokio::test]

@@ -153,3 +153,48 @@ async fn backchannel_logout_with_the_cookie_store_is_not_implemented() {
     assert!(answer.body.contains("session_store"), "says what to configure: {}", answer.body);
     assert!(browser.logged_in().await);
 }
+
+/// A logout token that ended sessions is refused when replayed (it would end the sessions
+/// its subject started since); a token whose revocation failed is not remembered, so the
+/// provider's retry goes through.
+#[tokio::test]
+async fn a_replayed_logout_token_is_refused_but_a_retry_after_a_failure_is_not() {
+    let idp = MockIdp::builder().login_as(Some("alice")).start().await.unwrap();
+    let app = Setup::new("").memory().start(&idp).await;
+    let mut first = Browser::new(&app);
+    first.login().await;
+    let token = idp.logout_token(&LogoutToken::for_subject("alice"));
+    let post = |token: String| {
+        let uri = app.backchannel_uri();
+        async move { reqwest::Client::new().post(uri).form(&[("logout_token", token)]).send().await.unwrap() }
+    };
+    assert_eq!(post(token.clone()).await.status(), StatusCode::OK);
+    assert!(!first.logged_in().await);
+
+    // Alice signs in again; the captured token, replayed, must not end the new session.
+    let mut again = Browser::new(&app);
+    again.login().await;
+    let replay = post(token).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert!(replay.text().await.unwrap().contains("already used"));
+    assert!(again.logged_in().await, "the replay ended nothing");
+
+    // The cookie store cannot revoke (501): the jti is not remembered, so the same token,
+    // delivered to an app that can, still works.
+    let cookie_app = Setup::new("").start(&idp).await;
+    let token = idp.logout_token(&LogoutToken::for_subject("alice"));
+    let refused = reqwest::Client::new()
+        .post(cookie_app.backchannel_uri())
+        .form(&[("logout_token", token.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::NOT_IMPLEMENTED);
+    let again_refused = reqwest::Client::new()
+        .post(cookie_app.backchannel_uri())
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again_refused.status(), StatusCode::NOT_IMPLEMENTED, "not taken for a replay");
+}

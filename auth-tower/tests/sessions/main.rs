@@ -302,11 +302,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 impl Logs {
     fn capture(level: tracing::Level) -> (Self, tracing::subscriber::DefaultGuard) {
         let logs = Self::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(level)
-            .finish();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(logs.clone()).with_ansi(false).with_max_level(level).finish();
         (logs.clone(), tracing::subscriber::set_default(subscriber))
     }
 
@@ -319,10 +316,9 @@ impl Logs {
     }
 }
 
-
 mod cookies;
 mod idle;
-mod logs;
 mod logout;
+mod logs;
 mod refresh;
 mod stores;
