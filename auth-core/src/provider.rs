@@ -287,9 +287,11 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
     ///
     /// An implementation must check the signature with the provider's keys (never `none`,
     /// never an HMAC keyed with public material), `iss`, `aud` (this client), `iat`, `exp`
-    /// when present, the `events` member naming
-    /// `http://schemas.openid.net/event/backchannel-logout`, the absence of `nonce` (an ID
-    /// token is not a logout token), and the presence of `sub` or `sid`.
+    /// and `jti` (a short-lived token: the built-in provider allows 10 minutes), the
+    /// `events` member naming `http://schemas.openid.net/event/backchannel-logout`, the
+    /// absence of `nonce` (an ID token is not a logout token), and the presence of `sub` or
+    /// `sid`; and return the `jti` and the token's end with
+    /// [`LogoutClaims::with_token_id`], so that the layer refuses replays.
     ///
     /// # Errors
     /// [`ProviderError::Unsupported`] by default; [`ProviderError::Rejected`] for a token

@@ -53,7 +53,7 @@
 //! |---|---|---|---|
 //! | `auth:session:{ticket}` | string | the [`Session`](auth_core::Session) as JSON | when the session ends ([`deadline`](auth_core::Session::deadline): `expires_at`, or the idle expiry when sooner) |
 //! | `auth:sid:{provider}:{sid}` | set | the tickets of the provider's session `sid` | with the longest of them |
-//! | `auth:sub:{provider}:{subject}` | set | the tickets of one person at a provider | with the longest of them |
+//! | `auth:sub:{provider}:{sub}` | set | the tickets of one person at a provider, by the ID token's `sub` (`Revocation::subject_of`) | with the longest of them |
 //! | `auth:lock:{key}` | string | the random token of the lock's holder | after the lock's TTL |
 //!
 //! `:`, `%`, `{` and `}` inside a provider, id or lock key are percent-encoded. Every
