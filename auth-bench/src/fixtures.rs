@@ -7,6 +7,7 @@
 
 use auth_core::seal::Sealer;
 use auth_core::{AuthConfig, Claims, CookieStore, Identity, Session, SessionStore, TokenSet, unix_now};
+use auth_testkit::MockIdp;
 use auth_tower::bench as cookies;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,6 +39,27 @@ pub fn config(expose_tokens: bool) -> AuthConfig {
         Ok(config) => config,
         Err(error) => unreachable!("the fixed bench config is valid: {error}"),
     }
+}
+
+/// The `[auth]` config of an app whose one provider is `idp` (the quick start's
+/// single-provider form), with `extra` lines (such as `bearer_audience = "..."`) appended.
+///
+/// # Errors
+/// When the config does not parse (a mistake in `extra`).
+pub fn mock_idp_config(idp: &MockIdp, redirect_uri: &str, extra: &str) -> Result<AuthConfig, String> {
+    let toml = format!(
+        "[auth]\n\
+         redirect_uri = \"{redirect_uri}\"\n\
+         cookie_secret = \"{COOKIE_SECRET}\"\n\
+         client_id = \"{}\"\n\
+         client_secret = \"{}\"\n\
+         server_metadata_url = \"{}\"\n\
+         {extra}",
+        idp.client_id(),
+        idp.client_secret(),
+        idp.metadata_url()
+    );
+    AuthConfig::from_toml_str(&toml, "auth-bench MockIdp config").map_err(|e| e.to_string())
 }
 
 /// The sealer a layer built from [`config`] uses.

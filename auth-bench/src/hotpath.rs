@@ -3,10 +3,11 @@
 //! only the app, the layer and axum, not the network stack or the load generator.
 
 use crate::variants::{self, Variant};
+use auth_testkit::MockIdp;
 use axum::Router;
 use axum::body::Body;
-use http::header::{COOKIE, HOST};
-use http::{HeaderValue, Request, StatusCode};
+use http::header::HOST;
+use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -14,8 +15,10 @@ use tower::ServiceExt;
 #[derive(Debug)]
 pub struct HotPath {
     app: Router,
-    cookie: Option<HeaderValue>,
+    credential: Option<(HeaderName, HeaderValue)>,
     expected: &'static str,
+    /// Kept serving for the bearer variant, whose first request fetches its keys.
+    _idp: Option<MockIdp>,
 }
 
 impl HotPath {
@@ -25,9 +28,9 @@ impl HotPath {
     /// As [`variants::prepare`].
     pub async fn new(variant: Variant, redis_url: Option<&str>) -> Result<Self, String> {
         let prepared = variants::prepare(variant, redis_url).await?;
-        let cookie = prepared.cookie.map(HeaderValue::try_from).transpose().map_err(|e| e.to_string())?;
+        let credential = prepared.credential.as_ref().map(variants::Credential::header).transpose()?;
         // As `axum::serve` does for each connection: routes become services once, not per request.
-        Ok(Self { app: prepared.app.with_state(()), cookie, expected: variant.expected_body() })
+        Ok(Self { app: prepared.app.with_state(()), credential, expected: variant.expected_body(), _idp: prepared.idp })
     }
 
     /// Sends `n` requests one after another; returns how many got the expected answer.
@@ -35,8 +38,8 @@ impl HotPath {
         let mut good = 0;
         for _ in 0..n {
             let mut request = Request::get("/").header(HOST, "127.0.0.1:3000");
-            if let Some(cookie) = &self.cookie {
-                request = request.header(COOKIE, cookie.clone());
+            if let Some((name, value)) = &self.credential {
+                request = request.header(name.clone(), value.clone());
             }
             let Ok(request) = request.body(Body::empty()) else { continue };
             let Ok(response) = self.app.clone().oneshot(request).await;

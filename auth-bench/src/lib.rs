@@ -3,8 +3,9 @@
 //!
 //! - [`variants`]: the servers under test, one per variant of the issue: bare axum,
 //!   `AuthLayer` anonymous, logged in with the cookie store, with exposed tokens in a
-//!   chunked cookie, with `RedisStore`, and axum-login + tower-sessions ([`peer`]). Each
-//!   runs in its own process (`bench-server`), so peak RSS is per variant.
+//!   chunked cookie, with `RedisStore`, axum-login + tower-sessions ([`peer`]), and an API
+//!   client repeating a bearer JWT that `MockIdp` issued. Each runs in its own process
+//!   (`bench-server`), so peak RSS is per variant.
 //! - [`load`]: the load generator (keep-alive connections, warm-up, fixed window, HDR
 //!   latency histogram), run by `bench-run`, which interleaves the variants in rounds and
 //!   writes the [`report`].

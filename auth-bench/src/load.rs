@@ -10,8 +10,8 @@
 use crate::cpu::{Snapshot, Usage};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http::header::{COOKIE, HOST};
-use http::{HeaderValue, Request, StatusCode};
+use http::header::HOST;
+use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -28,8 +28,8 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 pub struct LoadSpec {
     /// The server.
     pub addr: SocketAddr,
-    /// The `Cookie` header of every request, if any.
-    pub cookie: Option<HeaderValue>,
+    /// The header every request carries (the variant's `Cookie` or `Authorization`), if any.
+    pub credential: Option<(HeaderName, HeaderValue)>,
     /// The body every answer must have.
     pub expected_body: Bytes,
     /// How many keep-alive connections send requests concurrently.
@@ -96,7 +96,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadResult, String> {
         let worker = Worker {
             sender,
             host: host.clone(),
-            cookie: spec.cookie.clone(),
+            credential: spec.credential.clone(),
             expected: spec.expected_body.clone(),
             measure_from,
             stop_at,
@@ -150,7 +150,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, String> 
 struct Worker {
     sender: SendRequest<Empty<Bytes>>,
     host: HeaderValue,
-    cookie: Option<HeaderValue>,
+    credential: Option<(HeaderName, HeaderValue)>,
     expected: Bytes,
     measure_from: Instant,
     stop_at: Instant,
@@ -199,8 +199,8 @@ impl Worker {
             .await
             .map_err(|e| Failure::Connection(format!("connection lost: {e}")))?;
         let mut request = Request::get("/").header(HOST, self.host.clone());
-        if let Some(cookie) = &self.cookie {
-            request = request.header(COOKIE, cookie.clone());
+        if let Some((name, value)) = &self.credential {
+            request = request.header(name.clone(), value.clone());
         }
         let request = request.body(Empty::new()).map_err(|e| Failure::Answer(e.to_string()))?;
         let response =

@@ -9,7 +9,7 @@
 
 use crate::variants::{self, LOGGED_IN};
 use auth_testkit::MockIdp;
-use auth_tower::{AuthConfig, AuthLayer};
+use auth_tower::AuthLayer;
 use axum::Router;
 use axum::routing::get;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -84,19 +84,7 @@ pub async fn run(spec: LoginSpec) -> Result<LoginReport, String> {
     let idp = MockIdp::builder().login_as(Some("alice")).start().await.map_err(|e| format!("MockIdp: {e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let toml = format!(
-        "[auth]\n\
-         redirect_uri = \"http://{addr}/oauth2callback\"\n\
-         cookie_secret = \"{}\"\n\
-         client_id = \"{}\"\n\
-         client_secret = \"{}\"\n\
-         server_metadata_url = \"{}\"\n",
-        crate::fixtures::COOKIE_SECRET,
-        idp.client_id(),
-        idp.client_secret(),
-        idp.metadata_url()
-    );
-    let config = AuthConfig::from_toml_str(&toml, "login bench").map_err(|e| e.to_string())?;
+    let config = crate::fixtures::mock_idp_config(&idp, &format!("http://{addr}/oauth2callback"), "")?;
     let auth = AuthLayer::from_config(config).map_err(|e| e.to_string())?;
     let app = Router::new().route("/", get(variants::home)).layer(auth);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

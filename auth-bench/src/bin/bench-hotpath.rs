@@ -16,7 +16,7 @@ use auth_bench::hotpath::HotPath;
 use std::time::Instant;
 
 const USAGE: &str = "usage: bench-hotpath --variant NAME [--requests N] [--redis-url URL]
-  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login";
+  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login, bearer";
 
 /// The loop callgrind collects (see the module docs); not inlined so that it has a name.
 #[inline(never)]

@@ -8,9 +8,9 @@ use auth_bench::cpu;
 use auth_bench::load::{self, LoadSpec};
 use auth_bench::login::{self, LoginSpec};
 use auth_bench::report::{Machine, Report, Sample, Settings, VariantReport};
-use auth_bench::variants::{REDIS_BUILT, REDIS_NOT_BUILT};
+use auth_bench::variants::{Credential, REDIS_BUILT, REDIS_NOT_BUILT};
 use bytes::Bytes;
-use http::HeaderValue;
+use http::HeaderName;
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ const USAGE: &str = "usage: bench-run [--quick] [--rounds N] [--duration SECS] [
                      is taken again (twice at most); before each sample the run waits up to
                      --quiet-timeout (default 120 s, 10 s with --quick) for the machine to be that quiet
   --server-threads   Tokio workers per server (default: one per core)
-  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login";
+  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login, bearer";
 
 #[derive(Debug)]
 struct Args {
@@ -158,7 +158,7 @@ struct Server {
     variant: Variant,
     process: Process,
     addr: SocketAddr,
-    cookie: Option<String>,
+    credential: Option<Credential>,
 }
 
 fn server_binary() -> Result<PathBuf, String> {
@@ -189,19 +189,20 @@ fn start_server(binary: &PathBuf, variant: Variant, args: &Args, redis_url: Opti
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let process = Process { name: variant.name().into(), child, _stdin: stdin };
-    let (mut addr, mut cookie) = (None, None);
+    let (mut addr, mut credential) = (None, None);
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("{}: {e}", process.name))?;
         if let Some(a) = line.strip_prefix("listening on ") {
             addr = a.trim().parse().ok();
-        } else if let Some(c) = line.strip_prefix("cookie: ") {
-            cookie = Some(c.to_owned());
+        } else if let Some((name, value)) = line.strip_prefix("credential: ").and_then(|c| c.split_once(": ")) {
+            let name = HeaderName::try_from(name).map_err(|e| format!("{}: {e}", process.name))?;
+            credential = Some(Credential { name, value: value.to_owned() });
         } else if line == "ready" {
             break;
         }
     }
     let addr = addr.ok_or_else(|| format!("the {variant} server exited before it was ready"))?;
-    Ok(Server { variant, process, addr, cookie })
+    Ok(Server { variant, process, addr, credential })
 }
 
 /// A throwaway redis-server on a free loopback port, when one is installed.
@@ -257,7 +258,7 @@ fn measure(
 ) -> Result<(Sample, Option<String>), String> {
     let spec = LoadSpec {
         addr: server.addr,
-        cookie: server.cookie.as_deref().map(HeaderValue::try_from).transpose().map_err(|e| e.to_string())?,
+        credential: server.credential.as_ref().map(Credential::header).transpose()?,
         expected_body: Bytes::from_static(server.variant.expected_body().as_bytes()),
         connections: args.connections,
         warmup: args.warmup,
@@ -385,7 +386,8 @@ fn run(args: &Args) -> Result<(), String> {
             label: variant.label().into(),
             skipped: reason,
             samples: index.map(|i| samples[i].clone()).unwrap_or_default(),
-            cookie_bytes: server.and_then(|s| s.cookie.as_ref()).map(String::len),
+            credential: server.and_then(|s| s.credential.as_ref()).map(|c| c.name.to_string()),
+            credential_bytes: server.and_then(|s| s.credential.as_ref()).map(|c| c.value.len()),
             peak_rss_kib: server.and_then(|s| s.process.peak_rss_kib()),
             first_error: index.and_then(|i| first_errors[i].clone()),
         });

@@ -1,20 +1,21 @@
 //! One variant's server, for `bench-run`: `bench-server --variant NAME --listen ADDR
 //! [--redis-url URL]`.
 //!
-//! It prints `listening on ADDR`, then `cookie: HEADER` when its clients send a cookie,
-//! then `ready`, and serves until killed or until its standard input closes (so that a
-//! crashed `bench-run` leaves no server behind). It runs a multi-thread Tokio runtime, with
+//! It prints `listening on ADDR`, then `credential: NAME: VALUE` when its clients send a
+//! header that signs them in (`cookie: ...` or `authorization: Bearer ...`), then `ready`,
+//! and serves until killed or until its standard input closes (so that a crashed
+//! `bench-run` leaves no server behind). It runs a multi-thread Tokio runtime, with
 //! one worker per core unless `--threads` says otherwise.
 
 use auth_bench::Variant;
-use auth_bench::variants::prepare;
+use auth_bench::variants::{Prepared, prepare};
 use axum::serve::ListenerExt as _;
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 
 const USAGE: &str = "usage: bench-server --variant NAME --listen ADDR [--threads N] [--redis-url URL]
   --threads N  Tokio worker threads (default: one per core)
-  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login";
+  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login, bearer";
 
 struct Args {
     variant: Variant,
@@ -73,13 +74,14 @@ fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let prepared = prepare(args.variant, args.redis_url.as_deref()).await?;
+    // `_idp` (the bearer variant's identity provider) serves until the process ends.
+    let Prepared { app, credential, idp: _idp } = prepare(args.variant, args.redis_url.as_deref()).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let mut lines = format!("listening on {addr}\n");
-    if let Some(cookie) = &prepared.cookie {
-        lines.push_str(&format!("cookie: {cookie}\n"));
+    if let Some(credential) = &credential {
+        lines.push_str(&format!("credential: {}: {}\n", credential.name, credential.value));
     }
     lines.push_str("ready\n");
     out.write_all(lines.as_bytes()).and_then(|()| out.flush()).map_err(|e| e.to_string())?;
@@ -93,5 +95,5 @@ async fn run(args: Args) -> Result<(), String> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, prepared.app).await.map_err(|e| e.to_string())
+    axum::serve(listener, app).await.map_err(|e| e.to_string())
 }
