@@ -30,8 +30,9 @@ pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 pub(crate) enum Credentials<'h> {
     /// No `Authorization` header, or another scheme (`Basic`, ...): the cookie path runs.
     None,
-    /// A bearer token.
-    Bearer(&'h str),
+    /// A bearer token's bytes, not yet checked (a cache hit needs no check: only tokens that
+    /// passed are cached); [`token_text`] checks them.
+    Bearer(&'h [u8]),
     /// A bearer header that cannot be read (no token, two headers, not text, too long).
     Malformed(&'static str),
 }
@@ -52,12 +53,19 @@ pub(crate) fn credentials(headers: &HeaderMap) -> Credentials<'_> {
     if bytes.len() > MAX_TOKEN_LEN + 7 {
         return Credentials::Malformed("the bearer token is too large");
     }
-    let token = std::str::from_utf8(&bytes[6..]).map(str::trim).unwrap_or_default();
-    // RFC 6750 b64token: letters, digits and `-._~+/`, then `=` padding.
-    let b64token = |t: &str| {
-        !t.is_empty() && t.trim_end_matches('=').bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
-    };
-    if b64token(token) { Credentials::Bearer(token) } else { Credentials::Malformed("the bearer token is malformed") }
+    let token = bytes[6..].trim_ascii();
+    if token.is_empty() { Credentials::Malformed("the bearer token is malformed") } else { Credentials::Bearer(token) }
+}
+
+/// `token` as text when it is an RFC 6750 `b64token` (letters, digits and `-._~+/`, then
+/// `=` padding), for a token the cache does not know.
+pub(crate) fn token_text(token: &[u8]) -> Result<&str, &'static str> {
+    let body = token.iter().rposition(|b| *b != b'=').map_or(&token[..0], |end| &token[..=end]);
+    let ok = !body.is_empty() && body.iter().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b));
+    match std::str::from_utf8(token) {
+        Ok(text) if ok => Ok(text),
+        _ => Err("the bearer token is malformed"),
+    }
 }
 
 /// The `iss` claim of a JWT, read without verifying anything: only to pick the provider
@@ -157,10 +165,14 @@ mod tests {
         assert!(matches!(credentials(&HeaderMap::new()), Credentials::None));
         assert!(matches!(credentials(&header("Basic YWxhZGRpbjpvcGVuc2VzYW1l")), Credentials::None));
         assert!(matches!(credentials(&header("Bearerish x")), Credentials::None));
-        assert!(matches!(credentials(&header("Bearer abc.def.ghi")), Credentials::Bearer("abc.def.ghi")));
-        assert!(matches!(credentials(&header("bearer  abc.def-_~+/=")), Credentials::Bearer("abc.def-_~+/=")));
-        for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer <script>", "Bearer a=b"] {
+        assert!(matches!(credentials(&header("Bearer abc.def.ghi")), Credentials::Bearer(b"abc.def.ghi")));
+        assert!(matches!(credentials(&header("bearer  abc.def-_~+/=")), Credentials::Bearer(b"abc.def-_~+/=")));
+        for bad in ["Bearer", "Bearer "] {
             assert!(matches!(credentials(&header(bad)), Credentials::Malformed(_)), "{bad}");
+        }
+        assert_eq!(token_text(b"abc.def-_~+/=="), Ok("abc.def-_~+/=="));
+        for bad in [&b"a b"[..], b"<script>", b"a=b", b"=", b"", b"a\xff"] {
+            assert!(token_text(bad).is_err(), "{bad:?}");
         }
         let mut two = header("Bearer a.b.c");
         two.append(AUTHORIZATION, HeaderValue::from_static("Bearer d.e.f"));

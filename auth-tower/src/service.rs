@@ -113,8 +113,19 @@ where
                 }
                 bearer::Credentials::Bearer(token) => {
                     // An API client: the token alone says who it is; no cookie is read or written.
-                    let cached = shared.bearer_cache.get(token, unix_now());
-                    let unverified = cached.is_none().then(|| token.to_owned());
+                    // A hit means these exact bytes were checked and verified before.
+                    let cached = shared.bearer_cache.get_parts(&[(0, token)], unix_now());
+                    let unverified = match cached {
+                        Some(_) => None,
+                        None => match bearer::token_text(token) {
+                            Ok(text) => Some(text.to_owned()),
+                            Err(description) => {
+                                let refused = bearer::invalid_request(ClientKind::of(request.headers()), description);
+                                let future: BoxFuture<'static, Page> = Box::pin(std::future::ready(refused));
+                                return ResponseFuture { kind: Kind::Route { future } };
+                            }
+                        },
+                    };
                     request.extensions_mut().insert(shared.routes.clone());
                     let Some(token) = unverified else {
                         request.extensions_mut().insert(cached.map(User::from_bearer).unwrap_or_default());
