@@ -280,7 +280,8 @@ enum Pair<'h> {
 }
 
 /// One pass over the request's `Cookie` headers: reads cookie `name` (as [`read`] does)
-/// and computes the headers without `name`, its chunks and the cookies named in `also`
+/// and computes the headers without `name`, its chunks and the cookies named in `also` (an
+/// entry ending in `*` names every cookie starting with what comes before it)
 /// (as the tests' reference `strip` does, except that a header holding bytes that are not
 /// text is handled too, the other cookies kept byte for byte). Apply the removal with
 /// [`CookieScan::into_strip`].
@@ -314,7 +315,10 @@ fn scan_inner<'h>(headers: &'h HeaderMap, name: &str, also: &[&str], strip: bool
             Pair::Whole(value())
         } else if let Some(index) = chunk_index_bytes(n, name) {
             Pair::Chunk(index, value())
-        } else if also.iter().any(|a| a.as_bytes() == n) {
+        } else if also.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => n.starts_with(prefix.as_bytes()),
+            None => a.as_bytes() == n,
+        }) {
             Pair::Own
         } else {
             Pair::Other

@@ -277,6 +277,7 @@ impl AuthLayerBuilder {
         // uses: on https it is `__Host-`, so a sibling subdomain cannot plant one (login CSRF).
         let pending_attrs = CookieAttrs { path: "/".into(), secure: config.secure_cookies(), domain: None };
         let pending_cookie = format!("{}{PENDING_COOKIE}", if config.secure_cookies() { "__Host-" } else { "" });
+        let pending_prefix = format!("{pending_cookie}_*");
         let providers_accept_bearer = providers.iter().any(|p| p.accepts_bearer_tokens());
         let shared = Shared {
             config,
@@ -291,6 +292,7 @@ impl AuthLayerBuilder {
             session_cookie,
             pending_cookie,
             pending_attrs,
+            pending_prefix,
             bearer: providers_accept_bearer,
             bearer_cache: SessionCache::new(),
             logout_tokens: Default::default(),

@@ -116,7 +116,7 @@
 //!
 //! let login = app.clone().oneshot(http::Request::get("/account/login").body(String::new())?).await?;
 //! assert_eq!(login.status(), http::StatusCode::FOUND);
-//! assert!(login.headers()["set-cookie"].to_str()?.starts_with("auth_pending="));
+//! assert!(login.headers()["set-cookie"].to_str()?.starts_with("auth_pending_"));
 //!
 //! let home = app.oneshot(http::Request::get("/").body(String::new())?).await?;
 //! assert_eq!(home.status(), http::StatusCode::OK);

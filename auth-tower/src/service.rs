@@ -144,7 +144,8 @@ where
 
         // One pass over the `Cookie` headers: the session cookie, and the headers without
         // the layer's cookies (applied below, once the lookup is done with the headers).
-        let found = cookies::scan(request.headers(), shared.session_cookie(), &[shared.pending_cookie.as_str()]);
+        let also = [shared.pending_cookie.as_str(), shared.pending_prefix.as_str()];
+        let found = cookies::scan(request.headers(), shared.session_cookie(), &also);
         let lookup = match found.parts() {
             // Chunks without their siblings cannot be read, but would be sent forever.
             None if found.is_present() => Lookup::Anonymous(shared.clear_session_cookies(request.headers())),

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) pending_cookie: String,
     /// The pending-login cookie's attributes: always `Path=/`, never a `Domain`.
     pub(crate) pending_attrs: CookieAttrs,
+    /// `{pending_cookie}_*`: what strips every pending-login cookie from the app's view.
+    pub(crate) pending_prefix: String,
     /// Whether a provider accepts bearer tokens: the bearer path runs only then.
     pub(crate) bearer: bool,
     /// Verified bearer tokens, by exact value, until their `exp`.
@@ -92,6 +94,36 @@ impl Shared {
 
     pub(crate) fn session_cookie(&self) -> &str {
         &self.session_cookie
+    }
+
+    /// The pending-login cookie of the login whose OAuth `state` is `state`:
+    /// `{pending}_{16 hex digits}`, so that logins started in two tabs do not overwrite each
+    /// other and a callback finds its own. The digits are FNV-1a of `state` (the same on
+    /// every instance); the cookie's content is still compared with the whole `state`.
+    pub(crate) fn pending_cookie_for(&self, state: &str) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in state.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{}_{hash:016x}", self.pending_cookie)
+    }
+
+    /// The names of the pending-login cookies the request carries (at most a few dozen
+    /// are looked at), with their values.
+    pub(crate) fn pending_cookies<'h>(&self, request: &'h HeaderMap) -> Vec<(&'h str, &'h str)> {
+        let prefix = format!("{}_", self.pending_cookie);
+        let mut found = Vec::new();
+        for value in request.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+            for pair in value.split(';') {
+                if let Some((name, value)) = pair.trim().split_once('=')
+                    && name.starts_with(&prefix)
+                    && found.len() < 32
+                {
+                    found.push((name, value));
+                }
+            }
+        }
+        found
     }
 
     // -------------------------------------------------------------------- session rules

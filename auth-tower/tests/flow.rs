@@ -229,6 +229,11 @@ fn set_cookie_line<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).find(|l| l.starts_with(&format!("{name}=")))
 }
 
+/// The `Set-Cookie` line of a pending login (`auth_pending_<id>`).
+fn pending_line(headers: &HeaderMap) -> Option<&str> {
+    headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).find(|l| l.starts_with("auth_pending_"))
+}
+
 fn deleted(headers: &HeaderMap) -> Vec<String> {
     set_cookies(headers).into_iter().filter(|(_, _, age)| *age == Some(0)).map(|(n, _, _)| n).collect()
 }
@@ -253,7 +258,7 @@ async fn login_sets_pending_cookie_and_redirects() {
     assert!(location(&response).starts_with("https://idp.test/fake/authorize?state="), "{}", location(&response));
     assert!(location(&response).contains("redirect_uri=http://127.0.0.1:"));
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let pending = set_cookie_line(response.headers(), "auth_pending").unwrap();
+    let pending = pending_line(response.headers()).unwrap();
     for attribute in ["Path=/", "Max-Age=600", "HttpOnly", "SameSite=Lax"] {
         assert!(pending.contains(attribute), "{pending}");
     }
@@ -274,8 +279,8 @@ async fn callback_with_right_state_logs_in() {
     let session = set_cookie_line(response.headers(), "auth_session").unwrap();
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax") && session.contains("Path=/"));
     assert!(session.contains(&format!("Max-Age={}", 30 * 24 * 3600)), "{session}");
-    assert!(deleted(response.headers()).contains(&"auth_pending".to_owned()));
-    assert!(!browser.jar.contains_key("auth_pending"));
+    assert!(deleted(response.headers()).iter().any(|n| n.starts_with("auth_pending_")));
+    assert!(!browser.jar.keys().any(|k| k.starts_with("auth_pending")));
 
     let me = browser.me().await;
     assert_eq!(me["is_logged_in"], true);
@@ -317,7 +322,7 @@ async fn state_mismatch_is_refused_without_session() {
     let response = browser.get("/oauth2callback?code=good&state=forged").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(set_cookie_line(response.headers(), "auth_session").is_none());
-    assert!(deleted(response.headers()).contains(&"auth_pending".to_owned()));
+    assert!(deleted(response.headers()).is_empty(), "a state that matches nothing touches no pending login");
     assert_eq!(response.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(browser.me().await["is_logged_in"], false);
 
@@ -356,7 +361,7 @@ async fn provider_error_parameter_ends_on_a_clear_page() {
         ))
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert!(deleted(response.headers()).contains(&"auth_pending".to_owned()));
+    assert!(deleted(response.headers()).iter().any(|n| n.starts_with("auth_pending_")), "its own login ends");
     let html = response.text().await.unwrap();
     assert!(html.contains("access_denied"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
@@ -382,7 +387,7 @@ async fn provider_failures_at_completion_map_to_statuses() {
         let state = browser.start_login("").await;
         let response = browser.get(&format!("/oauth2callback?code={code}&state={state}")).await;
         assert_eq!(response.status(), status, "{code}");
-        assert!(deleted(response.headers()).contains(&"auth_pending".to_owned()));
+        assert!(deleted(response.headers()).iter().any(|n| n.starts_with("auth_pending_")));
         assert!(browser.session_cookies().is_empty());
         assert!(!response.text().await.unwrap().contains("bad code"), "provider detail stays in the logs");
     }
@@ -538,7 +543,7 @@ async fn unknown_provider_is_a_400_naming_the_valid_ones() {
     let html = response.text().await.unwrap();
     assert!(html.contains("google") && html.contains("github"), "{html}");
     assert!(html.contains("&lt;b&gt;nope") && !html.contains("<b>"), "{html}");
-    assert!(!browser.jar.contains_key("auth_pending"));
+    assert!(!browser.jar.keys().any(|k| k.starts_with("auth_pending")));
 }
 
 #[tokio::test]
@@ -569,7 +574,7 @@ async fn unavailable_provider_is_a_503_and_the_app_keeps_serving() {
     let mut browser = Browser::new(&base);
     let response = browser.get("/auth/login?return_to=/private").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(!browser.jar.contains_key("auth_pending"));
+    assert!(!browser.jar.keys().any(|k| k.starts_with("auth_pending")));
     let html = response.text().await.unwrap();
     assert!(html.contains("The sign-in service is unavailable, try again shortly"));
     assert!(html.contains("href=\"/auth/login?provider=fake&amp;return_to=%2Fprivate\""), "retry link: {html}");
@@ -740,4 +745,32 @@ async fn the_builder_serves_or_refuses_the_configs_provider_sections() {
     let chooser = browser.get("/auth/login").await.text().await.unwrap();
     let (corp, fake) = (chooser.find("provider=corp"), chooser.find("provider=fake"));
     assert!(corp.is_some() && fake.is_some() && corp < fake, "both offered, the config's first: {chooser}");
+}
+
+/// Two tabs, two logins: each callback finds its own pending login and clears only it; a
+/// cross-site link to the callback with `error=` and a foreign state aborts nothing; at most
+/// three logins stay pending, the oldest dropped.
+#[tokio::test]
+async fn logins_in_two_tabs_do_not_overwrite_each_other() {
+    let base = serve_with(vec![FakeProvider::new("fake")]).await;
+    let mut browser = Browser::new(&base);
+    let first = browser.start_login("?return_to=/first").await;
+    let second = browser.start_login("?return_to=/second").await;
+    assert_eq!(browser.jar.keys().filter(|k| k.starts_with("auth_pending_")).count(), 2);
+
+    let attack = browser.get("/oauth2callback?error=access_denied&state=forged").await;
+    assert!(deleted(attack.headers()).is_empty(), "an error for a login nobody started aborts nothing");
+
+    let response = browser.get(&format!("/oauth2callback?code=good&state={first}")).await;
+    assert_eq!(location(&response), "/first", "the first tab's login finishes");
+    assert_eq!(deleted(response.headers()).len(), 1, "and clears only its own pending login");
+    let response = browser.get(&format!("/oauth2callback?code=good&state={second}")).await;
+    assert_eq!(location(&response), "/second", "the second tab's login still finishes");
+    let replay = browser.get(&format!("/oauth2callback?code=good&state={second}")).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "each pending login is single use");
+
+    for _ in 0..5 {
+        browser.start_login("").await;
+    }
+    assert_eq!(browser.jar.keys().filter(|k| k.starts_with("auth_pending_")).count(), 3, "bounded, oldest dropped");
 }

@@ -240,7 +240,7 @@ async fn start_login(app: &Router, return_to: &str) -> (String, String) {
     assert_eq!(response.status(), StatusCode::FOUND);
     let authorize = url::Url::parse(&all(&response, "location").concat()).unwrap();
     let state = authorize.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    let line = set_cookies(&response).into_iter().find(|l| l.starts_with("auth_pending=")).unwrap();
+    let line = set_cookies(&response).into_iter().find(|l| l.starts_with("auth_pending_")).unwrap();
     (line.split(';').next().unwrap().to_owned(), state)
 }
 

@@ -14,7 +14,11 @@ use subtle::ConstantTimeEq;
 
 pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
     let query = Query::parse(parts.uri.query());
-    let pending = open_pending(shared, &parts.headers);
+    // The pending login this callback names by its `state`: logins of other tabs are left
+    // alone, whatever this callback says.
+    let found = query.state.as_deref().and_then(|state| open_pending(shared, &parts.headers, state));
+    let cookie_name = found.as_ref().map(|(name, _)| name.clone());
+    let pending = found.map(|(_, pending)| pending);
     if let Some(pending) = &pending {
         record_provider(&pending.provider);
     }
@@ -23,10 +27,16 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
         None => shared.routes.login_url(None, return_to::HOME),
     };
     let start_again = [Link { href: &start_again_href, text: "Start again" }];
+    // The pending cookie is single use: any answer to its login clears it (and only it).
+    let clear = |headers: &mut HeaderMap| {
+        if let Some(name) = &cookie_name {
+            clear_pending(shared, name, headers);
+        }
+    };
     let fail = |status: StatusCode, outcome: &str, title: &str, message: &str, links: &[Link<'_>]| {
         record_outcome(outcome);
         let mut response = page(status, title, message, links);
-        clear_pending(shared, response.headers_mut());
+        clear(response.headers_mut());
         response
     };
 
@@ -52,7 +62,7 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
         return fail(status, "provider_error", "Sign-in was not completed", &message, &try_again);
     }
     let Some(pending) = pending else {
-        return expired(shared, &start_again);
+        return expired(&start_again);
     };
     if query.repeated {
         let message = "The sign-in response repeats a parameter, so it cannot be trusted. Start again.";
@@ -67,7 +77,9 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
         return fail(StatusCode::BAD_REQUEST, "missing_code", "Sign-in failed", message, &start_again);
     };
     let Some(provider) = shared.provider(&pending.provider) else {
-        return expired(shared, &start_again);
+        let mut response = expired(&start_again);
+        clear(response.headers_mut());
+        return response;
     };
 
     let params = CallbackParams::new(code, query.iss);
@@ -77,7 +89,7 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
             Err(error) => {
                 tracing::warn!(%error, "login not completed");
                 let mut response = provider_failure(&error, &start_again);
-                clear_pending(shared, response.headers_mut());
+                clear(response.headers_mut());
                 return response;
             }
         };
@@ -116,33 +128,35 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
     for value in shared.session_cookies(&ticket, &session, &present, now) {
         headers.append(http::header::SET_COOKIE, value);
     }
-    clear_pending(shared, headers);
+    clear(headers);
     record_outcome("signed_in");
     response
 }
 
-/// The pending login of this browser, unless absent, tampered, foreign or expired.
-fn open_pending(shared: &Shared, headers: &HeaderMap) -> Option<PendingCookie> {
-    let sealed = cookies::read(headers, &shared.pending_cookie)?;
+/// The pending login of this browser for `state` (its cookie's name, and what it holds),
+/// unless absent, tampered, foreign or expired.
+fn open_pending(shared: &Shared, headers: &HeaderMap, state: &str) -> Option<(String, PendingCookie)> {
+    let name = shared.pending_cookie_for(state);
+    let sealed = cookies::read(headers, &name)?;
     let (json, _) = shared.sealer.open(PENDING_PURPOSE, &sealed)?;
     let pending: PendingCookie = serde_json::from_slice(&json).ok()?;
-    (pending.expires_at > unix_now()).then_some(pending)
+    (pending.expires_at > unix_now()).then_some((name, pending))
 }
 
-fn expired(shared: &Shared, start_again: &[Link<'_>]) -> Page {
+/// The page for a callback whose login this browser does not have (expired, used, or never
+/// started here). It clears nothing: other tabs' logins stay pending.
+fn expired(start_again: &[Link<'_>]) -> Page {
     record_outcome("expired");
-    let mut response = page(
+    page(
         StatusCode::BAD_REQUEST,
         "Sign-in expired",
         "This sign-in link has expired or was already used. Start again.",
         start_again,
-    );
-    clear_pending(shared, response.headers_mut());
-    response
+    )
 }
 
-fn clear_pending(shared: &Shared, headers: &mut HeaderMap) {
-    append_cookie(headers, shared.pending_attrs.delete_cookie(&shared.pending_cookie));
+fn clear_pending(shared: &Shared, name: &str, headers: &mut HeaderMap) {
+    append_cookie(headers, shared.pending_attrs.delete_cookie(name));
 }
 
 /// A browser signing in again leaves its previous session behind: end it in the store

@@ -8,8 +8,8 @@ use crate::page::{Link, Page, page, redirect};
 use crate::return_to;
 use crate::state::{PENDING_PURPOSE, PENDING_TTL_SECS, Shared, append_cookie};
 use auth_core::{Authorization, LoginOptions, PendingLogin, unix_now};
-use http::StatusCode;
 use http::request::Parts;
+use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 /// What the pending-login cookie holds between the redirect to the provider and the callback.
@@ -68,17 +68,41 @@ pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
         return page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed", "The login could not be started.", &retry);
     };
     let sealed = shared.sealer.seal(PENDING_PURPOSE, &json);
+    let name = shared.pending_cookie_for(&cookie.login.state);
     let mut response = redirect(StatusCode::FOUND, &url);
     if response.status() == StatusCode::FOUND {
-        append_cookie(
-            response.headers_mut(),
-            shared.pending_attrs.set_cookie(&shared.pending_cookie, &sealed, PENDING_TTL_SECS),
-        );
+        for stale in logins_to_drop(shared, &parts.headers) {
+            append_cookie(response.headers_mut(), shared.pending_attrs.delete_cookie(stale));
+        }
+        append_cookie(response.headers_mut(), shared.pending_attrs.set_cookie(&name, &sealed, PENDING_TTL_SECS));
         record_outcome("redirect");
     } else {
         record_outcome("bad_authorization_url");
     }
     response
+}
+
+/// How many logins a browser may have pending at once (tabs): past it the oldest go.
+pub(super) const MAX_PENDING: usize = 3;
+
+/// The pending-login cookies to delete before one more is set: those that do not open or
+/// have expired, and the oldest beyond [`MAX_PENDING`]` - 1`.
+fn logins_to_drop<'h>(shared: &Shared, headers: &'h HeaderMap) -> Vec<&'h str> {
+    let now = unix_now();
+    let mut live = Vec::new();
+    let mut drop = Vec::new();
+    for (name, value) in shared.pending_cookies(headers) {
+        let opened = shared.sealer.open(PENDING_PURPOSE, value);
+        let pending = opened.and_then(|(json, _)| serde_json::from_slice::<PendingCookie>(&json).ok());
+        match pending {
+            Some(p) if p.expires_at > now => live.push((p.expires_at, name)),
+            _ => drop.push(name),
+        }
+    }
+    live.sort_unstable();
+    let excess = live.len().saturating_sub(MAX_PENDING - 1);
+    drop.extend(live.into_iter().take(excess).map(|(_, name)| name));
+    drop
 }
 
 fn chooser(shared: &Shared, return_to: &str) -> Page {

@@ -248,6 +248,11 @@ impl Browser {
         self.set_cookies.iter().map(String::as_str).find(|l| l.starts_with(&format!("{name}=")))
     }
 
+    /// The `Set-Cookie` line whose cookie name starts with `prefix`.
+    fn set_cookie_starting(&self, prefix: &str) -> Option<&str> {
+        self.set_cookies.iter().map(String::as_str).find(|l| l.starts_with(prefix))
+    }
+
     fn session_cookie_set(&self) -> bool {
         self.set_cookies.iter().any(|l| l.starts_with("auth_session") && max_age(l) != Some(0))
     }
