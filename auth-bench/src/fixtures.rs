@@ -62,9 +62,10 @@ pub fn mock_idp_config(idp: &MockIdp, redirect_uri: &str, extra: &str) -> Result
     AuthConfig::from_toml_str(&toml, "auth-bench MockIdp config").map_err(|e| e.to_string())
 }
 
-/// The sealer a layer built from [`config`] uses.
+/// The sealer a layer built from [`config`] uses (bound to its cookie name and
+/// `redirect_uri`).
 pub fn sealer() -> Sealer {
-    Sealer::new(COOKIE_SECRET.as_bytes(), &[])
+    config(false).sealer()
 }
 
 /// The claims of a typical Google ID token for a Workspace account (`hd`), as a login

@@ -3,7 +3,10 @@
 //! The key is derived from `cookie_secret` with HKDF-SHA256, so any secret of at least 32
 //! bytes works and the raw secret is never used as a key. Each sealed value is bound to a
 //! purpose (the cookie's role) as associated data: a pending-login cookie cannot be
-//! replayed as a session cookie. Sealed text is `v1.` + base64url(nonce ‖ ciphertext ‖ tag).
+//! replayed as a session cookie. A sealer may also be bound to an app
+//! ([`Sealer::with_context`], [`app_binding`]): the layer binds its cookies to its cookie
+//! name and `redirect_uri`, so two apps sharing a `cookie_secret` cannot open each other's
+//! cookies. Sealed text is `v1.` + base64url(nonce ‖ ciphertext ‖ tag).
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -21,6 +24,15 @@ const NONCE_LEN: usize = 12;
 pub struct Sealer {
     /// The current key first, then keys of previous secrets (for rotation).
     keys: Vec<Aes256Gcm>,
+    /// What every value is bound to besides its purpose (empty: nothing).
+    context: Vec<u8>,
+}
+
+/// The binding of an app's cookies: its session cookie name and its `redirect_uri` (which
+/// names the app's origin and callback). [`AuthConfig::sealer`](crate::AuthConfig::sealer)
+/// binds with it.
+pub fn app_binding(cookie_name: &str, redirect_uri: &str) -> String {
+    format!("{cookie_name}\u{1f}{redirect_uri}")
 }
 
 impl fmt::Debug for Sealer {
@@ -43,7 +55,26 @@ impl Sealer {
     /// Length rules are enforced by [`AuthConfig`](crate::AuthConfig); this accepts any bytes.
     pub fn new(secret: &[u8], previous: &[&[u8]]) -> Self {
         let keys = std::iter::once(secret).chain(previous.iter().copied()).map(derive).collect();
-        Self { keys }
+        Self { keys, context: Vec::new() }
+    }
+
+    /// The same sealer, binding every value to `context` too (as associated data): values
+    /// sealed with another context, or none, do not open.
+    #[must_use]
+    pub fn with_context(mut self, context: &[u8]) -> Self {
+        self.context = context.to_vec();
+        self
+    }
+
+    /// The associated data of a value sealed for `purpose`.
+    fn aad(&self, purpose: &str) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(purpose.len() + 1 + self.context.len());
+        aad.extend_from_slice(purpose.as_bytes());
+        if !self.context.is_empty() {
+            aad.push(0x1f);
+            aad.extend_from_slice(&self.context);
+        }
+        aad
     }
 
     /// Whether previous secrets are configured (values may need re-sealing).
@@ -54,7 +85,8 @@ impl Sealer {
     /// Encrypts and authenticates `plaintext` for `purpose`.
     pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let payload = Payload { msg: plaintext, aad: purpose.as_bytes() };
+        let aad = self.aad(purpose);
+        let payload = Payload { msg: plaintext, aad: &aad };
         let ciphertext =
             self.keys[0].encrypt(&nonce, payload).expect("AES-GCM sealing of an in-memory buffer cannot fail");
         let mut raw = Vec::with_capacity(NONCE_LEN + ciphertext.len());
@@ -76,8 +108,9 @@ impl Sealer {
         }
         let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::from(<[u8; NONCE_LEN]>::try_from(nonce).ok()?);
+        let aad = self.aad(purpose);
         self.keys.iter().enumerate().find_map(|(i, key)| {
-            let payload = Payload { msg: ciphertext, aad: purpose.as_bytes() };
+            let payload = Payload { msg: ciphertext, aad: &aad };
             key.decrypt(&nonce, payload).ok().map(|plain| (plain, i == 0))
         })
     }
@@ -120,5 +153,18 @@ mod tests {
         let old = Sealer::new(OTHER, &[]).seal("session", b"x");
         let rotated = Sealer::new(SECRET, &[OTHER]);
         assert_eq!(rotated.open("session", &old), Some((b"x".to_vec(), false)));
+    }
+
+    #[test]
+    fn values_are_bound_to_their_app() {
+        let one =
+            Sealer::new(SECRET, &[]).with_context(app_binding("auth_session", "https://one.example/cb").as_bytes());
+        let two =
+            Sealer::new(SECRET, &[]).with_context(app_binding("auth_session", "https://two.example/cb").as_bytes());
+        let sealed = one.seal("session", b"x");
+        assert_eq!(one.open("session", &sealed).map(|(p, _)| p), Some(b"x".to_vec()));
+        assert_eq!(two.open("session", &sealed), None, "another app with the same secret");
+        assert_eq!(Sealer::new(SECRET, &[]).open("session", &sealed), None, "an unbound sealer");
+        assert_eq!(one.open("session", &Sealer::new(SECRET, &[]).seal("session", b"x")), None);
     }
 }

@@ -253,8 +253,9 @@ impl AuthLayerBuilder {
             }
         }
 
-        let previous: Vec<&[u8]> = config.previous_cookie_secrets.iter().map(|s| s.expose().as_bytes()).collect();
-        let sealer = Sealer::new(config.cookie_secret.expose().as_bytes(), &previous);
+        // Bound to this app (cookie name, redirect_uri): another app sharing the secret
+        // cannot open its cookies.
+        let sealer = config.sealer();
         // Only the configured cookie store is cached: its tickets open to the same session
         // forever, while a store given to `with_store` may change a session behind its ticket.
         let (store, cache, resealer) = match store {

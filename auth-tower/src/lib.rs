@@ -196,6 +196,59 @@ pub mod bench {
     }
 }
 
+/// The parsers behind the routes, for this workspace's fuzz targets (`fuzz/`) and property
+/// tests only: not part of the API, and may change in any release.
+#[doc(hidden)]
+pub mod fuzz {
+    use auth_core::LoginOptions;
+
+    /// The most chunks a cookie value is read from (`NAME.0` to `NAME.15`).
+    pub const MAX_CHUNKS: usize = crate::cookies::MAX_CHUNKS;
+
+    /// What the login route keeps of a `return_to` parameter: a same-origin relative path,
+    /// percent-encoded for a header, or `/`.
+    pub fn sanitize_return_to(raw: Option<&str>) -> String {
+        crate::return_to::sanitize(raw)
+    }
+
+    /// Removes cookie `name`, its chunks and the cookies in `also` (an entry ending in `*`
+    /// is a prefix) from the `Cookie` headers, as the layer does before calling the app;
+    /// returns whether anything was removed.
+    pub fn strip_cookies(headers: &mut http::HeaderMap, name: &str, also: &[&str]) -> bool {
+        crate::cookies::scan(headers, name, also).into_strip().apply(headers)
+    }
+
+    /// The query parameters the routes read, as the routes parse them.
+    #[derive(Debug)]
+    pub struct ParsedQuery {
+        /// Each parameter the routes read, by name, with the value kept (the first one).
+        pub params: Vec<(&'static str, Option<String>)>,
+        /// Whether one of them was given more than once.
+        pub repeated: bool,
+        /// The step-up a login link asks for.
+        pub options: LoginOptions,
+    }
+
+    /// `query` (a URL's query, without `?`) as the routes parse it.
+    pub fn parse_query(query: Option<&str>) -> ParsedQuery {
+        let q = crate::routes::Query::parse(query);
+        let options = q.login_options();
+        let params = vec![
+            ("provider", q.provider),
+            ("return_to", q.return_to),
+            ("code", q.code),
+            ("state", q.state),
+            ("iss", q.iss),
+            ("error", q.error),
+            ("error_description", q.error_description),
+            ("max_age", q.max_age),
+            ("acr_values", q.acr_values),
+            ("prompt", q.prompt),
+        ];
+        ParsedQuery { params, repeated: q.repeated, options }
+    }
+}
+
 pub use body::AuthBody;
 pub use error::AuthError;
 #[cfg(feature = "axum")]

@@ -233,7 +233,13 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
         Some(session) => (session, false),
         None => match shared.store.load(&ticket).await {
             // Stores must not return ended sessions; a custom one that does is not trusted.
-            Ok(Some(session)) if !session.is_expired_at(now) => (Arc::new(session), true),
+            // A session of a provider that is no longer configured ends too: removing a
+            // provider from the config signs its users out.
+            Ok(Some(session))
+                if !session.is_expired_at(now) && shared.provider(&session.identity.provider).is_some() =>
+            {
+                (Arc::new(session), true)
+            }
             Ok(_) => {
                 tracing::debug!(
                     "session cookie did not open (tampered, foreign secret, expired or ended); clearing it"

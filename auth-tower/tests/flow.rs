@@ -774,3 +774,34 @@ async fn logins_in_two_tabs_do_not_overwrite_each_other() {
     }
     assert_eq!(browser.jar.keys().filter(|k| k.starts_with("auth_pending_")).count(), 3, "bounded, oldest dropped");
 }
+
+/// Sessions are bound to their app: another app sharing the cookie secret (another
+/// redirect_uri) cannot open them; and a session whose provider was removed from the
+/// config no longer opens.
+#[tokio::test]
+async fn sessions_are_bound_to_their_app_and_to_a_configured_provider() {
+    let base = serve_with(vec![FakeProvider::new("fake"), FakeProvider::new("other")]).await;
+    let mut browser = Browser::new(&base);
+    browser.login("?provider=other").await;
+    assert_eq!(browser.me().await["is_logged_in"], true);
+    let cookie = browser.jar["auth_session"].clone();
+
+    // Another app, same secret, other redirect_uri (its own port): the cookie does not open.
+    let elsewhere = serve_with(vec![FakeProvider::new("fake"), FakeProvider::new("other")]).await;
+    let mut stranger = Browser::new(&elsewhere);
+    stranger.jar.insert("auth_session".into(), cookie.clone());
+    let me = stranger.get("/me").await;
+    assert!(deleted(me.headers()).contains(&"auth_session".to_owned()), "the foreign cookie is cleared");
+    assert_eq!(stranger.me().await["is_logged_in"], false);
+
+    // The same app without the provider "other": its sessions end.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let original_port: u16 = base.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap();
+    let layer = AuthLayer::builder(config(original_port, SECRET)).with_provider(Arc::new(FakeProvider::new("fake")));
+    let router = app(layer.build().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let mut same_app = Browser::new(&format!("http://127.0.0.1:{port}"));
+    same_app.jar.insert("auth_session".into(), cookie);
+    assert_eq!(same_app.me().await["is_logged_in"], false, "the provider is gone, so is its session");
+}

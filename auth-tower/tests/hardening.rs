@@ -87,8 +87,10 @@ impl SessionStore for Recording {
     }
 }
 
+/// A cookie store sealing as the test app does (bound to its cookie name and redirect_uri).
 fn cookie_store() -> CookieStore {
-    CookieStore::new(Arc::new(Sealer::new(SECRET.as_bytes(), &[])))
+    let binding = auth_core::seal::app_binding("auth_session", &format!("{ORIGIN}/oauth2callback"));
+    CookieStore::new(Arc::new(Sealer::new(SECRET.as_bytes(), &[]).with_context(binding.as_bytes())))
 }
 
 /// `/me` says whether someone is signed in; `/public` is an answer the app lets shared

@@ -363,6 +363,15 @@ impl AuthConfig {
         self.policies.get(name)
     }
 
+    /// The sealer of this app's cookies: keyed by `cookie_secret` (opening values of
+    /// `previous_cookie_secrets` too) and bound to `cookie_name` and `redirect_uri`, so
+    /// another app sharing the secret cannot open them.
+    pub fn sealer(&self) -> crate::seal::Sealer {
+        let previous: Vec<&[u8]> = self.previous_cookie_secrets.iter().map(|s| s.expose().as_bytes()).collect();
+        let binding = crate::seal::app_binding(&self.cookie_name, &self.redirect_uri);
+        crate::seal::Sealer::new(self.cookie_secret.expose().as_bytes(), &previous).with_context(binding.as_bytes())
+    }
+
     /// The path of `redirect_uri`: the callback route.
     pub fn callback_path(&self) -> &str {
         split_url(&self.redirect_uri).map_or("/", |(_, _, path)| path)

@@ -114,7 +114,7 @@ async fn sessions_sealed_with_a_previous_secret_open_and_are_resealed() {
     let idp = idp().await;
     let extra = format!("previous_cookie_secrets = [\"{OLD_SECRET}\"]");
     let app = Setup::new(&extra).start(&idp).await;
-    let old = sealer(OLD_SECRET, &[]).save(&alice_session(3600)).await.unwrap();
+    let old = sealer(&app, OLD_SECRET, &[]).save(&alice_session(3600)).await.unwrap();
     let mut browser = Browser::new(&app);
     browser.jar.insert("auth_session".into(), old.clone());
     assert!(browser.logged_in().await, "the old secret still opens");
@@ -122,8 +122,8 @@ async fn sessions_sealed_with_a_previous_secret_open_and_are_resealed() {
     assert_ne!(resealed, old, "re-issued");
     let max = max_age(browser.set_cookie("auth_session").unwrap()).unwrap();
     assert!((3598..=3600).contains(&max), "Max-Age is the remaining lifetime: {max}");
-    assert!(sealer(SECRET, &[]).load(&resealed).await.unwrap().is_some(), "sealed with the current secret");
-    assert!(sealer(OLD_SECRET, &[]).load(&resealed).await.unwrap().is_none());
+    assert!(sealer(&app, SECRET, &[]).load(&resealed).await.unwrap().is_some(), "sealed with the current secret");
+    assert!(sealer(&app, OLD_SECRET, &[]).load(&resealed).await.unwrap().is_none());
     assert!(browser.logged_in().await);
     assert!(browser.set_cookies.is_empty(), "a current cookie is not re-issued");
 }
@@ -185,7 +185,7 @@ async fn the_app_never_sees_the_layers_cookies() {
 /// them), and a server-side ticket.
 #[tokio::test]
 async fn typical_cookie_sizes() {
-    let store = sealer(SECRET, &[]);
+    let store = CookieStore::new(Arc::new(Sealer::new(SECRET.as_bytes(), &[])));
     let mut claims = serde_json::Map::new();
     for (claim, value) in [
         ("iss", json!("https://accounts.google.com")),

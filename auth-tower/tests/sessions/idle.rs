@@ -9,7 +9,7 @@ use super::*;
 async fn idle_deadline_is_renewed_only_after_a_tenth_of_the_window() {
     let idp = idp().await;
     let app = Setup::new("idle_timeout_secs = 100").start(&idp).await;
-    let store = sealer(SECRET, &[]);
+    let store = sealer(&app, SECRET, &[]);
     let now = auth_core::unix_now();
     let cases = [
         // (idle deadline, logged in, cookie written with this Max-Age); renewal is due once

@@ -270,9 +270,11 @@ fn max_age(line: &str) -> Option<u64> {
     line.split(';').find_map(|a| a.trim().strip_prefix("Max-Age=")).map(|a| a.parse().unwrap())
 }
 
-fn sealer(secret: &str, previous: &[&str]) -> CookieStore {
+/// A cookie store sealing as `app` does (its cookie name and `redirect_uri`), with `secret`.
+fn sealer(app: &App, secret: &str, previous: &[&str]) -> CookieStore {
     let previous: Vec<&[u8]> = previous.iter().map(|s| s.as_bytes()).collect();
-    CookieStore::new(Arc::new(Sealer::new(secret.as_bytes(), &previous)))
+    let binding = auth_core::seal::app_binding("auth_session", &format!("{}/oauth2callback", app.base));
+    CookieStore::new(Arc::new(Sealer::new(secret.as_bytes(), &previous).with_context(binding.as_bytes())))
 }
 
 /// A session of `alice` at the default provider, as a login would make it.
