@@ -130,7 +130,7 @@ where
                     let Some(token) = unverified else {
                         request.extensions_mut().insert(cached.map(User::from_bearer).unwrap_or_default());
                         let future = self.inner.call(request);
-                        return ResponseFuture { kind: Kind::Inner { future, set_cookies: Vec::new() } };
+                        return ResponseFuture { kind: Kind::Inner { future, set_cookies: Vec::new(), writes: None } };
                     };
                     let kind = ClientKind::of(request.headers());
                     let prepare = Box::pin(verify_bearer(Arc::clone(shared), token, kind));
@@ -183,11 +183,13 @@ where
         match lookup {
             Lookup::Anonymous(set_cookies) => {
                 request.extensions_mut().insert(User::anonymous());
-                ResponseFuture { kind: Kind::Inner { future: self.inner.call(request), set_cookies } }
+                ResponseFuture { kind: Kind::Inner { future: self.inner.call(request), set_cookies, writes: None } }
             }
             Lookup::Ready(session) => {
                 request.extensions_mut().insert(shared.user(session));
-                ResponseFuture { kind: Kind::Inner { future: self.inner.call(request), set_cookies: Vec::new() } }
+                ResponseFuture {
+                    kind: Kind::Inner { future: self.inner.call(request), set_cookies: Vec::new(), writes: None },
+                }
             }
             Lookup::Prepare(pending) => {
                 let Pending { ticket, cached, present } = *pending;
@@ -201,17 +203,27 @@ where
     }
 }
 
+/// The session a response's `Set-Cookie` writes, and when its request began: at response
+/// time, a logout of that login since then wins over the write.
+struct Writes {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    began: u64,
+}
+
 /// The user of a request, and the cookies to set on its response; or the layer's answer
 /// instead of the inner service's (a refused bearer token).
 struct Prepared {
     user: User,
     set_cookies: Vec<HeaderValue>,
+    /// Present when `set_cookies` writes a session.
+    writes: Option<Box<Writes>>,
     refused: Option<Page>,
 }
 
 impl Prepared {
     fn anonymous(set_cookies: Vec<HeaderValue>) -> Self {
-        Self { user: User::anonymous(), set_cookies, refused: None }
+        Self { user: User::anonymous(), set_cookies, writes: None, refused: None }
     }
 }
 
@@ -219,8 +231,12 @@ impl Prepared {
 /// refusal that answers it.
 async fn verify_bearer(shared: Arc<Shared>, token: String, kind: ClientKind) -> Prepared {
     match bearer::authenticate(shared, token, kind).await {
-        Ok(session) => Prepared { user: User::from_bearer(session), set_cookies: Vec::new(), refused: None },
-        Err(refused) => Prepared { user: User::anonymous(), set_cookies: Vec::new(), refused: Some(refused) },
+        Ok(session) => {
+            Prepared { user: User::from_bearer(session), set_cookies: Vec::new(), writes: None, refused: None }
+        }
+        Err(refused) => {
+            Prepared { user: User::anonymous(), set_cookies: Vec::new(), writes: None, refused: Some(refused) }
+        }
     }
 }
 
@@ -234,9 +250,12 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
         None => match shared.store.load(&ticket).await {
             // Stores must not return ended sessions; a custom one that does is not trusted.
             // A session of a provider that is no longer configured ends too: removing a
-            // provider from the config signs its users out.
+            // provider from the config signs its users out. So does a login signed out lately
+            // on this instance (the cookie store cannot revoke the copy a browser still sends).
             Ok(Some(session))
-                if !session.is_expired_at(now) && shared.provider(&session.identity.provider).is_some() =>
+                if !session.is_expired_at(now)
+                    && shared.provider(&session.identity.provider).is_some()
+                    && !shared.ended.ended_since(&session, 0) =>
             {
                 (Arc::new(session), true)
             }
@@ -290,8 +309,13 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
         }
         cache.insert(&current, Arc::clone(&session));
     }
-    let set_cookies = if changed { shared.session_cookies(&current, &session, &present, now) } else { Vec::new() };
-    Prepared { user: shared.user(session), set_cookies, refused: None }
+    let (set_cookies, writes) = if changed {
+        let writes = Writes { shared: Arc::clone(&shared), session: Arc::clone(&session), began: now };
+        (shared.session_cookies(&current, &session, &present, now), Some(Box::new(writes)))
+    } else {
+        (Vec::new(), None)
+    };
+    Prepared { user: shared.user(session), set_cookies, writes, refused: None }
 }
 
 pin_project! {
@@ -317,7 +341,7 @@ pin_project! {
     #[project_replace = KindReplace]
     enum Kind<F, S, B> {
         /// The inner service's response, plus cookies to set on it.
-        Inner { #[pin] future: F, set_cookies: Vec<HeaderValue> },
+        Inner { #[pin] future: F, set_cookies: Vec<HeaderValue>, writes: Option<Box<Writes>> },
         /// Loading, refreshing or renewing the session, before calling the inner service
         /// (boxed: rare, and large enough to make every response future twice as big).
         Prepare { state: Box<Preparing<S, B>> },
@@ -350,8 +374,14 @@ where
         let mut kind = self.project().kind;
         loop {
             match kind.as_mut().project() {
-                KindProj::Inner { future, set_cookies } => {
+                KindProj::Inner { future, set_cookies, writes } => {
                     let mut response = ready!(future.poll(cx))?.map(AuthBody::new);
+                    if let Some(writes) = writes.take()
+                        && writes.shared.ended.ended_since(&writes.session, writes.began)
+                    {
+                        // Signed out while this request ran: logout wins, the cookie stays gone.
+                        *set_cookies = writes.shared.clear_cookies(&[]);
+                    }
                     // A session cookie on a response a shared cache may store would be
                     // served to everyone: such a response is made private.
                     state::append_to_app_response(response.headers_mut(), set_cookies.drain(..));
@@ -361,7 +391,7 @@ where
                     return future.as_mut().poll(cx).map(|page| Ok(page.map(AuthBody::full)));
                 }
                 KindProj::Prepare { state } => {
-                    let Prepared { user, set_cookies, refused } = ready!(state.prepare.as_mut().poll(cx));
+                    let Prepared { user, set_cookies, writes, refused } = ready!(state.prepare.as_mut().poll(cx));
                     if let Some(refused) = refused {
                         kind.set(Kind::Moving);
                         return Poll::Ready(Ok(refused.map(AuthBody::full)));
@@ -371,7 +401,7 @@ where
                     };
                     let Preparing { mut service, mut request, .. } = *state;
                     request.extensions_mut().insert(user);
-                    kind.set(Kind::Inner { future: service.call(request), set_cookies });
+                    kind.set(Kind::Inner { future: service.call(request), set_cookies, writes });
                 }
                 KindProj::Moving => unreachable!("ResponseFuture polled after a panic in the inner service"),
             }

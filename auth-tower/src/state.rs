@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) bearer: bool,
     /// Verified bearer tokens, by exact value, until their `exp`.
     pub(crate) bearer_cache: SessionCache,
+    /// The logins signed out lately, so in-flight requests do not write them back.
+    pub(crate) ended: EndedLogins,
     /// The `jti`s of logout tokens that ended sessions, to refuse replays.
     pub(crate) logout_tokens: crate::routes::SeenLogoutTokens,
     /// Refreshes in flight, and their recent outcomes.
@@ -246,6 +248,48 @@ impl Shared {
     /// carries (at least the plain name).
     pub(crate) fn clear_session_cookies(&self, request: &HeaderMap) -> Vec<HeaderValue> {
         self.clear_cookies(&self.present_session_cookies(request))
+    }
+}
+
+/// How long a logout is remembered in this process, against requests that were in flight.
+const ENDED_MEMORY_SECS: u64 = 15 * 60;
+/// How many logouts are remembered at most.
+const ENDED_MAX: usize = 10_000;
+
+/// The logins signed out lately in this process, so that a request that was in flight when
+/// its session was signed out (a slow handler, a refresh waiting on the token endpoint)
+/// does not write the session cookie back: logout wins. A login is its provider, subject
+/// and start (`created_at`), which refreshes and renewals keep. Per process: with the
+/// cookie store, another instance cannot know (documented).
+#[derive(Debug, Default)]
+pub(crate) struct EndedLogins {
+    ended: std::sync::Mutex<std::collections::HashMap<(String, String, u64), u64>>,
+}
+
+impl EndedLogins {
+    fn key(session: &Session) -> (String, String, u64) {
+        (session.identity.provider.clone(), session.identity.subject.clone(), session.created_at)
+    }
+
+    /// Remembers that the login of `session` was signed out at `now`.
+    pub(crate) fn end(&self, session: &Session, now: u64) {
+        let mut ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ended.len() >= ENDED_MAX {
+            ended.retain(|_, at| at.saturating_add(ENDED_MEMORY_SECS) > now);
+            if ended.len() >= ENDED_MAX {
+                // Full of fresh logouts: forget the oldest.
+                if let Some(oldest) = ended.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone()) {
+                    ended.remove(&oldest);
+                }
+            }
+        }
+        ended.insert(Self::key(session), now);
+    }
+
+    /// Whether the login of `session` was signed out at or after `since`.
+    pub(crate) fn ended_since(&self, session: &Session, since: u64) -> bool {
+        let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ended.get(&Self::key(session)).is_some_and(|at| *at >= since)
     }
 }
 

@@ -111,6 +111,13 @@ fn app(extra: &str, store: Option<Arc<dyn SessionStore>>) -> Router {
             }),
         )
         .route("/plain", get(|| async { "plain" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                "slow"
+            }),
+        )
         .layer(builder.build().unwrap())
 }
 
@@ -308,4 +315,31 @@ async fn hostile_session_cookies_cost_bounded_work_and_set_cookie_lines() {
     }
     let longest = recording.longest.load(Ordering::SeqCst);
     assert!(longest <= 16 * CHUNK_SIZE, "a {longest}-byte value was opened");
+}
+
+// ---------------------------------------------------------------- logout wins
+
+/// A slow request whose response renews the session (idle timeout) was in flight when the
+/// person signed out: its response must not write the session cookie back. And the cookie
+/// a browser may still send afterwards (the cookie store cannot revoke it) no longer opens
+/// on this instance.
+#[tokio::test]
+async fn logout_wins_over_a_request_in_flight() {
+    let app = app("idle_timeout_secs = 100", None);
+    let cookie = session_cookie(None).await;
+    assert_eq!(text(send(&app, "GET", "/me", &[("cookie", &cookie)]).await).await, "in");
+
+    let slow = {
+        let (app, cookie) = (app.clone(), cookie.clone());
+        tokio::spawn(async move { send(&app, "GET", "/slow", &[("cookie", &cookie)]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let logout = send(&app, "POST", "/auth/logout", &[("cookie", &cookie), ("origin", ORIGIN)]).await;
+    assert_eq!(logout.status(), 303);
+    let late = slow.await.unwrap();
+    let writes: Vec<String> = set_cookies(&late).into_iter().filter(|l| !l.contains("Max-Age=0")).collect();
+    assert!(writes.is_empty(), "the in-flight response writes no session back: {writes:?}");
+    assert!(deletions(&late) >= 1, "it deletes it instead");
+
+    assert_eq!(text(send(&app, "GET", "/me", &[("cookie", &cookie)]).await).await, "out", "the old cookie is over");
 }

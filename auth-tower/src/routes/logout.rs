@@ -54,6 +54,8 @@ pub(super) async fn logout(shared: &Shared, parts: &Parts) -> Page {
             tracing::error!(%error, "session store failed to delete the session; cookies are cleared anyway");
         }
         if let Some(session) = session {
+            // Requests of this login still in flight must not write its cookie back.
+            shared.ended.end(&session, auth_core::unix_now());
             record_provider(&session.identity.provider);
             if let Some(provider) = shared.provider(&session.identity.provider) {
                 location = end_session_url(shared, provider.as_ref(), &session).await;
