@@ -7,9 +7,8 @@ mod support;
 
 use auth_testkit::{MockIdp, MockUser};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::Duration;
-use support::{Proc, TempDir, free_port};
+use support::{Proc, TempDir, example_command, free_port, mock_idp_config};
 
 const AUDIENCE: &str = "api://axum-basic";
 
@@ -23,25 +22,14 @@ struct Running {
 fn start(idp: &MockIdp) -> Running {
     let dir = TempDir::new("axum-basic-guards");
     let port = free_port();
-    let config = format!(
-        "[auth]\nredirect_uri = \"http://127.0.0.1:{port}/oauth2callback\"\n\
-         cookie_secret = \"axum-basic-guards-test-cookie-secret-0123456789\"\n\
-         client_id = \"{}\"\nclient_secret = \"{}\"\nserver_metadata_url = \"{}\"\nbearer_audience = \"{AUDIENCE}\"\n",
-        idp.client_id(),
-        idp.client_secret(),
-        idp.metadata_url()
-    );
+    let base = format!("http://127.0.0.1:{port}");
+    let config = mock_idp_config(idp, &base, "axum-basic-guards", &format!("bearer_audience = \"{AUDIENCE}\""));
     let path = dir.path.join("auth.toml");
     std::fs::write(&path, config).expect("write config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_axum-basic"));
-    cmd.arg("--config")
-        .arg(&path)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("ADMIN_GROUP", "ops")
-        .env("NO_COLOR", "1")
-        .env("NO_PROXY", "127.0.0.1,localhost");
+    let mut cmd = example_command(env!("CARGO_BIN_EXE_axum-basic"), &path, port);
+    cmd.env("ADMIN_GROUP", "ops");
     let (app, _) = Proc::spawn("axum-basic", cmd, "listening on http://");
-    Running { base: format!("http://127.0.0.1:{port}"), _app: app, _dir: dir }
+    Running { base, _app: app, _dir: dir }
 }
 
 /// A browser that follows redirects and keeps cookies, signed in as `idp`'s current user.

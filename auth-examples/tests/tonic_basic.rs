@@ -14,7 +14,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use auth_examples::whoami::who_am_i_client::WhoAmIClient;
@@ -23,7 +22,7 @@ use auth_testkit::{MockIdp, MockUser};
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::json;
-use support::{Proc, SUITE, TempDir, free_port};
+use support::{Proc, SUITE, TempDir, example_command, free_port, mock_idp_config};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tower::ServiceExt;
@@ -158,31 +157,13 @@ impl App {
         let dir = TempDir::new(test);
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
-        let config = format!(
-            "[auth]\n\
-             redirect_uri = \"{url}/oauth2callback\"\n\
-             cookie_secret = \"tonic-basic-{test}-{}-cookie-secret-0123456789\"\n\
-             client_id = \"{}\"\n\
-             client_secret = \"{}\"\n\
-             server_metadata_url = \"{}\"\n\
-             bearer_audience = \"{AUDIENCE}\"\n",
-            std::process::id(),
-            idp.client_id(),
-            idp.client_secret(),
-            idp.metadata_url(),
-        );
+        let config =
+            mock_idp_config(&idp, &url, &format!("tonic-basic-{test}"), &format!("bearer_audience = \"{AUDIENCE}\""));
         let config_path = dir.path.join("auth.toml");
         std::fs::write(&config_path, config).expect("write the config");
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tonic-basic"));
-        cmd.arg("--config")
-            .arg(&config_path)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info,auth_tower=debug".into()))
-            .env("NO_COLOR", "1")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env_remove("ADMIN_GROUP");
+        let mut cmd = example_command(env!("CARGO_BIN_EXE_tonic-basic"), &config_path, port);
+        cmd.env_remove("ADMIN_GROUP");
         // Blocks until the "listening" line, while the provider answers on this runtime.
         let (proc, _) = tokio::task::block_in_place(|| Proc::spawn("tonic-basic", cmd, "listening on http://"));
         Self { proc, idp, _dir: dir, url, test }

@@ -25,7 +25,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use auth_redis::testing::RedisServer;
@@ -33,7 +32,7 @@ use auth_testkit::{Fault, MockIdp};
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, ORIGIN, SET_COOKIE};
 use serde_json::Value;
-use support::{Proc, SUITE, TempDir, free_port};
+use support::{Proc, SUITE, TempDir, example_command, free_port, mock_idp_config};
 
 /// No scenario may take longer than this, processes included.
 const BUDGET: Duration = Duration::from_secs(20);
@@ -256,32 +255,14 @@ impl Pair {
 
         // One config for both instances: the callback names A, the load balancer may send
         // it anywhere.
-        let config = format!(
-            "[auth]\n\
-             redirect_uri = \"http://127.0.0.1:{port_a}/oauth2callback\"\n\
-             cookie_secret = \"two-instances-{test}-{}-cookie-secret-0123456789\"\n\
-             client_id = \"{}\"\n\
-             client_secret = \"{}\"\n\
-             server_metadata_url = \"{}\"\n\
-             session_store = \"redis://127.0.0.1:{redis_port}\"\n\
-             refresh_margin_secs = 0\n",
-            std::process::id(),
-            idp.client_id(),
-            idp.client_secret(),
-            idp.metadata_url(),
-        );
+        let extra = format!("session_store = \"redis://127.0.0.1:{redis_port}\"\nrefresh_margin_secs = 0");
+        let config =
+            mock_idp_config(&idp, &format!("http://127.0.0.1:{port_a}"), &format!("two-instances-{test}"), &extra);
         let config_path = dir.path.join("auth.toml");
         std::fs::write(&config_path, config).expect("write the config");
 
         let spawn = |name: &'static str, port: u16| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_axum-basic"));
-            cmd.arg("--config")
-                .arg(&config_path)
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info,auth_tower=debug".into()))
-                .env("NO_COLOR", "1")
-                .env("NO_PROXY", "127.0.0.1,localhost")
-                .env("no_proxy", "127.0.0.1,localhost");
+            let cmd = example_command(env!("CARGO_BIN_EXE_axum-basic"), &config_path, port);
             let (proc, _) = tokio::task::block_in_place(|| Proc::spawn(name, cmd, "listening on http://"));
             App { name, base: format!("http://127.0.0.1:{port}"), proc }
         };

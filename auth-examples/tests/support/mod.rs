@@ -198,6 +198,38 @@ fn preflight_op(op_dir: &Path) {
     }
 }
 
+/// The `[auth]` config of an example app at `app_base` signing in with `idp` (the default
+/// provider), a cookie secret unique to `label` and this process, and `extra` lines.
+pub(crate) fn mock_idp_config(idp: &auth_testkit::MockIdp, app_base: &str, label: &str, extra: &str) -> String {
+    format!(
+        "[auth]\n\
+         redirect_uri = \"{app_base}/oauth2callback\"\n\
+         cookie_secret = \"{label}-{}-cookie-secret-0123456789abcdef\"\n\
+         client_id = \"{}\"\n\
+         client_secret = \"{}\"\n\
+         server_metadata_url = \"{}\"\n\
+         {extra}\n",
+        std::process::id(),
+        idp.client_id(),
+        idp.client_secret(),
+        idp.metadata_url(),
+    )
+}
+
+/// The command running the example binary `exe` with `config` on `127.0.0.1:port`: the
+/// layer logs at debug (shown when a suite fails), no colours, never through a proxy.
+pub(crate) fn example_command(exe: &str, config: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg("--config")
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info,auth_tower=debug".into()))
+        .env("NO_COLOR", "1")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    cmd
+}
+
 pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
