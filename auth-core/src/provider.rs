@@ -301,6 +301,25 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
         Err(ProviderError::Unsupported("back-channel logout"))
     }
 
+    /// A fingerprint of who this provider admits (its admission rules, such as allowed
+    /// domains, tenants or groups), or `None` when it admits whoever signs in. The layer
+    /// keeps it with each session; when a session's differs from the current one (the
+    /// config changed since the login), it asks [`readmit`](Self::readmit) before serving
+    /// the session, so tightening a rule ends the sessions that no longer pass.
+    fn admission(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the identity of a stored session passes this provider's current admission
+    /// rules ([`admission`](Self::admission) changed since it signed in).
+    ///
+    /// # Errors
+    /// [`ProviderError::Denied`] when it no longer passes; the default admits everyone.
+    fn readmit(&self, identity: &Identity) -> Result<(), ProviderError> {
+        let _ = identity;
+        Ok(())
+    }
+
     /// Whether this provider verifies bearer access tokens at all (its config section sets
     /// `bearer_audience`). The layer reads `Authorization: Bearer` headers only when one
     /// of its providers does; otherwise they are the app's business. The default is no.

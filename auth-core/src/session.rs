@@ -36,25 +36,44 @@ pub struct Session {
     /// before idle timeouts existed, which therefore still open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_expires_at: Option<u64>,
+    /// The provider's [`admission`](crate::IdentityProvider::admission) fingerprint when the
+    /// session was made: a different one now means the rules changed, and the session is
+    /// checked against them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<String>,
 }
 
 impl Session {
     /// A session starting now and lasting `lifetime_secs`, without an idle timeout.
     pub fn new(identity: Identity, tokens: TokenSet, lifetime_secs: u64) -> Self {
         let now = unix_now();
-        Self { identity, tokens, created_at: now, expires_at: now.saturating_add(lifetime_secs), idle_expires_at: None }
+        Self {
+            identity,
+            tokens,
+            created_at: now,
+            expires_at: now.saturating_add(lifetime_secs),
+            idle_expires_at: None,
+            admission: None,
+        }
     }
 
     /// A session that started at `created_at` and ends at `expires_at` (Unix seconds),
     /// without an idle timeout.
     pub fn starting_at(identity: Identity, tokens: TokenSet, created_at: u64, expires_at: u64) -> Self {
-        Self { identity, tokens, created_at, expires_at, idle_expires_at: None }
+        Self { identity, tokens, created_at, expires_at, idle_expires_at: None, admission: None }
     }
 
     /// With the idle deadline `idle_expires_at` (Unix seconds; `None`: no idle timeout).
     #[must_use]
     pub fn with_idle_expires_at(mut self, idle_expires_at: Option<u64>) -> Self {
         self.idle_expires_at = idle_expires_at;
+        self
+    }
+
+    /// With the provider's admission fingerprint `admission`.
+    #[must_use]
+    pub fn with_admission(mut self, admission: Option<String>) -> Self {
+        self.admission = admission;
         self
     }
 

@@ -243,7 +243,8 @@ async fn refresh_now(shared: &Shared, ticket: &str, session: &Session) -> Outcom
     };
     match provider.refresh(session).await {
         Ok(result) => {
-            let refreshed = shared.refreshed_session(session, result, unix_now());
+            // The provider admitted the refreshed identity under its current rules.
+            let refreshed = shared.refreshed_session(session, result, unix_now()).with_admission(provider.admission());
             match shared.store.update(ticket, &refreshed).await {
                 Ok(ticket) => Outcome::Refreshed { session: Arc::new(refreshed), ticket: ticket.into() },
                 Err(error) => {

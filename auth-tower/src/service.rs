@@ -203,6 +203,22 @@ where
     }
 }
 
+/// Whether `session` passes `provider`'s admission rules: at once when they are the ones it
+/// was admitted under, else checked again (the config changed since: a tightened rule ends
+/// the sessions that no longer pass).
+fn admitted(provider: &dyn auth_core::IdentityProvider, session: &Session) -> bool {
+    if provider.admission() == session.admission {
+        return true;
+    }
+    match provider.readmit(&session.identity) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::info!(%error, "a session no longer passes the provider's admission rules; it ends");
+            false
+        }
+    }
+}
+
 /// The session a response's `Set-Cookie` writes, and when its request began: at response
 /// time, a logout of that login since then wins over the write.
 struct Writes {
@@ -254,7 +270,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
             // on this instance (the cookie store cannot revoke the copy a browser still sends).
             Ok(Some(session))
                 if !session.is_expired_at(now)
-                    && shared.provider(&session.identity.provider).is_some()
+                    && shared.provider(&session.identity.provider).is_some_and(|p| admitted(p.as_ref(), &session))
                     && !shared.ended.ended_since(&session, 0) =>
             {
                 (Arc::new(session), true)

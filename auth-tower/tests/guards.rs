@@ -294,3 +294,44 @@ async fn without_bearer_audience_the_authorization_header_is_the_apps() {
     assert_eq!(me.status(), StatusCode::OK);
     assert_eq!(me.json::<Value>().await.unwrap()["is_logged_in"], false);
 }
+
+// ------------------------------------------------------------------ admission changes
+
+/// Admission rules are checked again on sessions issued before they changed: tightening
+/// `allowed_groups` ends alice's session (she is not in the new group), and a rule she
+/// passes keeps it.
+#[tokio::test]
+async fn tightened_admission_ends_sessions_that_no_longer_pass() {
+    let idp = idp().await;
+    // Three instances sharing one redirect_uri (as behind a load balancer), each with its own
+    // admission rules: the cookie opens on all of them.
+    let listeners = [bind().await, bind().await, bind().await];
+    let public = port_of(&listeners[0]);
+    let mut bases = Vec::new();
+    for (listener, groups) in listeners.into_iter().zip(["[\"admins\", \"staff\"]", "[\"ops\"]", "[\"admins\"]"]) {
+        bases.push(format!("http://127.0.0.1:{}", port_of(&listener)));
+        let text = format!(
+            "[auth]\nredirect_uri = \"http://127.0.0.1:{public}/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
+             client_id = \"{}\"\nclient_secret = \"{}\"\nserver_metadata_url = \"{}\"\nallowed_groups = {groups}\n",
+            idp.client_id(),
+            idp.client_secret(),
+            idp.metadata_url()
+        );
+        let layer = AuthLayer::from_config(AuthConfig::from_toml_str(&text, "guards.rs").unwrap()).unwrap();
+        let app = Router::new().route("/me", get(|user: User| async move { Json(user.to_json()) })).layer(layer);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    let browser = Browser::new();
+    browser.follow(&format!("{}/auth/login", bases[0])).await;
+    // The session cookie, sent by a client without a jar (a refusal deletes the cookie,
+    // which would clear it for the other instances of this host).
+    let url = reqwest::Url::parse(&bases[0]).unwrap();
+    let cookie = reqwest::cookie::CookieStore::cookies(&*browser.jar, &url).unwrap().to_str().unwrap().to_owned();
+    let me = |base: &str| {
+        let request = reqwest::Client::new().get(format!("{base}/me")).header("cookie", cookie.clone());
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap()["is_logged_in"].clone() }
+    };
+    assert_eq!(me(&bases[0]).await, true, "signed in where the rules admit her");
+    assert_eq!(me(&bases[1]).await, false, "a tightened rule she does not pass ends her session");
+    assert_eq!(me(&bases[2]).await, true, "a changed rule she passes keeps it");
+}

@@ -57,6 +57,8 @@ pub struct OidcProvider {
     metadata_url: Url,
     leeway: Duration,
     profile: Profile,
+    /// The admission rules' fingerprint, computed once.
+    admission: Option<String>,
     /// Shared with the background refetches of the caches.
     http: Arc<Http>,
     metadata: Cache<Metadata>,
@@ -119,6 +121,7 @@ impl OidcProvider {
         let metadata_ttl = Duration::from_secs(settings.metadata_ttl_secs.max(1));
         let http = Http::new(name, timeout)
             .map_err(|e| BuildError::HttpClient { provider: name.to_owned(), message: e.to_string() })?;
+        let admission = profile.admission();
         Ok(Self {
             name: name.to_owned(),
             display_name: config.display_name.clone(),
@@ -132,6 +135,7 @@ impl OidcProvider {
             metadata_url,
             leeway: Duration::from_secs(settings.leeway_secs),
             profile,
+            admission,
             http: Arc::new(http),
             metadata: Cache::new(metadata_ttl),
             keys: Cache::new(metadata_ttl),
@@ -560,6 +564,14 @@ impl IdentityProvider for OidcProvider {
     /// name, told from the metadata URL without any network call: its issuer (Google:
     /// with or without `https://`; Microsoft: with a tenant id in the tenant's place, one
     /// of `allowed_tenants` when set).
+    fn admission(&self) -> Option<String> {
+        self.admission.clone()
+    }
+
+    fn readmit(&self, identity: &auth_core::Identity) -> Result<(), ProviderError> {
+        self.profile.admit(&identity.claims)
+    }
+
     fn accepts_bearer_tokens(&self) -> bool {
         self.profile.bearer_audiences().is_some()
     }

@@ -228,6 +228,25 @@ impl Profile {
     }
 
     /// Whether a verified identity may sign in here: `Err(ProviderError::Denied)` to refuse.
+    /// A fingerprint of the admission rules (the preset's, `allowed_email_domains`,
+    /// `allowed_groups`), the same on every instance with the same config; `None` without
+    /// any rule.
+    pub(crate) fn admission(&self) -> Option<String> {
+        let preset_rules = match &self.preset {
+            Preset::Oidc { .. } => String::new(),
+            preset => format!("{preset:?}"),
+        };
+        if preset_rules.is_empty() && self.email_domains.is_none() && self.groups.is_none() {
+            return None;
+        }
+        let text = format!("{preset_rules}|{:?}|{:?}", self.email_domains, self.groups);
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in text.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Some(format!("{hash:016x}"))
+    }
+
     pub(crate) fn admit(&self, claims: &Claims) -> Result<(), ProviderError> {
         match &self.preset {
             Preset::Google { google, .. } => google.admit(claims)?,
