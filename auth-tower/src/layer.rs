@@ -297,6 +297,7 @@ impl AuthLayerBuilder {
             bearer: providers_accept_bearer,
             bearer_cache: SessionCache::new(),
             logout_tokens: Default::default(),
+            refusal_log: Default::default(),
             ended: Default::default(),
             flights: Default::default(),
             budget: Default::default(),

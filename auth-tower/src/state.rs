@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) bearer_cache: SessionCache,
     /// The logins signed out lately, so in-flight requests do not write them back.
     pub(crate) ended: EndedLogins,
+    /// When a refused back-channel request may next be logged at warn.
+    pub(crate) refusal_log: crate::routes::RefusalLog,
     /// The `jti`s of logout tokens that ended sessions, to refuse replays.
     pub(crate) logout_tokens: crate::routes::SeenLogoutTokens,
     /// Refreshes in flight, and their recent outcomes.
