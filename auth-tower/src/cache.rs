@@ -15,7 +15,7 @@
 //! multiply-rotate hasher rather than SipHash (its bytes are random and only values that
 //! opened are inserted), and the caller passes the clock it already read.
 
-use auth_core::Session;
+use auth_core::{Session, SessionLock, SessionRevocation, SessionStore, StoreError, async_trait};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -143,6 +143,52 @@ impl SessionCache {
     }
 }
 
+/// The configured cookie store with its [`SessionCache`] kept in step: every `delete` and
+/// `update` forgets the ticket it ends, so no call site can leave a cached session behind
+/// (logout, a refused refresh, a renewal, a second login). Adding to the cache stays the
+/// layer's explicit step, taken once a loaded session passed every check (expiry,
+/// provider, admission, logout), so a session that fails them is never cached.
+#[derive(Debug)]
+pub(crate) struct CachedStore {
+    inner: Arc<dyn SessionStore>,
+    cache: Arc<SessionCache>,
+}
+
+impl CachedStore {
+    pub(crate) fn new(inner: Arc<dyn SessionStore>, cache: Arc<SessionCache>) -> Self {
+        Self { inner, cache }
+    }
+}
+
+#[async_trait]
+impl SessionStore for CachedStore {
+    async fn save(&self, session: &Session) -> Result<String, StoreError> {
+        self.inner.save(session).await
+    }
+
+    async fn load(&self, ticket: &str) -> Result<Option<Session>, StoreError> {
+        self.inner.load(ticket).await
+    }
+
+    async fn delete(&self, ticket: &str) -> Result<(), StoreError> {
+        self.cache.remove(ticket);
+        self.inner.delete(ticket).await
+    }
+
+    async fn update(&self, ticket: &str, session: &Session) -> Result<String, StoreError> {
+        self.cache.remove(ticket);
+        self.inner.update(ticket, session).await
+    }
+
+    fn lock(&self) -> Option<&dyn SessionLock> {
+        self.inner.lock()
+    }
+
+    fn revocation(&self) -> Option<&dyn SessionRevocation> {
+        self.inner.revocation()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +270,21 @@ mod tests {
         let kept = tickets.iter().filter(|t| cache.get(t, now).is_some()).count();
         assert_eq!(cache.sessions.read().map(|m| m.len()).unwrap_or_default(), CAPACITY);
         assert_eq!(kept, CAPACITY - 100, "exactly one evicted per new entry");
+    }
+
+    /// The cookie store's cache forgets a ticket whenever the store ends it.
+    #[tokio::test]
+    async fn the_cached_store_forgets_what_it_ends() {
+        let cookie = auth_core::CookieStore::new(Arc::new(auth_core::seal::Sealer::new(&[7; 32], &[])));
+        let cache = Arc::new(SessionCache::new());
+        let store = CachedStore::new(Arc::new(cookie), Arc::clone(&cache));
+        let ticket = store.save(&session(60)).await.expect("save");
+        cache.insert(&ticket, session(60));
+        let renewed = store.update(&ticket, &session(120)).await.expect("update");
+        assert!(cache.get(&ticket, unix_now()).is_none(), "update forgets the old ticket");
+        cache.insert(&renewed, session(120));
+        store.delete(&renewed).await.expect("delete");
+        assert!(cache.get(&renewed, unix_now()).is_none(), "delete forgets it");
+        assert!(store.lock().is_none() && store.revocation().is_none(), "the cookie store's capabilities");
     }
 }

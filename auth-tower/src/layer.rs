@@ -4,7 +4,7 @@
 //! routes that collide) is found by [`AuthLayerBuilder::build`], so that serving never has
 //! to fail.
 
-use crate::cache::SessionCache;
+use crate::cache::{CachedStore, SessionCache};
 use crate::cookies::CookieAttrs;
 use crate::error::AuthError;
 use crate::routes::{AuthRoutes, DEFAULT_PREFIX};
@@ -262,7 +262,9 @@ impl AuthLayerBuilder {
             Some(store) => (store, None, None),
             None => match configured_store(&config, &sealer)? {
                 Configured::Cookie(cookie) => {
-                    (Arc::clone(&cookie) as Arc<dyn SessionStore>, Some(SessionCache::new()), Some(cookie))
+                    let cache = Arc::new(SessionCache::new());
+                    let store = CachedStore::new(Arc::clone(&cookie) as Arc<dyn SessionStore>, Arc::clone(&cache));
+                    (Arc::new(store) as Arc<dyn SessionStore>, Some(cache), Some(cookie))
                 }
                 Configured::Server(store) => (store, None, None),
             },

@@ -296,12 +296,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
                 current = fresh_ticket;
                 changed = true;
             }
-            Outcome::LoggedOut => {
-                if let Some(cache) = &shared.cache {
-                    cache.remove(&ticket);
-                }
-                return Prepared::anonymous(shared.clear_cookies(&present));
-            }
+            Outcome::LoggedOut => return Prepared::anonymous(shared.clear_cookies(&present)),
             Outcome::Kept => {}
             Outcome::StoreFailed => return Prepared::anonymous(Vec::new()),
         }
@@ -319,10 +314,8 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
             Err(error) => tracing::warn!(%error, "could not renew the session; it goes on unchanged"),
         }
     }
+    // The session passed every check: cache it (the store's update forgot the old ticket).
     if let Some(cache) = &shared.cache {
-        if changed && *current != *ticket {
-            cache.remove(&ticket);
-        }
         cache.insert(&current, Arc::clone(&session));
     }
     let (set_cookies, writes) = if changed {

@@ -42,7 +42,7 @@ pub(crate) struct Shared {
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
     pub(crate) store: Arc<dyn SessionStore>,
     /// Present only for the default cookie store (see [`SessionCache`]).
-    pub(crate) cache: Option<SessionCache>,
+    pub(crate) cache: Option<Arc<SessionCache>>,
     /// The configured cookie store, when it is the store: it says which cookies were
     /// sealed with a previous secret and should be sealed again.
     pub(crate) resealer: Option<Arc<CookieStore>>,

@@ -166,9 +166,6 @@ async fn forget_previous_session(shared: &Shared, headers: &HeaderMap, new_ticke
     if old == new_ticket {
         return;
     }
-    if let Some(cache) = &shared.cache {
-        cache.remove(&old);
-    }
     if let Err(error) = shared.store.delete(&old).await {
         tracing::warn!(%error, "could not delete the previous session");
     }

@@ -43,9 +43,6 @@ pub(super) async fn logout(shared: &Shared, parts: &Parts) -> Page {
     }
     let mut location = None;
     if let Some(ticket) = cookies::read(&parts.headers, shared.session_cookie()) {
-        if let Some(cache) = &shared.cache {
-            cache.remove(&ticket);
-        }
         let session = shared.store.load(&ticket).await.unwrap_or_else(|error| {
             tracing::error!(%error, "session store failed to load the session being signed out");
             None
