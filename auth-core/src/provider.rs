@@ -335,14 +335,27 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
         false
     }
 
+    /// Whether this provider verifies opaque (non-JWT) bearer access tokens, by asking the
+    /// provider about each one (RFC 7662 token introspection; its config section sets
+    /// `introspection = true`). Such a token names no issuer, so the layer hands a bearer
+    /// token that is not a JWT with an `iss` to the first provider that says yes here. The
+    /// default is no.
+    fn accepts_opaque_tokens(&self) -> bool {
+        false
+    }
+
     /// Verifies an `Authorization: Bearer` access token (RFC 9068 JWT: signature with the
     /// provider's keys and algorithm allow-list, `iss`, `aud` among the configured
     /// audiences, `exp`/`nbf`/`iat` with leeway, `typ`) and returns who it names: the
-    /// identity (claims from the token) and when the token expires (Unix seconds).
+    /// identity (claims from the token) and until when the answer may be trusted (Unix
+    /// seconds: the token's expiry; for an opaque token checked by introspection, see
+    /// [`accepts_opaque_tokens`](Self::accepts_opaque_tokens), a short time instead, so
+    /// that a revoked token stops working soon).
     ///
     /// # Errors
     /// [`ProviderError::Unsupported`] by default; [`ProviderError::Rejected`] for a token
-    /// that fails any check; [`ProviderError::Unavailable`] when the keys cannot be fetched.
+    /// that fails any check; [`ProviderError::Unavailable`] when the keys cannot be fetched
+    /// or the introspection endpoint cannot be reached.
     async fn verify_access_token(&self, token: &str) -> Result<BearerIdentity, ProviderError> {
         let _ = token;
         Err(ProviderError::Unsupported("bearer tokens"))
@@ -355,7 +368,8 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
 pub struct BearerIdentity {
     /// The token's subject, claims (`scp`/`scope`, `roles`, `groups`, ...) and provider.
     pub identity: Identity,
-    /// When the token expires (its `exp`), in Unix seconds.
+    /// When the token expires (its `exp`), in Unix seconds; for an introspected opaque token,
+    /// when the introspection answer should be asked again (at most a minute away).
     pub expires_at: u64,
 }
 

@@ -57,7 +57,7 @@
 //!   groups overage is denied with that reason), `logout_params = { ... }` for the
 //!   end-session URL, `end_session_endpoint` for providers whose discovery lacks one, and
 //!   `bearer_audience = "api://my-api"` (or a list) to accept bearer access tokens for
-//!   that audience (see below).
+//!   that audience, with `introspection = true` to accept opaque ones too (see below).
 //!
 //! ```
 //! use auth_core::{AuthConfig, IdentityProvider};
@@ -109,6 +109,17 @@
 //! token naming an issuer belongs to this provider. Login admission keys
 //! (`allowed_email_domains`, `allowed_groups`, `hosted_domains`) do not apply to access
 //! tokens; `allowed_tenants` does, through the issuer.
+//!
+//! With `introspection = true` as well (an error without `bearer_audience`), a token that is
+//! not a JWT (not three dot-separated parts) is checked by RFC 7662 token introspection:
+//! POSTed to the discovery document's `introspection_endpoint` (a token is refused when
+//! none is advertised), authenticated as the token request is. The answer must be `active`,
+//! name a `sub`, name the provider's issuer when it has an `iss`, and name a bearer audience
+//! when it has an `aud`; an answer without `aud` is accepted, as the provider vouches for a
+//! token it issued. The identity's claims are the answer's members, and
+//! [`BearerIdentity::expires_at`](auth_core::BearerIdentity::expires_at) is at most 60
+//! seconds away, so the layer's cache keeps a revoked token working for a minute at most.
+//! [`IdentityProvider::accepts_opaque_tokens`] tells the layer which provider to ask.
 //!
 //! ```
 //! use auth_core::{IdentityProvider, ProviderConfig, ProviderKind, Secret};

@@ -2,8 +2,9 @@
 //!
 //! It speaks plain HTTP on an ephemeral port and implements what a relying party needs:
 //! discovery, JWKS, the authorization-code flow with PKCE (S256), `client_secret_basic`
-//! and `client_secret_post`, refresh-token rotation, userinfo, RP-initiated logout and
-//! back-channel logout (it signs logout tokens and POSTs them to your app).
+//! and `client_secret_post`, refresh-token rotation, userinfo, token introspection
+//! (RFC 7662, for its opaque access tokens), RP-initiated logout and back-channel logout
+//! (it signs logout tokens and POSTs them to your app).
 //! Tests steer it at run time: sign users in automatically, rotate keys, inject
 //! [`Fault`]s and count [`Hits`] per endpoint.
 //!
@@ -217,6 +218,8 @@ pub struct Hits {
     pub userinfo: usize,
     /// `GET` or `POST /end_session`
     pub end_session: usize,
+    /// `POST /introspect` (RFC 7662 token introspection)
+    pub introspect: usize,
 }
 
 impl MockIdp {
@@ -279,7 +282,14 @@ impl MockIdp {
             token: count(Endpoint::Token),
             userinfo: count(Endpoint::Userinfo),
             end_session: count(Endpoint::EndSession),
+            introspect: count(Endpoint::Introspect),
         }
+    }
+
+    /// Revokes every access token `/token` has issued so far: introspection calls them
+    /// inactive and userinfo refuses them from now on. Tokens issued later are live.
+    pub fn revoke_access_tokens(&self) {
+        self.shared.revoke_access_tokens();
     }
 
     /// Sets every counter back to zero.
@@ -478,6 +488,7 @@ pub struct MockIdpBuilder {
     end_session: bool,
     keep_previous_key: bool,
     rotate_refresh_tokens: bool,
+    introspection_audience: Option<String>,
 }
 
 impl Default for MockIdpBuilder {
@@ -499,6 +510,7 @@ impl Default for MockIdpBuilder {
             end_session: true,
             keep_previous_key: false,
             rotate_refresh_tokens: true,
+            introspection_audience: None,
         }
     }
 }
@@ -624,6 +636,14 @@ impl MockIdpBuilder {
         self
     }
 
+    /// The `aud` that token introspection (`POST /introspect`, RFC 7662) reports for the
+    /// opaque access tokens `/token` issues (default: the client id), such as the
+    /// `bearer_audience` of the API under test.
+    pub fn introspection_audience(mut self, audience: impl Into<String>) -> Self {
+        self.introspection_audience = Some(audience.into());
+        self
+    }
+
     /// Binds the port and starts serving on the current Tokio runtime.
     ///
     /// Fails when the port cannot be bound, or with `InvalidInput` when `login_as`
@@ -680,6 +700,7 @@ impl MockIdpBuilder {
             end_session: self.end_session,
             keep_previous_key: self.keep_previous_key,
             rotate_refresh_tokens: self.rotate_refresh_tokens,
+            introspection_audience: self.introspection_audience,
         };
         keys::all(); // parse the keys now, not during the first token request
         let shared = Arc::new(Shared::new(config, self.login_as));

@@ -55,6 +55,9 @@ pub(crate) struct Config {
     pub(crate) keep_previous_key: bool,
     /// Whether a refresh spends the refresh token and issues a new one.
     pub(crate) rotate_refresh_tokens: bool,
+    /// The `aud` introspection reports for the access tokens of `/token` (default: the
+    /// client id).
+    pub(crate) introspection_audience: Option<String>,
 }
 
 /// An issuer that differs per user: discovery advertises `template`; ID tokens and callbacks
@@ -103,7 +106,11 @@ struct CodeGrant {
 #[derive(Debug)]
 struct AccessGrant {
     username: String,
+    scope: String,
+    issued_at: u64,
     expires: Instant,
+    /// `expires` in Unix seconds, for introspection's `exp`.
+    expires_at: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +131,7 @@ pub(crate) enum Endpoint {
     Token,
     Userinfo,
     EndSession,
+    Introspect,
 }
 
 /// Everything the handlers and the [`MockIdp`](crate::MockIdp) handle share.
@@ -131,7 +139,7 @@ pub(crate) enum Endpoint {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     state: Mutex<Mutable>,
-    hits: [AtomicUsize; 6],
+    hits: [AtomicUsize; 7],
 }
 
 impl Shared {
@@ -147,6 +155,12 @@ impl Shared {
 
     pub(crate) fn hit_count(&self, endpoint: Endpoint) -> usize {
         self.hits[endpoint as usize].load(Ordering::Relaxed)
+    }
+
+    /// Makes every access token `/token` issued so far inactive (introspection) and unknown
+    /// (userinfo).
+    pub(crate) fn revoke_access_tokens(&self) {
+        self.lock().access_tokens.clear();
     }
 
     pub(crate) fn reset_hits(&self) {
@@ -185,6 +199,23 @@ impl Shared {
             return Err((StatusCode::SERVICE_UNAVAILABLE, body).into_response());
         }
         Ok(faults)
+    }
+
+    /// Checks the client's credentials (`client_secret_basic` or `client_secret_post`):
+    /// `Err` is the `401 invalid_client` answer.
+    fn authenticate_client(&self, headers: &HeaderMap, params: &Params) -> Result<(), Response> {
+        let client = client_credentials(headers, params);
+        if client
+            .as_ref()
+            .is_some_and(|(id, secret)| *id == self.config.client_id && *secret == self.config.client_secret)
+        {
+            return Ok(());
+        }
+        let mut response = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed.");
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"mock-idp\""));
+        Err(response)
     }
 
     fn base(&self) -> &str {
@@ -243,6 +274,8 @@ impl Shared {
             "userinfo_endpoint": format!("{base}/userinfo"),
             "jwks_uri": format!("{base}/jwks"),
             "end_session_endpoint": format!("{base}/end_session"),
+            "introspection_endpoint": format!("{base}/introspect"),
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
@@ -370,6 +403,7 @@ pub(crate) fn router(shared: Arc<Shared>, path: &str) -> Router {
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/end_session", get(end_session).post(end_session))
+        .route("/introspect", post(introspect))
         .with_state(shared);
     if path.is_empty() { routes } else { Router::new().nest(path, routes) }
 }
@@ -648,12 +682,7 @@ async fn token(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
         return oauth_error(StatusCode::BAD_REQUEST, error, "Fault::TokenError");
     }
     let params = parse_form(&body);
-    let client = client_credentials(&headers, &params);
-    if client.as_ref().is_none_or(|(id, secret)| *id != s.config.client_id || *secret != s.config.client_secret) {
-        let mut response = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed.");
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"mock-idp\""));
+    if let Err(response) = s.authenticate_client(&headers, &params) {
         return response;
     }
     match params.get("grant_type").map(String::as_str) {
@@ -752,11 +781,17 @@ fn issue_tokens_with(
         "scope": grant.scope,
     });
     let now = Instant::now();
+    let issued_at = unix_now();
+    let access = AccessGrant {
+        username: grant.username.clone(),
+        scope: grant.scope.clone(),
+        issued_at,
+        expires: now + access_token_ttl,
+        expires_at: issued_at + access_token_ttl.as_secs(),
+    };
     let mut state = s.lock();
     state.access_tokens.retain(|_, g| g.expires > now);
-    state
-        .access_tokens
-        .insert(access_token, AccessGrant { username: grant.username.clone(), expires: now + access_token_ttl });
+    state.access_tokens.insert(access_token, access);
     state.refresh_tokens.insert(refresh_token, grant);
     no_store(StatusCode::OK, body)
 }
@@ -784,6 +819,40 @@ async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
         claims.insert("sub".into(), format!("{}-other", user.username()).into());
     }
     no_store(StatusCode::OK, Value::Object(claims))
+}
+
+/// RFC 7662 token introspection, for the client only (authenticated as at `/token`):
+/// `active` with the grant's claims for a live access token `/token` issued, `{"active":
+/// false}` for anything else (a JWT from `MockIdp::access_token_for` included).
+async fn introspect(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = s.enter(Some(Endpoint::Introspect)).await {
+        return response;
+    }
+    let params = parse_form(&body);
+    if let Err(response) = s.authenticate_client(&headers, &params) {
+        return response;
+    }
+    let Some(token) = params.get("token") else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing.");
+    };
+    let answer = {
+        let state = s.lock();
+        state.access_tokens.get(token).filter(|grant| grant.expires > Instant::now()).map(|grant| {
+            let user = s.user(&grant.username);
+            json!({
+                "active": true,
+                "sub": grant.username,
+                "client_id": s.config.client_id,
+                "scope": grant.scope,
+                "token_type": "Bearer",
+                "exp": grant.expires_at,
+                "iat": grant.issued_at,
+                "iss": s.issuer_for(user),
+                "aud": s.config.introspection_audience.as_deref().unwrap_or(&s.config.client_id),
+            })
+        })
+    };
+    no_store(StatusCode::OK, answer.unwrap_or_else(|| json!({ "active": false })))
 }
 
 async fn end_session(AxState(s): St, RawQuery(query): RawQuery, body: Bytes) -> Response {

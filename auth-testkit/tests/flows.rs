@@ -379,7 +379,10 @@ async fn hits_are_counted_and_reset() {
     get_json(&format!("{}/jwks", idp.issuer())).await;
     userinfo(&idp, &tokens).await;
     http().get(format!("{}/end_session", idp.issuer())).send().await.unwrap();
-    assert_eq!(idp.hits(), Hits { discovery: 1, jwks: 2, authorize: 1, token: 1, userinfo: 1, end_session: 1 });
+    assert_eq!(
+        idp.hits(),
+        Hits { discovery: 1, jwks: 2, authorize: 1, token: 1, userinfo: 1, end_session: 1, introspect: 0 }
+    );
     idp.reset_hits();
     assert_eq!(idp.hits(), Hits::default());
 }
@@ -725,7 +728,10 @@ async fn endpoint_faults() {
         assert_eq!(response.status(), 503, "{path}");
     }
     assert_eq!(http().post(format!("{}/token", idp.issuer())).send().await.unwrap().status(), 503);
-    assert_eq!(idp.hits(), Hits { discovery: 1, jwks: 1, authorize: 1, token: 1, userinfo: 1, end_session: 1 });
+    assert_eq!(
+        idp.hits(),
+        Hits { discovery: 1, jwks: 1, authorize: 1, token: 1, userinfo: 1, end_session: 1, introspect: 0 }
+    );
 
     idp.set_fault(Fault::Delay(Duration::from_millis(400)));
     let timed_out = reqwest::Client::builder()

@@ -10,7 +10,15 @@
 //! that fails gets `401` with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750),
 //! never the anonymous user; a gRPC client gets `UNAUTHENTICATED`.
 //!
-//! Without such a provider, `Authorization` headers are left to the app.
+//! A token that is not a JWT with an `iss` (an opaque token) goes to the first provider
+//! that [accepts opaque tokens](auth_core::IdentityProvider::accepts_opaque_tokens)
+//! (`introspection = true`), which asks its RFC 7662 introspection endpoint; the answer is
+//! cached like a verified JWT, but for a minute at most (the provider's `expires_at`), so a
+//! token revoked at the provider stops working within a minute. Without such a provider an
+//! opaque token gets `invalid_token`.
+//!
+//! Without any provider that accepts bearer tokens, `Authorization` headers are left to the
+//! app.
 
 use crate::page::{Page, grpc, json};
 use crate::require::ClientKind;
@@ -88,12 +96,17 @@ pub(crate) async fn authenticate(shared: Arc<Shared>, token: String, kind: Clien
     if let Some(session) = shared.bearer_cache.get(&token, now) {
         return Ok(session);
     }
-    let Some(issuer) = unverified_issuer(&token) else {
-        return Err(invalid_token(kind, "the bearer token is not a JWT with an issuer"));
-    };
-    let Some(provider) = shared.providers.iter().find(|p| p.accepts_bearer_from(&issuer)) else {
-        tracing::debug!("a bearer token from an issuer no provider accepts");
-        return Err(invalid_token(kind, "the bearer token's issuer is not trusted here"));
+    let provider = match unverified_issuer(&token) {
+        Some(issuer) => shared.providers.iter().find(|p| p.accepts_bearer_from(&issuer)).ok_or_else(|| {
+            tracing::debug!("a bearer token from an issuer no provider accepts");
+            invalid_token(kind, "the bearer token's issuer is not trusted here")
+        })?,
+        // An opaque token names no issuer: the provider that introspects them checks it.
+        None => shared
+            .providers
+            .iter()
+            .find(|p| p.accepts_opaque_tokens())
+            .ok_or_else(|| invalid_token(kind, "the bearer token is not a JWT with an issuer"))?,
     };
     match provider.verify_access_token(&token).await {
         Ok(verified) => {
@@ -109,12 +122,12 @@ pub(crate) async fn authenticate(shared: Arc<Shared>, token: String, kind: Clien
         Err(ProviderError::Unavailable(error)) => {
             tracing::warn!(%error, "a bearer token cannot be verified now");
             Err(match kind {
-                ClientKind::Grpc => grpc(14, "the identity provider's keys cannot be fetched now"),
+                ClientKind::Grpc => grpc(14, "the identity provider cannot be reached now"),
                 _ => json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &serde_json::json!({
                         "error": "temporarily_unavailable",
-                        "error_description": "the identity provider's keys cannot be fetched now; try again",
+                        "error_description": "the identity provider cannot be reached now (keys or introspection); try again",
                     }),
                 ),
             })

@@ -183,7 +183,7 @@ impl<'a> AccessToken<'a> {
 }
 
 /// `aud` (a string, or a list of at most [`MAX_AUDIENCES`] entries) names one of `audiences`.
-fn check_audience(aud: Option<&Value>, audiences: &[String]) -> Result<(), String> {
+pub(crate) fn check_audience(aud: Option<&Value>, audiences: &[String]) -> Result<(), String> {
     let accepted = |aud: &str| audiences.iter().any(|a| a == aud);
     let fits = match aud {
         Some(Value::String(aud)) => accepted(aud),

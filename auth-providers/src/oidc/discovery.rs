@@ -29,6 +29,9 @@ pub(crate) struct Metadata {
     pub(crate) userinfo_endpoint: Option<Url>,
     #[serde(default)]
     pub(crate) end_session_endpoint: Option<Url>,
+    /// RFC 7662 (advertised as in RFC 8414): where opaque access tokens are checked.
+    #[serde(default)]
+    pub(crate) introspection_endpoint: Option<Url>,
     /// RFC 9207: the provider puts `iss` on every authorization response.
     #[serde(default)]
     pub(crate) authorization_response_iss_parameter_supported: bool,
@@ -82,6 +85,7 @@ async fn load(http: &Http, url: &Url, check_issuer: impl Fn(&str) -> Result<(), 
         ("jwks_uri", Some(&metadata.jwks_uri)),
         ("userinfo_endpoint", metadata.userinfo_endpoint.as_ref()),
         ("end_session_endpoint", metadata.end_session_endpoint.as_ref()),
+        ("introspection_endpoint", metadata.introspection_endpoint.as_ref()),
     ] {
         if let Some(endpoint) = endpoint {
             if !matches!(endpoint.scheme(), "https" | "http") {
@@ -129,6 +133,7 @@ mod tests {
                        "jwks_uri":"https://i/k","response_types_supported":["code"]}"#;
         let metadata: Metadata = serde_json::from_str(full).expect("parses");
         assert_eq!(metadata.userinfo_endpoint, None);
+        assert_eq!(metadata.introspection_endpoint, None);
         assert!(serde_json::from_str::<Metadata>(r#"{"issuer":"https://i"}"#).is_err());
     }
 }

@@ -11,6 +11,7 @@ mod cache;
 pub(crate) mod discovery;
 mod http;
 mod id_token;
+pub(crate) mod introspection;
 mod logout_token;
 mod token;
 
@@ -20,7 +21,7 @@ use crate::profile::Profile;
 use auth_core::async_trait;
 use auth_core::{
     Authorization, BearerIdentity, CallbackParams, Claims, Identity, IdentityProvider, LoginOptions, LoginResult,
-    LogoutClaims, PendingLogin, ProviderConfig, ProviderError, Session, TokenAuthMethod,
+    LogoutClaims, PendingLogin, ProviderConfig, ProviderError, Session, TokenAuthMethod, unix_now,
 };
 use bearer::AccessToken;
 use cache::Cache;
@@ -170,11 +171,15 @@ impl OidcProvider {
 
     /// Verifies a bearer access token (see [`bearer`]): only when `bearer_audience` is set,
     /// only from an issuer [`accepts_bearer_from`](IdentityProvider::accepts_bearer_from)
-    /// names, and against the exact issuer the profile expects of it, as for ID tokens.
+    /// names, and against the exact issuer the profile expects of it, as for ID tokens. With
+    /// `introspection = true`, a token that is not a JWT is introspected instead.
     async fn verify_bearer(&self, raw: &str) -> Result<BearerIdentity, ProviderError> {
         let Some(audiences) = self.profile.bearer_audiences() else {
             return Err(ProviderError::Unsupported("verifying bearer tokens (no bearer_audience is set)"));
         };
+        if self.profile.introspection() && !introspection::is_jwt(raw) {
+            return self.introspect(raw, audiences).await;
+        }
         let token = AccessToken::parse(raw).map_err(|reason| self.http.rejected(&reason))?;
         match token.issuer() {
             Some(iss) if self.profile.trusts_token_issuer(iss) => {}
@@ -208,6 +213,29 @@ impl OidcProvider {
         let claims = token.into_claims();
         let subject = self.profile.subject(&claims);
         Ok(BearerIdentity::new(Identity::new(&self.name, subject, claims), expires_at))
+    }
+
+    /// Verifies an opaque access token at the provider's introspection endpoint (see
+    /// [`introspection`]): `Rejected` when discovery advertises none.
+    async fn introspect(&self, raw: &str, audiences: &[String]) -> Result<BearerIdentity, ProviderError> {
+        let metadata = self.metadata().await?;
+        let Some(endpoint) = metadata.introspection_endpoint.as_ref() else {
+            let reason = "the access token is not a JWT, and the provider's discovery document advertises no \
+                          introspection_endpoint to check it with";
+            return Err(self.http.rejected(reason).into());
+        };
+        let answer = introspection::request(&self.http, endpoint, &self.client, raw).await?;
+        let issuer = match answer.get("iss") {
+            Some(_) => {
+                self.profile.token_issuer(&metadata.issuer, &answer).map_err(|reason| self.http.rejected(&reason))?
+            }
+            None => metadata.issuer.clone(),
+        };
+        let expected = introspection::Expected { issuer: &issuer, audiences, leeway: self.leeway };
+        let expires_at =
+            introspection::check(&answer, &expected, unix_now()).map_err(|reason| self.http.rejected(&reason))?;
+        let subject = self.profile.subject(&answer);
+        Ok(BearerIdentity::new(Identity::new(&self.name, subject, answer), expires_at))
     }
 
     /// Runs `check` with the provider's cached key set (fetched on first use); when it
@@ -578,6 +606,11 @@ impl IdentityProvider for OidcProvider {
 
     fn accepts_bearer_from(&self, issuer: &str) -> bool {
         self.profile.bearer_audiences().is_some() && self.profile.trusts_token_issuer(issuer)
+    }
+
+    /// True when the section sets `introspection = true` (which requires `bearer_audience`).
+    fn accepts_opaque_tokens(&self) -> bool {
+        self.profile.introspection()
     }
 
     async fn verify_access_token(&self, token: &str) -> Result<BearerIdentity, ProviderError> {

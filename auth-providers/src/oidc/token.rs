@@ -26,6 +26,31 @@ pub(crate) struct ClientAuth {
     pub(crate) method: TokenAuthMethod,
 }
 
+impl ClientAuth {
+    /// Authenticates `request`, a POST of `form` to the provider, the way `method` says:
+    /// `client_secret_basic` (an `Authorization` header), `client_secret_post` (id and
+    /// secret in the form) or `none` (only `client_id` in the form). The token request and
+    /// token introspection authenticate alike.
+    pub(crate) fn authenticate<'a>(
+        &'a self,
+        request: reqwest::RequestBuilder,
+        form: &mut Vec<(&'a str, &'a str)>,
+    ) -> reqwest::RequestBuilder {
+        match (self.method, self.secret.as_ref().map(Secret::expose)) {
+            (TokenAuthMethod::ClientSecretPost, Some(secret)) => {
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", secret));
+                request
+            }
+            (TokenAuthMethod::None, _) | (_, None) => {
+                form.push(("client_id", &self.client_id));
+                request
+            }
+            (_, Some(secret)) => request.header(reqwest::header::AUTHORIZATION, basic_auth(&self.client_id, secret)),
+        }
+    }
+}
+
 /// What the client trades for tokens. `Debug` shows which grant, not its secrets.
 pub(crate) enum Grant<'a> {
     Code { code: &'a str, pkce_verifier: &'a str, redirect_uri: &'a str },
@@ -123,18 +148,7 @@ pub(crate) async fn request(
         ],
         Grant::Refresh { refresh_token } => vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
     };
-    let mut request = http.post(endpoint);
-    let secret = client.secret.as_ref().map(Secret::expose);
-    match (client.method, secret) {
-        (TokenAuthMethod::ClientSecretPost, Some(secret)) => {
-            form.push(("client_id", &client.client_id));
-            form.push(("client_secret", secret));
-        }
-        (TokenAuthMethod::None, _) | (_, None) => form.push(("client_id", &client.client_id)),
-        (_, Some(secret)) => {
-            request = request.header(reqwest::header::AUTHORIZATION, basic_auth(&client.client_id, secret));
-        }
-    }
+    let request = client.authenticate(http.post(endpoint), &mut form);
     let answer = http.send(WHAT, endpoint, request.form(&form)).await?;
     if answer.status.is_success() {
         return answer.json(http, WHAT, endpoint);

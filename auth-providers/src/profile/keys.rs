@@ -18,6 +18,7 @@ const KNOWN: &[(&str, Option<ProviderKind>)] = &[
     ("end_session_endpoint", None),
     ("allowed_groups", None),
     ("bearer_audience", None),
+    ("introspection", None),
     ("hosted_domains", Some(ProviderKind::Google)),
     ("tenant", Some(ProviderKind::Microsoft)),
     ("allowed_tenants", Some(ProviderKind::Microsoft)),
@@ -116,6 +117,18 @@ impl<'a> Keys<'a> {
                 })
                 .collect(),
             Some(_) => Err(self.error(key, "is not a table", fix)),
+        }
+    }
+
+    /// A boolean key, also accepted as the string `"true"` or `"false"` (as environment
+    /// overrides arrive); `false` when absent.
+    pub(crate) fn flag(&self, key: &'static str, fix: &str) -> Result<bool, BuildError> {
+        match self.get(key) {
+            None => Ok(false),
+            Some(Value::Bool(flag)) => Ok(*flag),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+            Some(_) => Err(self.error(key, "is not true or false", fix)),
         }
     }
 
@@ -249,6 +262,18 @@ mod tests {
         assert!(message("blank").starts_with("`auth.work.blank` holds an empty string"), "{}", message("blank"));
         assert!(message("blank_text").starts_with("`auth.work.blank_text` holds an empty string"));
         assert!(message("number").starts_with("`auth.work.number` holds 3, which is not a string"));
+    }
+
+    #[test]
+    fn flags_are_booleans() {
+        let config = section(ProviderKind::Oidc, json!({"yes": true, "no": false, "env": " TRUE ", "bad": "yes"}));
+        let keys = Keys::new(&config);
+        let flag = |key| keys.flag(key, "fix").map_err(|e| e.to_string());
+        assert_eq!(flag("yes"), Ok(true));
+        assert_eq!(flag("no"), Ok(false));
+        assert_eq!(flag("env"), Ok(true), "as from the environment");
+        assert_eq!(flag("absent"), Ok(false));
+        assert!(flag("bad").err().unwrap_or_default().starts_with("`auth.work.bad` is not true or false"));
     }
 
     #[test]

@@ -25,6 +25,9 @@
 //!   service clients' tokens carry no email or groups. Which issuers a bearer token may
 //!   name is the preset's issuer rule, told without discovery (see
 //!   [`Profile::trusts_token_issuer`]), so `allowed_tenants` applies to them too.
+//! - `introspection = true` (with `bearer_audience`): also accept opaque (non-JWT) bearer
+//!   access tokens, by asking the provider's RFC 7662 introspection endpoint about each
+//!   ([`introspection`](crate::oidc::introspection) checks the answers).
 //! - `logout_params = { client_id = "...", logout_uri = "..." }`: parameters added to the
 //!   end-session URL, replacing ones of the same name the provider sets (not `state` or
 //!   `id_token_hint`).
@@ -59,6 +62,8 @@ pub(crate) struct Profile {
     groups: Option<Vec<String>>,
     /// `bearer_audience`: bearer access tokens are verified only when set.
     bearer_audiences: Option<Vec<String>>,
+    /// `introspection`: opaque bearer tokens are checked at the introspection endpoint.
+    introspection: bool,
     logout_params: Vec<(String, String)>,
     end_session_endpoint: Option<Url>,
 }
@@ -113,6 +118,16 @@ impl Profile {
             "write the audience (aud) your API's access tokens carry, such as bearer_audience = \"api://my-api\", \
              or remove the key to accept no bearer token",
         )?;
+        let introspection =
+            keys.flag("introspection", "write introspection = true to accept opaque access tokens, or remove the key")?;
+        if introspection && bearer_audiences.is_none() {
+            return Err(keys.error(
+                "introspection",
+                "needs bearer_audience: introspected tokens are held to its audiences",
+                "add bearer_audience = \"api://my-api\" (the audience your API's access tokens carry), \
+                 or remove introspection",
+            ));
+        }
         let logout_params = keys.table("logout_params", "write logout_params = { client_id = \"...\" }")?;
         if let Some((reserved, _)) = logout_params.iter().find(|(k, _)| RESERVED_LOGOUT_PARAMS.contains(&k.as_str())) {
             return Err(keys.error(
@@ -129,6 +144,7 @@ impl Profile {
             email_domains,
             groups,
             bearer_audiences,
+            introspection,
             logout_params,
             end_session_endpoint,
         })
@@ -200,6 +216,12 @@ impl Profile {
     /// The audiences of `bearer_audience`; `None` when bearer tokens are not accepted.
     pub(crate) fn bearer_audiences(&self) -> Option<&[String]> {
         self.bearer_audiences.as_deref()
+    }
+
+    /// Whether opaque bearer tokens are checked by introspection (`introspection = true`,
+    /// which requires `bearer_audience`).
+    pub(crate) fn introspection(&self) -> bool {
+        self.introspection
     }
 
     /// Authorization parameters of the preset (Google's `hd` hint).
@@ -451,6 +473,21 @@ mod tests {
             let url = Url::parse(&config.server_metadata_url).expect("url");
             assert!(Profile::new(&config, &url).is_ok(), "{kind:?} takes both keys");
         }
+    }
+
+    #[test]
+    fn introspection_needs_an_audience() {
+        let p =
+            profile(ProviderKind::Oidc, json!({"bearer_audience": "api://x", "introspection": true})).expect("builds");
+        assert!(p.introspection());
+        assert!(!profile(ProviderKind::Oidc, json!({"bearer_audience": "api://x"})).expect("builds").introspection());
+        let error = profile(ProviderKind::Oidc, json!({"introspection": true})).err().unwrap_or_default();
+        assert!(error.starts_with("`auth.corp.introspection` needs bearer_audience"), "{error}");
+        let error = profile(ProviderKind::Oidc, json!({"bearer_audience": "api://x", "introspection": 1}))
+            .err()
+            .unwrap_or_default();
+        assert!(error.starts_with("`auth.corp.introspection` is not true or false"), "{error}");
+        assert!(profile(ProviderKind::Oidc, json!({"introspection": false})).is_ok(), "false needs no audience");
     }
 
     #[test]
