@@ -224,6 +224,7 @@ fn admitted(provider: &dyn auth_core::IdentityProvider, session: &Session) -> bo
 struct Writes {
     shared: Arc<Shared>,
     session: Arc<Session>,
+    /// When the request began, in Unix milliseconds.
     began: u64,
 }
 
@@ -260,6 +261,7 @@ async fn verify_bearer(shared: Arc<Shared>, token: String, kind: ClientKind) -> 
 /// renews its idle deadline when due, re-seals it when the store asks to; returns its user
 /// and the cookies to write. `present` names the session cookie and chunks of the request.
 async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session>>, present: Vec<String>) -> Prepared {
+    let began_ms = crate::state::unix_millis();
     let now = unix_now();
     let (mut session, loaded) = match cached {
         Some(session) => (session, false),
@@ -271,7 +273,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
             Ok(Some(session))
                 if !session.is_expired_at(now)
                     && shared.provider(&session.identity.provider).is_some_and(|p| admitted(p.as_ref(), &session))
-                    && !shared.ended.ended_since(&session, 0) =>
+                    && !shared.ended.ended_exactly(&session, &ticket) =>
             {
                 (Arc::new(session), true)
             }
@@ -319,7 +321,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
         cache.insert(&current, Arc::clone(&session));
     }
     let (set_cookies, writes) = if changed {
-        let writes = Writes { shared: Arc::clone(&shared), session: Arc::clone(&session), began: now };
+        let writes = Writes { shared: Arc::clone(&shared), session: Arc::clone(&session), began: began_ms };
         (shared.session_cookies(&current, &session, &present, now), Some(Box::new(writes)))
     } else {
         (Vec::new(), None)

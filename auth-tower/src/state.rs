@@ -260,12 +260,21 @@ const ENDED_MAX: usize = 10_000;
 
 /// The logins signed out lately in this process, so that a request that was in flight when
 /// its session was signed out (a slow handler, a refresh waiting on the token endpoint)
-/// does not write the session cookie back: logout wins. A login is its provider, subject
-/// and start (`created_at`), which refreshes and renewals keep. Per process: with the
-/// cookie store, another instance cannot know (documented).
+/// does not write the session cookie back, and the signed-out cookie a browser may still
+/// send does not open here: logout wins. A login is its provider, subject and start
+/// (`created_at`), which refreshes and renewals keep; the cookie signed out is told by a
+/// fingerprint of its ticket, so a new login of the same person within the same second
+/// (another ticket) is not taken for it. Times are in milliseconds. Per process: with the cookie
+/// store, another instance cannot know (documented).
 #[derive(Debug, Default)]
 pub(crate) struct EndedLogins {
-    ended: std::sync::Mutex<std::collections::HashMap<(String, String, u64), u64>>,
+    /// Login to (when it was signed out, in Unix milliseconds; the signed-out ticket's fingerprint).
+    ended: std::sync::Mutex<std::collections::HashMap<(String, String, u64), (u64, u64)>>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl EndedLogins {
@@ -273,25 +282,39 @@ impl EndedLogins {
         (session.identity.provider.clone(), session.identity.subject.clone(), session.created_at)
     }
 
-    /// Remembers that the login of `session` was signed out at `now`.
-    pub(crate) fn end(&self, session: &Session, now: u64) {
+    /// FNV-1a of a ticket (the cookie's value).
+    fn fingerprint(ticket: &str) -> u64 {
+        ticket.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    }
+
+    /// Remembers that `session`, behind `ticket`, was signed out at `now_ms`.
+    pub(crate) fn end(&self, session: &Session, ticket: &str, now_ms: u64) {
         let mut ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if ended.len() >= ENDED_MAX {
-            ended.retain(|_, at| at.saturating_add(ENDED_MEMORY_SECS) > now);
+            ended.retain(|_, (at, _)| at.saturating_add(ENDED_MEMORY_SECS * 1000) > now_ms);
             if ended.len() >= ENDED_MAX {
                 // Full of fresh logouts: forget the oldest.
-                if let Some(oldest) = ended.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone()) {
+                if let Some(oldest) = ended.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) {
                     ended.remove(&oldest);
                 }
             }
         }
-        ended.insert(Self::key(session), now);
+        ended.insert(Self::key(session), (now_ms, Self::fingerprint(ticket)));
     }
 
-    /// Whether the login of `session` was signed out at or after `since`.
-    pub(crate) fn ended_since(&self, session: &Session, since: u64) -> bool {
+    /// Whether the login of `session` was signed out after `began_ms` (a request that began
+    /// before the logout must not write it back, whatever a refresh changed since).
+    pub(crate) fn ended_since(&self, session: &Session, began_ms: u64) -> bool {
         let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        ended.get(&Self::key(session)).is_some_and(|at| *at >= since)
+        ended.get(&Self::key(session)).is_some_and(|(at, _)| *at > began_ms)
+    }
+
+    /// Whether `session`, behind this very `ticket`, was signed out lately.
+    pub(crate) fn ended_exactly(&self, session: &Session, ticket: &str) -> bool {
+        let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ended.get(&Self::key(session)).is_some_and(|(at, fingerprint)| {
+            *fingerprint == Self::fingerprint(ticket) && at.saturating_add(ENDED_MEMORY_SECS * 1000) > unix_millis()
+        })
     }
 }
 

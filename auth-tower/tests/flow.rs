@@ -805,3 +805,18 @@ async fn sessions_are_bound_to_their_app_and_to_a_configured_provider() {
     same_app.jar.insert("auth_session".into(), cookie);
     assert_eq!(same_app.me().await["is_logged_in"], false, "the provider is gone, so is its session");
 }
+
+/// Signing out and straight back in (within the same second) gives a working session: the
+/// layer's memory of the logout names the signed-out cookie, not the person (found by the
+/// soak).
+#[tokio::test]
+async fn signing_out_and_straight_back_in_works() {
+    let base = serve_with(vec![FakeProvider::new("fake")]).await;
+    let mut browser = Browser::new(&base);
+    for _ in 0..3 {
+        browser.login("").await;
+        assert_eq!(browser.me().await["is_logged_in"], true);
+        browser.send(reqwest::Method::POST, "/auth/logout", &[("origin", &base)]).await;
+        assert_eq!(browser.me().await["is_logged_in"], false);
+    }
+}

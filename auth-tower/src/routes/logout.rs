@@ -52,7 +52,7 @@ pub(super) async fn logout(shared: &Shared, parts: &Parts) -> Page {
         }
         if let Some(session) = session {
             // Requests of this login still in flight must not write its cookie back.
-            shared.ended.end(&session, auth_core::unix_now());
+            shared.ended.end(&session, &ticket, crate::state::unix_millis());
             record_provider(&session.identity.provider);
             if let Some(provider) = shared.provider(&session.identity.provider) {
                 location = end_session_url(shared, provider.as_ref(), &session).await;
