@@ -266,10 +266,13 @@ const ENDED_MAX: usize = 10_000;
 /// fingerprint of its ticket, so a new login of the same person within the same second
 /// (another ticket) is not taken for it. Times are in milliseconds. Per process: with the cookie
 /// store, another instance cannot know (documented).
+/// A login: provider, subject, `created_at`.
+type LoginKey = (String, String, u64);
+
 #[derive(Debug, Default)]
 pub(crate) struct EndedLogins {
     /// Login to (when it was signed out, in Unix milliseconds; the signed-out ticket's fingerprint).
-    ended: std::sync::Mutex<std::collections::HashMap<(String, String, u64), (u64, u64)>>,
+    ended: std::sync::Mutex<std::collections::HashMap<LoginKey, (u64, u64)>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -278,7 +281,7 @@ pub(crate) fn unix_millis() -> u64 {
 }
 
 impl EndedLogins {
-    fn key(session: &Session) -> (String, String, u64) {
+    fn key(session: &Session) -> LoginKey {
         (session.identity.provider.clone(), session.identity.subject.clone(), session.created_at)
     }
 
