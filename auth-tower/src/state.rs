@@ -258,6 +258,9 @@ const ENDED_MEMORY_SECS: u64 = 15 * 60;
 /// How many logouts are remembered at most.
 const ENDED_MAX: usize = 10_000;
 
+/// A login: provider, subject, `created_at`.
+type LoginKey = (String, String, u64);
+
 /// The logins signed out lately in this process, so that a request that was in flight when
 /// its session was signed out (a slow handler, a refresh waiting on the token endpoint)
 /// does not write the session cookie back, and the signed-out cookie a browser may still
@@ -266,9 +269,6 @@ const ENDED_MAX: usize = 10_000;
 /// fingerprint of its ticket, so a new login of the same person within the same second
 /// (another ticket) is not taken for it. Times are in milliseconds. Per process: with the cookie
 /// store, another instance cannot know (documented).
-/// A login: provider, subject, `created_at`.
-type LoginKey = (String, String, u64);
-
 #[derive(Debug, Default)]
 pub(crate) struct EndedLogins {
     /// Login to (when it was signed out, in Unix milliseconds; the signed-out ticket's fingerprint).
