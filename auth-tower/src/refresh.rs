@@ -11,7 +11,7 @@
 //!   its expiry: a [`FlightKey`]) join one *flight*: the first starts it on its own Tokio
 //!   task (so a client hanging up cannot abandon a rotated refresh token half-way), the
 //!   others wait for its outcome. The outcome is remembered for [`MEMO`] after the flight
-//!   lands, so that requests still carrying the previous cookie (sent before the browser
+//!   lands (unless the store failed: the next request tries again), so that requests still carrying the previous cookie (sent before the browser
 //!   had the new one) get the new session and cookie instead of spending the old refresh
 //!   token again, and so that a provider that is down is asked again at most that often
 //!   per session. The key is not the refresh token alone: providers that do not rotate it
@@ -134,7 +134,10 @@ pub(crate) async fn refresh(shared: &Arc<Shared>, ticket: &str, session: &Arc<Se
             async move {
                 let outcome = run(&shared, &ticket, session).await;
                 let mut map = shared.flights.map.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(flight) = map.get_mut(&key) {
+                if matches!(outcome, Outcome::StoreFailed) {
+                    // Not remembered: the next request asks the store again, which may be back.
+                    map.remove(&key);
+                } else if let Some(flight) = map.get_mut(&key) {
                     flight.forget_at = Some(Instant::now() + MEMO);
                 }
                 drop(map);

@@ -126,6 +126,11 @@ where
                             }
                         },
                     };
+                    // The app never sees the layer's cookies, whichever credential came.
+                    let also = [shared.pending_cookie.as_str(), shared.pending_prefix.as_str()];
+                    cookies::scan(request.headers(), shared.session_cookie(), &also)
+                        .into_strip()
+                        .apply(request.headers_mut());
                     request.extensions_mut().insert(shared.routes.clone());
                     let Some(token) = unverified else {
                         request.extensions_mut().insert(cached.map(User::from_bearer).unwrap_or_default());

@@ -255,6 +255,8 @@ impl Shared {
 
 /// How long a logout is remembered in this process, against requests that were in flight.
 const ENDED_MEMORY_SECS: u64 = 15 * 60;
+/// [`ENDED_MEMORY_SECS`] as a duration.
+pub(crate) const ENDED_MEMORY: std::time::Duration = std::time::Duration::from_secs(ENDED_MEMORY_SECS);
 /// How many logouts are remembered at most.
 const ENDED_MAX: usize = 10_000;
 
@@ -273,6 +275,9 @@ type LoginKey = (String, String, u64);
 pub(crate) struct EndedLogins {
     /// Login to (when it was signed out, in Unix milliseconds; the signed-out ticket's fingerprint).
     ended: std::sync::Mutex<std::collections::HashMap<LoginKey, (u64, u64)>>,
+    /// Tickets signed out while the store failed (its session may still be there), by
+    /// fingerprint, to when: refused here until the store has deleted them.
+    undeleted: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -314,10 +319,37 @@ impl EndedLogins {
 
     /// Whether `session`, behind this very `ticket`, was signed out lately.
     pub(crate) fn ended_exactly(&self, session: &Session, ticket: &str) -> bool {
+        let fingerprint = Self::fingerprint(ticket);
+        let fresh = |at: u64| at.saturating_add(ENDED_MEMORY_SECS * 1000) > unix_millis();
         let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        ended.get(&Self::key(session)).is_some_and(|(at, fingerprint)| {
-            *fingerprint == Self::fingerprint(ticket) && at.saturating_add(ENDED_MEMORY_SECS * 1000) > unix_millis()
-        })
+        if ended.get(&Self::key(session)).is_some_and(|(at, f)| *f == fingerprint && fresh(*at)) {
+            return true;
+        }
+        drop(ended);
+        let undeleted = self.undeleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        undeleted.get(&fingerprint).is_some_and(|at| fresh(*at))
+    }
+
+    /// Remembers that `ticket` was signed out at `now_ms` but the store could not delete its
+    /// session (it was down): until [`deleted`](Self::deleted), this process refuses it
+    /// whatever the store answers once it is back.
+    pub(crate) fn undeleted(&self, ticket: &str, now_ms: u64) {
+        let mut undeleted = self.undeleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if undeleted.len() >= ENDED_MAX {
+            undeleted.retain(|_, at| at.saturating_add(ENDED_MEMORY_SECS * 1000) > now_ms);
+            if undeleted.len() >= ENDED_MAX {
+                if let Some(oldest) = undeleted.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) {
+                    undeleted.remove(&oldest);
+                }
+            }
+        }
+        undeleted.insert(Self::fingerprint(ticket), now_ms);
+    }
+
+    /// The store deleted the session behind `ticket` after all.
+    pub(crate) fn deleted(&self, ticket: &str) {
+        let mut undeleted = self.undeleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        undeleted.remove(&Self::fingerprint(ticket));
     }
 }
 

@@ -11,8 +11,9 @@ use auth_core::{IdentityProvider, Session, random_token};
 use http::header::ORIGIN;
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode};
+use std::sync::Arc;
 
-pub(super) async fn logout(shared: &Shared, parts: &Parts) -> Page {
+pub(super) async fn logout(shared: &Arc<Shared>, parts: &Parts) -> Page {
     match request_site(&parts.headers, &shared.config.app_origin()) {
         Site::Same => {}
         Site::Cross => {
@@ -43,12 +44,20 @@ pub(super) async fn logout(shared: &Shared, parts: &Parts) -> Page {
     }
     let mut location = None;
     if let Some(ticket) = cookies::read(&parts.headers, shared.session_cookie()) {
-        let session = shared.store.load(&ticket).await.unwrap_or_else(|error| {
+        let session = shared.store.load(&ticket).await;
+        let deleted = shared.store.delete(&ticket).await;
+        if let Err(error) = &deleted {
+            tracing::error!(%error, "session store failed to delete the session; cookies are cleared anyway");
+        }
+        let session = session.unwrap_or_else(|error| {
             tracing::error!(%error, "session store failed to load the session being signed out");
             None
         });
-        if let Err(error) = shared.store.delete(&ticket).await {
-            tracing::error!(%error, "session store failed to delete the session; cookies are cleared anyway");
+        if deleted.is_err() {
+            // The session may still be in the store: refused here from now on, deleted once
+            // the store is back.
+            shared.ended.undeleted(&ticket, crate::state::unix_millis());
+            delete_later(Arc::clone(shared), ticket.clone().into_owned());
         }
         if let Some(session) = session {
             // Requests of this login still in flight must not write its cookie back.
@@ -75,6 +84,31 @@ pub(super) async fn logout(shared: &Shared, parts: &Parts) -> Page {
         "signed_out"
     });
     response
+}
+
+/// Deletes the session behind `ticket` once the store is back: tries again after 1 s,
+/// doubling the wait up to a minute, for as long as this process refuses the ticket (see
+/// [`EndedLogins::undeleted`](crate::state::EndedLogins::undeleted)). Not on a Tokio
+/// runtime, there is no timer: the ticket is only refused by this process (documented).
+fn delete_later(shared: Arc<Shared>, ticket: String) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        let started = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_secs(1);
+        while started.elapsed() < crate::state::ENDED_MEMORY {
+            tokio::time::sleep(wait).await;
+            match shared.store.delete(&ticket).await {
+                Ok(()) => {
+                    tracing::info!("session store is back: the session signed out meanwhile is deleted");
+                    shared.ended.deleted(&ticket);
+                    return;
+                }
+                Err(error) => tracing::debug!(%error, "session store still failing; will delete the session later"),
+            }
+            wait = (wait * 2).min(std::time::Duration::from_secs(60));
+        }
+        tracing::error!("a session signed out while the store failed could not be deleted");
+    });
 }
 
 async fn end_session_url(shared: &Shared, provider: &dyn IdentityProvider, session: &Session) -> Option<String> {

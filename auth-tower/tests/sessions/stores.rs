@@ -41,24 +41,48 @@ struct SharedMap {
     sessions: Mutex<HashMap<String, Session>>,
     locks: Mutex<HashSet<String>>,
     lock_calls: std::sync::atomic::AtomicUsize,
+    /// While set, every call fails, as a store that is down does.
+    down: std::sync::atomic::AtomicBool,
+    /// While set, `update` fails (the store went down after loading).
+    updates_fail: std::sync::atomic::AtomicBool,
+}
+
+impl SharedMap {
+    fn up(&self) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::other(std::io::Error::other("the store is down")));
+        }
+        Ok(())
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
 impl SessionStore for SharedMap {
     async fn save(&self, session: &Session) -> Result<String, StoreError> {
+        self.up()?;
         let ticket = auth_core::random_token();
         self.sessions.lock().unwrap().insert(ticket.clone(), session.clone());
         Ok(ticket)
     }
     async fn load(&self, ticket: &str) -> Result<Option<Session>, StoreError> {
+        self.up()?;
         let now = auth_core::unix_now();
         Ok(self.sessions.lock().unwrap().get(ticket).filter(|s| !s.is_expired_at(now)).cloned())
     }
     async fn delete(&self, ticket: &str) -> Result<(), StoreError> {
+        self.up()?;
         self.sessions.lock().unwrap().remove(ticket);
         Ok(())
     }
     async fn update(&self, ticket: &str, session: &Session) -> Result<String, StoreError> {
+        self.up()?;
+        if self.updates_fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::other(std::io::Error::other("the store went down")));
+        }
         self.sessions.lock().unwrap().insert(ticket.to_owned(), session.clone());
         Ok(ticket.to_owned())
     }
@@ -91,4 +115,66 @@ async fn a_custom_store_with_a_lock_refreshes_once_across_two_instances() {
     super::refresh::fifty_concurrent_requests_refresh_once(&idp, &[&first, &second]).await;
     assert!(store.lock_calls.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the layer used the store's lock");
     assert!(store.locks.lock().unwrap().is_empty(), "and released it");
+}
+
+/// Logout while the store is down: the cookie is cleared, and the session the store could
+/// not delete is refused by this instance and deleted once the store is back. Before, the
+/// old cookie opened the session again as soon as the store came back.
+#[tokio::test]
+async fn a_logout_while_the_store_is_down_sticks_once_it_is_back() {
+    let idp = idp().await;
+    let store = Arc::new(SharedMap::default());
+    let app = Setup::new("").custom_store(Arc::clone(&store) as Arc<dyn SessionStore>).start(&idp).await;
+    let mut browser = Browser::new(&app);
+    browser.login().await;
+    let signed_in = browser.jar.clone();
+    assert!(browser.logged_in().await);
+
+    store.set_down(true);
+    let logout = browser.send(reqwest::Method::POST, "/auth/logout", &[("origin", app.base.as_str())]).await;
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER, "logout does not fail with the store");
+    assert!(browser.session_cookie_deleted());
+    assert_eq!(store.sessions.lock().unwrap().len(), 1, "the store could not delete it");
+    store.set_down(false);
+
+    // Someone who kept the old cookie.
+    let mut thief = Browser::new(&app);
+    thief.jar = signed_in;
+    assert!(!thief.logged_in().await, "the signed-out session does not open again");
+    // The layer deletes it once the store answers (first retry after 1 s).
+    for _ in 0..50 {
+        if store.sessions.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(store.sessions.lock().unwrap().is_empty(), "the session is deleted once the store is back");
+    assert!(!thief.logged_in().await);
+}
+
+/// A refresh whose store failed is not remembered: once the store is back, the next request
+/// refreshes (before, every request of that session was anonymous for ten seconds).
+#[tokio::test]
+async fn a_refresh_the_store_failed_is_tried_again_by_the_next_request() {
+    let store = Arc::new(SharedMap::default());
+    let setup = Setup::new("refresh_margin_secs = 0").custom_store(Arc::clone(&store) as Arc<dyn SessionStore>);
+    // A provider that keeps the refresh token (as Google does), so the one the store kept
+    // still works.
+    let idp = MockIdp::builder()
+        .login_as(Some("alice"))
+        .access_token_ttl(Duration::from_secs(1))
+        .rotate_refresh_tokens(false)
+        .start()
+        .await
+        .unwrap();
+    let app = setup.start(&idp).await;
+    let mut browser = Browser::new(&app);
+    browser.login().await;
+    super::refresh::until_expired().await;
+
+    store.updates_fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(!browser.logged_in().await, "the refreshed tokens could not be stored");
+    store.updates_fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    idp.set_access_token_ttl(Duration::from_secs(3600));
+    assert!(browser.logged_in().await, "the next request refreshes again");
 }
