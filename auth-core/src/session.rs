@@ -41,6 +41,11 @@ pub struct Session {
     /// checked against them again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission: Option<String>,
+    /// A random name of the login this session belongs to, kept through refreshes and
+    /// renewals: it tells two logins of one person apart (a logout ends every cookie of its
+    /// login, and only those). Absent in sessions written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_id: Option<String>,
 }
 
 impl Session {
@@ -54,13 +59,14 @@ impl Session {
             expires_at: now.saturating_add(lifetime_secs),
             idle_expires_at: None,
             admission: None,
+            login_id: None,
         }
     }
 
     /// A session that started at `created_at` and ends at `expires_at` (Unix seconds),
     /// without an idle timeout.
     pub fn starting_at(identity: Identity, tokens: TokenSet, created_at: u64, expires_at: u64) -> Self {
-        Self { identity, tokens, created_at, expires_at, idle_expires_at: None, admission: None }
+        Self { identity, tokens, created_at, expires_at, idle_expires_at: None, admission: None, login_id: None }
     }
 
     /// With the idle deadline `idle_expires_at` (Unix seconds; `None`: no idle timeout).
@@ -74,6 +80,13 @@ impl Session {
     #[must_use]
     pub fn with_admission(mut self, admission: Option<String>) -> Self {
         self.admission = admission;
+        self
+    }
+
+    /// With the login's random name `login_id` (see [`login_id`](Self::login_id)).
+    #[must_use]
+    pub fn with_login_id(mut self, login_id: Option<String>) -> Self {
+        self.login_id = login_id;
         self
     }
 

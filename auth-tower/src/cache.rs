@@ -132,6 +132,14 @@ impl SessionCache {
         sessions.insert(key, (ticket.into(), session));
     }
 
+    /// Forgets every session `ended` says ended (all cookies of a login signed out). Takes
+    /// the write lock for one pass over the cache: logouts are rare beside requests.
+    pub(crate) fn forget(&self, ended: impl Fn(&Session) -> bool) {
+        if let Ok(mut sessions) = self.sessions.write() {
+            sessions.retain(|_, (_, session)| !ended(session));
+        }
+    }
+
     /// Forgets `ticket` (logout).
     pub(crate) fn remove(&self, ticket: &str) {
         if let Ok(mut sessions) = self.sessions.write() {

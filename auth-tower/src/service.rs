@@ -278,7 +278,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
             Ok(Some(session))
                 if !session.is_expired_at(now)
                     && shared.provider(&session.identity.provider).is_some_and(|p| admitted(p.as_ref(), &session))
-                    && !shared.ended.ended_exactly(&session, &ticket) =>
+                    && !shared.ended.signed_out(&session, &ticket) =>
             {
                 (Arc::new(session), true)
             }

@@ -136,7 +136,11 @@ impl Shared {
     pub(crate) fn new_session(&self, identity: Identity, tokens: TokenSet, now: u64) -> Session {
         let expires_at = self.expires_at(now, &identity);
         let tokens = self.config.keep_tokens.apply(tokens);
-        Session::starting_at(identity, tokens, now, expires_at).with_idle_expires_at(self.idle_deadline(now))
+        // 96 random bits name the login.
+        let login_id = auth_core::random_token()[..16].to_owned();
+        Session::starting_at(identity, tokens, now, expires_at)
+            .with_idle_expires_at(self.idle_deadline(now))
+            .with_login_id(Some(login_id))
     }
 
     /// `old` after a refresh at `now` returned `result`: new identity and tokens, the same
@@ -148,7 +152,9 @@ impl Shared {
         identity.provider.clone_from(&old.identity.provider);
         let expires_at = self.expires_at(old.created_at, &identity);
         let tokens = self.config.keep_tokens.apply(result.tokens);
-        Session::starting_at(identity, tokens, old.created_at, expires_at).with_idle_expires_at(self.idle_deadline(now))
+        Session::starting_at(identity, tokens, old.created_at, expires_at)
+            .with_idle_expires_at(self.idle_deadline(now))
+            .with_login_id(old.login_id.clone())
     }
 
     /// The absolute end of a session that started at `created_at`: its lifetime later, or
@@ -260,17 +266,23 @@ pub(crate) const ENDED_MEMORY: std::time::Duration = std::time::Duration::from_s
 /// How many logouts are remembered at most.
 const ENDED_MAX: usize = 10_000;
 
-/// A login: provider, subject, `created_at`.
-type LoginKey = (String, String, u64);
+/// A login: its provider and random name ([`Session::login_id`]), or for sessions written
+/// before logins had one, its provider, subject and start (`created_at`, in seconds).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum LoginKey {
+    Named(String, String),
+    Legacy(String, String, u64),
+}
 
 /// The logins signed out lately in this process, so that a request that was in flight when
 /// its session was signed out (a slow handler, a refresh waiting on the token endpoint)
-/// does not write the session cookie back, and the signed-out cookie a browser may still
-/// send does not open here: logout wins. A login is its provider, subject and start
-/// (`created_at`), which refreshes and renewals keep; the cookie signed out is told by a
-/// fingerprint of its ticket, so a new login of the same person within the same second
-/// (another ticket) is not taken for it. Times are in milliseconds. Per process: with the cookie
-/// store, another instance cannot know (documented).
+/// does not write the session cookie back, and no cookie of the signed-out login a browser
+/// (or a thief) may still send opens here: logout wins. A login is named by a random id
+/// that refreshes and renewals keep, so every cookie of it is refused (also one a refresh
+/// wrote just before the logout) and a new login of the same person is not. Sessions
+/// written before logins were named are told by provider, subject and start, and the
+/// signed-out cookie by a fingerprint of its ticket. Times are in milliseconds. Per
+/// process: with the cookie store, another instance cannot know (documented).
 #[derive(Debug, Default)]
 pub(crate) struct EndedLogins {
     /// Login to (when it was signed out, in Unix milliseconds; the signed-out ticket's fingerprint).
@@ -287,7 +299,21 @@ pub(crate) fn unix_millis() -> u64 {
 
 impl EndedLogins {
     fn key(session: &Session) -> LoginKey {
-        (session.identity.provider.clone(), session.identity.subject.clone(), session.created_at)
+        let provider = session.identity.provider.clone();
+        match &session.login_id {
+            Some(id) => LoginKey::Named(provider, id.clone()),
+            None => LoginKey::Legacy(provider, session.identity.subject.clone(), session.created_at),
+        }
+    }
+
+    /// Whether `a` and `b` are sessions of one login.
+    pub(crate) fn same_login(a: &Session, b: &Session) -> bool {
+        a.identity.provider == b.identity.provider
+            && match (&a.login_id, &b.login_id) {
+                (Some(x), Some(y)) => x == y,
+                (None, None) => a.identity.subject == b.identity.subject && a.created_at == b.created_at,
+                _ => false,
+            }
     }
 
     /// FNV-1a of a ticket (the cookie's value).
@@ -317,12 +343,15 @@ impl EndedLogins {
         ended.get(&Self::key(session)).is_some_and(|(at, _)| *at > began_ms)
     }
 
-    /// Whether `session`, behind this very `ticket`, was signed out lately.
-    pub(crate) fn ended_exactly(&self, session: &Session, ticket: &str) -> bool {
+    /// Whether `session`, behind `ticket`, was signed out lately: its login (when named),
+    /// or this very ticket.
+    pub(crate) fn signed_out(&self, session: &Session, ticket: &str) -> bool {
         let fingerprint = Self::fingerprint(ticket);
         let fresh = |at: u64| at.saturating_add(ENDED_MEMORY_SECS * 1000) > unix_millis();
+        let key = Self::key(session);
+        let named = matches!(key, LoginKey::Named(..));
         let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ended.get(&Self::key(session)).is_some_and(|(at, f)| *f == fingerprint && fresh(*at)) {
+        if ended.get(&key).is_some_and(|(at, f)| (named || *f == fingerprint) && fresh(*at)) {
             return true;
         }
         drop(ended);

@@ -62,6 +62,11 @@ pub(super) async fn logout(shared: &Arc<Shared>, parts: &Parts) -> Page {
         if let Some(session) = session {
             // Requests of this login still in flight must not write its cookie back.
             shared.ended.end(&session, &ticket, crate::state::unix_millis());
+            // Every cookie of this login, also one a refresh wrote just before: none is
+            // served from the cache any more.
+            if let Some(cache) = &shared.cache {
+                cache.forget(|cached| crate::state::EndedLogins::same_login(cached, &session));
+            }
             record_provider(&session.identity.provider);
             if let Some(provider) = shared.provider(&session.identity.provider) {
                 location = end_session_url(shared, provider.as_ref(), &session).await;

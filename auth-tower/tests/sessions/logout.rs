@@ -198,3 +198,32 @@ async fn a_replayed_logout_token_is_refused_but_a_retry_after_a_failure_is_not()
         .unwrap();
     assert_eq!(again_refused.status(), StatusCode::NOT_IMPLEMENTED, "not taken for a replay");
 }
+
+/// Found by the soak: a refresh wrote a new cookie just before the logout, and the logout
+/// came with the cookie before it (requests race). Every cookie of the signed-out login is
+/// refused by this instance, also the newer one (before, it was served from the cache).
+#[tokio::test]
+async fn a_logout_ends_every_cookie_of_its_login() {
+    let (_idp, app) = super::refresh::short_lived(Setup::new("refresh_margin_secs = 0")).await;
+    let mut browser = Browser::new(&app);
+    browser.login().await;
+    let before = browser.jar.clone();
+    super::refresh::until_expired().await;
+    assert!(browser.logged_in().await);
+    assert!(browser.session_cookie_set(), "a refresh wrote a new cookie");
+    let refreshed = browser.jar.clone();
+    assert_ne!(before, refreshed);
+    assert!(Browser::with_jar(&app, &refreshed).logged_in().await, "the new cookie is served (and cached)");
+
+    // The logout comes with the older cookie.
+    browser.jar = before.clone();
+    let logout = browser.send(reqwest::Method::POST, "/auth/logout", &[("origin", app.base.as_str())]).await;
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    for jar in [before, refreshed] {
+        assert!(!Browser::with_jar(&app, &jar).logged_in().await, "a cookie of the signed-out login opened");
+    }
+    // A new login of the same person is a new login.
+    let mut again = Browser::new(&app);
+    again.login().await;
+    assert!(again.logged_in().await);
+}

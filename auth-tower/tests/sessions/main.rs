@@ -185,6 +185,13 @@ impl Browser {
         Self { http, base: app.base.clone(), origin: origin.to_owned(), jar: BTreeMap::new(), set_cookies: Vec::new() }
     }
 
+    /// A browser holding the cookies `jar` (a copy someone kept).
+    fn with_jar(app: &App, jar: &BTreeMap<String, String>) -> Self {
+        let mut browser = Self::new(app);
+        browser.jar = jar.clone();
+        browser
+    }
+
     fn cookie_header(&self) -> String {
         self.jar.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
     }
