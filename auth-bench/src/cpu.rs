@@ -22,6 +22,16 @@ fn process_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// A `kB` field of `/proc/PID/status`, such as `VmRSS` (resident now) or `VmHWM` (peak
+/// resident), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// Busy ticks of all CPUs together: user, nice, system and steal (time the hypervisor
 /// gave to other machines). Interrupt time is left out: on loopback it is mostly the
 /// bench's own packets, which no process is charged for.

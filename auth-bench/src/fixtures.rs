@@ -47,7 +47,14 @@ pub fn config(expose_tokens: bool) -> AuthConfig {
 /// # Errors
 /// When the config does not parse (a mistake in `extra`).
 pub fn mock_idp_config(idp: &MockIdp, redirect_uri: &str, extra: &str) -> Result<AuthConfig, String> {
-    let toml = format!(
+    AuthConfig::from_toml_str(&mock_idp_toml(idp, redirect_uri, extra), "auth-bench MockIdp config")
+        .map_err(|e| e.to_string())
+}
+
+/// The text of [`mock_idp_config`], for an app that reads its config from a file (the soak
+/// runs `axum-basic` as a process). `extra` ends with a newline or is empty.
+pub fn mock_idp_toml(idp: &MockIdp, redirect_uri: &str, extra: &str) -> String {
+    format!(
         "[auth]\n\
          redirect_uri = \"{redirect_uri}\"\n\
          cookie_secret = \"{COOKIE_SECRET}\"\n\
@@ -58,8 +65,7 @@ pub fn mock_idp_config(idp: &MockIdp, redirect_uri: &str, extra: &str) -> Result
         idp.client_id(),
         idp.client_secret(),
         idp.metadata_url()
-    );
-    AuthConfig::from_toml_str(&toml, "auth-bench MockIdp config").map_err(|e| e.to_string())
+    )
 }
 
 /// The sealer a layer built from [`config`] uses (bound to its cookie name and

@@ -12,6 +12,11 @@
 //! - [`login`]: complete logins per second against `MockIdp`, with its fetch counters.
 //! - [`hotpath`]: the layer driven in process without sockets, for instruction counts
 //!   under callgrind (`bench-hotpath`).
+//! - [`soak`]: not a speed measure but an endurance one (`cargo xtask soak`): the
+//!   `axum-basic` example as a process, with the cookie store and with Redis, under mixed
+//!   traffic while the identity provider and Redis go down and come back; it counts
+//!   errors, lost and wrongly kept sessions, and the app's memory (`soak`).
+//! - [`redis_server`]: the throwaway `redis-server` of the Redis variant and of the soak.
 //! - `benches/micro.rs`: Criterion micro-benchmarks of the pieces.
 //!
 //! Sessions are made with the library's own store API from [`fixtures`] that look like a
@@ -23,7 +28,9 @@ pub mod hotpath;
 pub mod load;
 pub mod login;
 pub mod peer;
+pub mod redis_server;
 pub mod report;
+pub mod soak;
 pub mod variants;
 
 pub use variants::Variant;

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 /// The highest latency the histogram records, in microseconds (a minute).
-const MAX_LATENCY_US: u64 = 60_000_000;
+pub(crate) const MAX_LATENCY_US: u64 = 60_000_000;
 
 /// What to send, where, and for how long.
 #[derive(Clone, Debug)]
@@ -72,7 +72,8 @@ impl LoadResult {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+/// An empty latency histogram, in microseconds, up to [`MAX_LATENCY_US`].
+pub(crate) fn histogram() -> Histogram<u64> {
     match Histogram::new_with_bounds(1, MAX_LATENCY_US, 3) {
         Ok(histogram) => histogram,
         Err(error) => unreachable!("fixed histogram bounds are valid: {error}"),
@@ -135,7 +136,8 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadResult, String> {
     Ok(result)
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, String> {
+/// One keep-alive HTTP/1.1 connection to `addr` (`TCP_NODELAY`), its driver spawned.
+pub(crate) async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, String> {
     let stream = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;

@@ -149,32 +149,99 @@ pub async fn run(spec: LoginSpec) -> Result<LoginReport, String> {
 
 /// One whole login; returns the `Cookie` header that signs in.
 async fn login(client: &Client, base: &str) -> Result<String, String> {
-    let fail = |step: &str, detail: String| format!("{step}: {detail}");
-    let start = client.get(format!("{base}/auth/login")).send().await.map_err(|e| fail("login", e.to_string()))?;
+    let session = sign_in(client, base, None, None).await.map_err(|e| e.to_string())?;
+    let home =
+        client.get(format!("{base}/")).header(COOKIE, &session).send().await.map_err(|e| format!("home: {e}"))?;
+    let body = home.text().await.map_err(|e| format!("home: {e}"))?;
+    if body != LOGGED_IN {
+        return Err(format!("after the callback the app answers {body:?}"));
+    }
+    Ok(session)
+}
+
+/// The step of a login that went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginStep {
+    /// `GET /auth/login` on the app.
+    Start,
+    /// The provider's authorization endpoint (and its login form).
+    Provider,
+    /// The app's callback.
+    Callback,
+}
+
+/// Why [`sign_in`] did not end signed in.
+#[derive(Clone, Debug)]
+pub struct LoginFailure {
+    /// Where it stopped.
+    pub step: LoginStep,
+    /// The status of the answer there, when there was one.
+    pub status: Option<StatusCode>,
+    /// What was wrong, for a message.
+    pub detail: String,
+}
+
+impl std::fmt::Display for LoginFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.step, self.detail)
+    }
+}
+
+/// Signs in through the app at `base` and its provider as a browser does, following the
+/// redirects by hand: `/auth/login`, the provider, the callback (with the pending-login
+/// cookie). `user`: `None` when the provider signs in at once (`MockIdp` auto-login), else
+/// the account picked on `MockIdp`'s login page. `cookie`: what the browser already sends
+/// the app (a previous session), if anything. Returns the session cookie(s) the callback
+/// set, as a `Cookie` header value.
+///
+/// # Errors
+/// The step that failed, with the status it answered.
+pub async fn sign_in(
+    client: &Client,
+    base: &str,
+    user: Option<&str>,
+    cookie: Option<&str>,
+) -> Result<String, LoginFailure> {
+    let fail = |step, status, detail: String| LoginFailure { step, status, detail };
+    let sent = |step| move |e: reqwest::Error| fail(step, None, e.to_string());
+    let mut start = client.get(format!("{base}/auth/login"));
+    if let Some(cookie) = cookie {
+        start = start.header(COOKIE, cookie);
+    }
+    let start = start.send().await.map_err(sent(LoginStep::Start))?;
     let pending = cookies_set(&start);
-    let authorize = redirect_target(&start, "login")?;
-    let idp = client.get(authorize).send().await.map_err(|e| fail("authorize", e.to_string()))?;
-    let callback = redirect_target(&idp, "authorize")?;
-    let done =
-        client.get(callback).header(COOKIE, pending).send().await.map_err(|e| fail("callback", e.to_string()))?;
-    redirect_target(&done, "callback")?;
+    let authorize = redirect_target(&start, LoginStep::Start)?;
+    let answer = client.get(&authorize).send().await.map_err(sent(LoginStep::Provider))?;
+    let answer = match user {
+        // The login page, then its form: the same parameters and the account picked.
+        Some(user) if answer.status() == StatusCode::OK => {
+            let (endpoint, query) = authorize.split_once('?').unwrap_or((&authorize, ""));
+            client
+                .post(format!("{endpoint}/login"))
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(format!("{query}&login={user}"))
+                .send()
+                .await
+                .map_err(sent(LoginStep::Provider))?
+        }
+        _ => answer,
+    };
+    let callback = redirect_target(&answer, LoginStep::Provider)?;
+    let mut cookies = pending;
+    if let Some(cookie) = cookie {
+        cookies = format!("{cookie}; {cookies}");
+    }
+    let done = client.get(callback).header(COOKIE, cookies).send().await.map_err(sent(LoginStep::Callback))?;
+    redirect_target(&done, LoginStep::Callback)?;
     let session: Vec<String> = cookies_set(&done)
         .split("; ")
         .filter(|c| c.starts_with(crate::fixtures::COOKIE_NAME))
         .map(str::to_owned)
         .collect();
-    let session = session.join("; ");
-    let home = client
-        .get(format!("{base}/"))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .map_err(|e| fail("home", e.to_string()))?;
-    let body = home.text().await.map_err(|e| fail("home", e.to_string()))?;
-    if body != LOGGED_IN {
-        return Err(format!("after the callback the app answers {body:?}"));
+    if session.is_empty() {
+        return Err(fail(LoginStep::Callback, Some(done.status()), "the callback set no session cookie".into()));
     }
-    Ok(session)
+    Ok(session.join("; "))
 }
 
 /// The `name=value` pairs of a response's `Set-Cookie` headers that set (not delete) a cookie.
@@ -190,14 +257,14 @@ fn cookies_set(response: &reqwest::Response) -> String {
         .join("; ")
 }
 
-fn redirect_target(response: &reqwest::Response, step: &str) -> Result<String, String> {
-    if response.status() != StatusCode::FOUND && response.status() != StatusCode::SEE_OTHER {
-        return Err(format!("{step}: expected a redirect, got {}", response.status()));
+fn redirect_target(response: &reqwest::Response, step: LoginStep) -> Result<String, LoginFailure> {
+    let status = response.status();
+    if status != StatusCode::FOUND && status != StatusCode::SEE_OTHER {
+        return Err(LoginFailure { step, status: Some(status), detail: format!("expected a redirect, got {status}") });
     }
-    response
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{step}: a redirect without Location"))
+    response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(|| LoginFailure {
+        step,
+        status: Some(status),
+        detail: "a redirect without Location".into(),
+    })
 }

@@ -8,6 +8,11 @@
 //!   HTTP and in headless Chromium, and two app processes sharing a real Redis.
 //! - `bench [--quick] [bench-run flags]`: the hot-path benchmark (`auth-bench`), built in
 //!   release; prints a Markdown table and writes `target/bench/results.json`.
+//! - `fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets of `fuzz/` (libFuzzer, nightly),
+//!   each for N seconds (default 10), installing cargo-fuzz under `target/` when missing.
+//! - `soak [--seconds N] [--debug] [soak flags]`: `axum-basic` under mixed traffic while the
+//!   identity provider and Redis go down and come back (`auth-bench`'s soak), once with
+//!   Redis and once with the cookie store; writes `target/soak/report.{md,json}`.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -22,7 +27,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   test                                 cargo fmt --check, clippy -D warnings, every test suite
   readme-app                           build the README's Install + Quick start as a crate of its own
   e2e                                  the suites against a certified OpenID Provider (HTTP and Chromium) and Redis
-  bench [--quick] [FLAGS]              hot-path benchmark vs bare axum and axum-login (`cargo xtask bench --help`)";
+  bench [--quick] [FLAGS]              hot-path benchmark vs bare axum and axum-login (`cargo xtask bench --help`)
+  soak [--seconds N] [--debug] [FLAGS] axum-basic under load while the IdP and Redis fail (default 60 s per store, release)
+  fuzz [--seconds N] [TARGET...]       run the fuzz targets of fuzz/ for N seconds each (default 10; nightly)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +41,8 @@ fn main() -> ExitCode {
         Some("readme-app") => readme_app(),
         Some("e2e") => e2e(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -198,11 +207,16 @@ fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
-/// Makes sure every program of [`REQUIREMENTS`] is installed. Missing ones are installed
-/// with apt-get when this runs as root on a Debian-like machine (CI, a fresh container);
-/// elsewhere it stops with the exact command to run. Never a silent skip.
+/// Makes sure every program of [`REQUIREMENTS`] is installed (see [`install_missing`]).
 fn system_requirements() -> Result<(), String> {
-    let missing: Vec<&Requirement> = REQUIREMENTS.iter().filter(|r| !on_path(r.program)).collect();
+    install_missing(&REQUIREMENTS.iter().collect::<Vec<_>>())
+}
+
+/// Makes sure the programs of `wanted` are installed. Missing ones are installed with
+/// apt-get when this runs as root on a Debian-like machine (CI, a fresh container);
+/// elsewhere it stops with the exact command to run. Never a silent skip.
+fn install_missing(wanted: &[&Requirement]) -> Result<(), String> {
+    let missing: Vec<&Requirement> = wanted.iter().copied().filter(|r| !on_path(r.program)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -227,7 +241,7 @@ fn system_requirements() -> Result<(), String> {
     let mut install = vec!["install", "-y", "--no-install-recommends"];
     install.extend(&packages);
     apt(&install)?;
-    match REQUIREMENTS.iter().find(|r| !on_path(r.program)) {
+    match wanted.iter().find(|r| !on_path(r.program)) {
         Some(r) => Err(format!("{} is still missing after `{command}`", r.program)),
         None => Ok(()),
     }
@@ -282,6 +296,168 @@ fn bench(args: &[String]) -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot run bench-run: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("bench-run failed ({status})")) }
+}
+
+/// Builds the soak driver (`auth-bench`'s `soak`) and `axum-basic`, in release, or with
+/// `--debug` in the test profile (what `cargo test` already built, as CI would run it), makes
+/// sure `redis-server` is installed, and runs the soak: once with Redis, once with the cookie
+/// store. It prints the Markdown report, writes `target/soak/report.{md,json}`, and fails
+/// when a gate failed (a 5xx, a lost or a revoked session served, RSS growth).
+fn soak(args: &[String]) -> Result<(), String> {
+    let debug = args.iter().any(|a| a == "--debug");
+    let rest: Vec<String> = args.iter().filter(|a| *a != "--debug").cloned().collect();
+    let redis: Vec<&Requirement> = REQUIREMENTS.iter().filter(|r| r.program == "redis-server").collect();
+    install_missing(&redis)?;
+    let mut build = vec!["build", "-p", "auth-bench", "--bin", "soak", "-p", "auth-examples", "--bin", "axum-basic"];
+    if !debug {
+        build.insert(1, "--release");
+    }
+    step(&format!("cargo {}", build.join(" ")));
+    let started = std::time::Instant::now();
+    cargo(&build, &[])?;
+    println!("built in {:.0} s", started.elapsed().as_secs_f64());
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let bin = target.join(if debug { "debug" } else { "release" });
+    let mut command = String::from("cargo xtask soak");
+    for arg in args {
+        command.push(' ');
+        command.push_str(arg);
+    }
+    step(&format!("soak{}", if debug { " (debug build)" } else { "" }));
+    let status = Command::new(bin.join(format!("soak{}", std::env::consts::EXE_SUFFIX)))
+        .arg("--app")
+        .arg(bin.join(format!("axum-basic{}", std::env::consts::EXE_SUFFIX)))
+        .arg("--out")
+        .arg(target.join("soak"))
+        .args(["--command", &command])
+        .args(&rest)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run soak: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("the soak failed ({status}); see target/soak/report.md")) }
+}
+
+/// The targets of `fuzz/fuzz_targets/`, in the order `cargo xtask fuzz` runs them.
+const FUZZ_TARGETS: &[&str] =
+    &["cookie_scan", "unseal", "session_json", "config_toml", "return_to", "query", "layer", "tokens"];
+
+/// Runs the fuzz targets (all, or those named) for `--seconds N` each, after installing
+/// cargo-fuzz into `target/cargo-fuzz` when it is missing (`cargo install`, about a minute)
+/// and building them (nightly: libFuzzer needs its sanitizer flags). Seeds come from
+/// `fuzz/corpus/TARGET` (never written to); what the fuzzer learns goes to
+/// `fuzz/target/corpus/TARGET`, crashes to `fuzz/artifacts/TARGET`. Prints each target's
+/// executions; fails on the first crash, with the command that replays it.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut seconds: u64 = 10;
+    let mut targets: Vec<&str> = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                let value = rest.next().ok_or("--seconds needs a number")?;
+                seconds = value.parse().map_err(|_| format!("--seconds {value:?} is not a number of seconds"))?;
+            }
+            name => match FUZZ_TARGETS.iter().find(|t| **t == name) {
+                Some(target) => targets.push(target),
+                None => return Err(format!("no fuzz target {name:?}; the targets: {}", FUZZ_TARGETS.join(", "))),
+            },
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let fuzz_dir = root().join("fuzz");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let tools = target.join("cargo-fuzz");
+    let cargo_fuzz = tools.join("bin").join(format!("cargo-fuzz{}", std::env::consts::EXE_SUFFIX));
+    if !cargo_fuzz.exists() {
+        step(&format!("cargo install cargo-fuzz --locked --root {} (once; about a minute)", tools.display()));
+        let started = std::time::Instant::now();
+        cargo(&["install", "cargo-fuzz", "--locked", "--root", &tools.display().to_string()], &[])?;
+        println!("installed in {:.0} s", started.elapsed().as_secs_f64());
+    }
+    // cargo-fuzz runs `cargo` and `rustc` from PATH: the rustup proxies, told to use nightly
+    // (not the stable toolchain this command runs under).
+    let mut path = vec![tools.join("bin")];
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    path.extend(cargo_home.map(|home| home.join("bin")));
+    path.extend(std::env::var_os("PATH").iter().flat_map(std::env::split_paths));
+    let path = std::env::join_paths(path).map_err(|e| format!("cannot build PATH: {e}"))?;
+    let nightly = |program: &Path| {
+        let mut command = Command::new(program);
+        command
+            .current_dir(&fuzz_dir)
+            .env("PATH", &path)
+            .env("RUSTUP_TOOLCHAIN", "nightly")
+            .env_remove("CARGO")
+            .env_remove("RUSTC")
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("CARGO_TARGET_DIR");
+        command
+    };
+    let version = nightly(Path::new("rustc")).arg("--version").output();
+    if !version.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("-nightly")) {
+        return Err("fuzzing needs the nightly toolchain: `rustup toolchain install nightly`".into());
+    }
+
+    step("cargo +nightly fuzz build (fuzz/target)");
+    let started = std::time::Instant::now();
+    let status =
+        nightly(&cargo_fuzz).args(["fuzz", "build"]).status().map_err(|e| format!("cannot run cargo-fuzz: {e}"))?;
+    if !status.success() {
+        return Err(format!("`cargo fuzz build` failed ({status})"));
+    }
+    println!("built in {:.0} s", started.elapsed().as_secs_f64());
+
+    let mut rows = Vec::new();
+    for name in &targets {
+        step(&format!("cargo +nightly fuzz run {name} -- -max_total_time={seconds}"));
+        let learned = fuzz_dir.join("target").join("corpus").join(name);
+        let seeds = fuzz_dir.join("corpus").join(name);
+        let logs = fuzz_dir.join("target").join("logs");
+        fs::create_dir_all(&learned).map_err(|e| format!("cannot create {}: {e}", learned.display()))?;
+        fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+        let log_path = logs.join(format!("{name}.log"));
+        let log = fs::File::create(&log_path).map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
+        let status = nightly(&cargo_fuzz)
+            .args(["fuzz", "run", name])
+            .arg(&learned)
+            .arg(&seeds)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .status()
+            .map_err(|e| format!("cannot run cargo-fuzz: {e}"))?;
+        let text = fs::read_to_string(&log_path).unwrap_or_default();
+        if !status.success() {
+            let tail: Vec<&str> = text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+            let artifact = text
+                .lines()
+                .find_map(|l| l.split("Test unit written to ").nth(1))
+                .map_or_else(|| "fuzz/artifacts/".to_owned() + name, str::to_owned);
+            return Err(format!(
+                "fuzz target {name} failed ({status}); the end of {}:\n{}\n\nreplay it with \
+                 `cd fuzz && cargo +nightly fuzz run {name} {artifact}`",
+                log_path.display(),
+                tail.join("\n")
+            ));
+        }
+        // libFuzzer ends with "Done 12345 runs in 10 second(s)".
+        let done = text.lines().rev().find_map(|l| l.strip_prefix("Done ")).unwrap_or_default();
+        let runs: u64 = done.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let secs: u64 = done.split(" in ").nth(1).and_then(|s| s.split(' ').next()?.parse().ok()).unwrap_or(0);
+        let corpus = fs::read_dir(&learned).map(|d| d.count()).unwrap_or(0);
+        println!("{name}: {runs} runs in {secs} s ({} exec/s), {corpus} inputs learned", runs / secs.max(1));
+        rows.push((name, runs, secs, corpus));
+    }
+    println!("\n| target | runs | seconds | exec/s | learned inputs |\n|---|---:|---:|---:|---:|");
+    for (name, runs, secs, corpus) in rows {
+        println!("| {name} | {runs} | {secs} | {} | {corpus} |", runs / secs.max(1));
+    }
+    Ok(())
 }
 
 fn run_example(args: &[String]) -> Result<(), String> {

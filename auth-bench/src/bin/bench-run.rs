@@ -7,12 +7,13 @@ use auth_bench::Variant;
 use auth_bench::cpu;
 use auth_bench::load::{self, LoadSpec};
 use auth_bench::login::{self, LoginSpec};
+use auth_bench::redis_server::RedisServer;
 use auth_bench::report::{Machine, Report, Sample, Settings, VariantReport};
 use auth_bench::variants::{Credential, REDIS_BUILT, REDIS_NOT_BUILT};
 use bytes::Bytes;
 use http::HeaderName;
 use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -145,11 +146,7 @@ impl Drop for Process {
 impl Process {
     /// The peak resident set (VmHWM) so far, KiB.
     fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        cpu::status_kib(self.child.id(), "VmHWM")
     }
 }
 
@@ -206,25 +203,9 @@ fn start_server(binary: &PathBuf, variant: Variant, args: &Args, redis_url: Opti
 }
 
 /// A throwaway redis-server on a free loopback port, when one is installed.
-fn start_redis() -> Result<(Process, String), String> {
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-    let port_arg = port.to_string();
-    let child = Command::new("redis-server")
-        .args(["--port", &port_arg, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("skipped: redis-server not installed ({e}); apt-get install -y redis-server"))?;
-    let process = Process { name: "redis-server".into(), child, _stdin: None };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err("skipped: redis-server did not start within 5 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok((process, format!("redis://127.0.0.1:{port}/")))
+fn start_redis(args: &Args) -> Result<RedisServer, String> {
+    let dir = args.out.as_ref().and_then(|out| out.parent()).map_or_else(std::env::temp_dir, PathBuf::from);
+    RedisServer::start(&dir.join(format!("redis-{}", std::process::id()))).map_err(|e| format!("skipped: {e}"))
 }
 
 /// Waits (up to `--quiet-timeout`) until processes other than `ours` keep at most
@@ -318,19 +299,20 @@ fn run(args: &Args) -> Result<(), String> {
     );
 
     // Redis first: its variant is skipped, with the reason, when it cannot run.
-    let mut redis: Option<(Process, String)> = None;
+    let mut redis: Option<RedisServer> = None;
     let mut skipped: Vec<(Variant, String)> = Vec::new();
     if args.variants.contains(&Variant::Redis) {
         if !REDIS_BUILT {
             skipped.push((Variant::Redis, REDIS_NOT_BUILT.into()));
         } else {
-            match start_redis() {
+            match start_redis(args) {
                 Ok(started) => redis = Some(started),
                 Err(reason) => skipped.push((Variant::Redis, reason)),
             }
         }
     }
-    let redis_url = redis.as_ref().map(|(_, url)| url.as_str());
+    let redis_url = redis.as_ref().map(RedisServer::url);
+    let redis_url = redis_url.as_deref();
 
     let mut servers = Vec::new();
     for &variant in &args.variants {
@@ -345,7 +327,7 @@ fn run(args: &Args) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let mut samples: Vec<Vec<Sample>> = servers.iter().map(|_| Vec::new()).collect();
     let mut first_errors: Vec<Option<String>> = servers.iter().map(|_| None).collect();
-    let redis_pid = redis.as_ref().map(|(process, _)| process.child.id());
+    let redis_pid = redis.as_ref().and_then(RedisServer::pid);
     let ours: Vec<u32> = servers.iter().map(|s| s.process.child.id()).chain(redis_pid).collect();
     for round in 0..args.rounds {
         // Rotate the order so that no variant always runs first or right after another.
