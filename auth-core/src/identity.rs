@@ -19,14 +19,133 @@ pub struct Identity {
     pub provider: String,
     /// The stable, provider-scoped identifier (`sub` for OpenID Connect).
     pub subject: String,
-    /// Every claim the provider asserted, as JSON.
-    pub claims: Claims,
+    /// Every claim the provider asserted, as JSON: reads as a [`Claims`] map, decoded
+    /// from the session cookie the first time something reads it.
+    pub claims: LazyClaims,
 }
 
 impl Identity {
     /// An identity of `subject` at `provider` with `claims`.
     pub fn new(provider: impl Into<String>, subject: impl Into<String>, claims: Claims) -> Self {
-        Self { provider: provider.into(), subject: subject.into(), claims }
+        Self { provider: provider.into(), subject: subject.into(), claims: claims.into() }
+    }
+}
+
+/// An identity's [`Claims`], decoded when first read.
+///
+/// A session opened from its cookie keeps its claims as the JSON text they were sealed as;
+/// most requests only ask whether someone is signed in, who (the subject) and until when,
+/// which needs none of them. The first read (through `Deref` to [`Claims`]: `claims.get("email")`,
+/// `&*claims`) parses them once; later reads share the result. Writing (`DerefMut`) parses
+/// them first. Equality, `Debug` and serialization are those of the map. Text that is not a
+/// JSON object reads as no claims (the text was sealed by this library, so only a bug could
+/// make it so).
+#[derive(Default)]
+pub struct LazyClaims {
+    /// The claims as JSON text, until parsed (kept after: `&self` cannot drop it).
+    raw: Option<Box<str>>,
+    parsed: std::sync::OnceLock<Claims>,
+}
+
+impl LazyClaims {
+    /// Claims to be parsed from the JSON object `json` when first read.
+    pub fn from_json(json: impl Into<Box<str>>) -> Self {
+        Self { raw: Some(json.into()), parsed: std::sync::OnceLock::new() }
+    }
+
+    /// The claims, parsed now if they were not yet.
+    pub fn as_map(&self) -> &Claims {
+        self.parsed.get_or_init(|| {
+            let raw = self.raw.as_deref().unwrap_or("{}");
+            serde_json::from_str(raw).unwrap_or_default()
+        })
+    }
+
+    /// Whether the claims have been parsed (a read happened, or they were built as a map).
+    pub fn is_parsed(&self) -> bool {
+        self.parsed.get().is_some()
+    }
+
+    /// The claims as the map, parsed if needed.
+    pub fn into_claims(mut self) -> Claims {
+        self.as_map();
+        self.parsed.take().unwrap_or_default()
+    }
+
+    /// The claims as JSON text: the text they were read from when not parsed since, else
+    /// the map written out.
+    pub fn to_json(&self) -> std::borrow::Cow<'_, str> {
+        match (self.parsed.get(), &self.raw) {
+            (None, Some(raw)) => std::borrow::Cow::Borrowed(raw),
+            (parsed, _) => std::borrow::Cow::Owned(
+                serde_json::to_string(parsed.unwrap_or(&Claims::new())).unwrap_or_else(|_| "{}".to_owned()),
+            ),
+        }
+    }
+}
+
+impl From<Claims> for LazyClaims {
+    fn from(claims: Claims) -> Self {
+        Self { raw: None, parsed: std::sync::OnceLock::from(claims) }
+    }
+}
+
+impl std::ops::Deref for LazyClaims {
+    type Target = Claims;
+
+    fn deref(&self) -> &Claims {
+        self.as_map()
+    }
+}
+
+impl std::ops::DerefMut for LazyClaims {
+    fn deref_mut(&mut self) -> &mut Claims {
+        self.as_map();
+        // From now on the map is the truth.
+        self.raw = None;
+        self.parsed.get_mut().unwrap_or_else(|| unreachable!("parsed just above"))
+    }
+}
+
+impl Clone for LazyClaims {
+    fn clone(&self) -> Self {
+        match self.parsed.get() {
+            Some(claims) => claims.clone().into(),
+            None => Self { raw: self.raw.clone(), parsed: std::sync::OnceLock::new() },
+        }
+    }
+}
+
+impl PartialEq for LazyClaims {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_map() == other.as_map()
+    }
+}
+
+impl fmt::Debug for LazyClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_map(), f)
+    }
+}
+
+impl Serialize for LazyClaims {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.as_map().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for LazyClaims {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Claims::deserialize(deserializer).map(Self::from)
+    }
+}
+
+impl<'a> IntoIterator for &'a LazyClaims {
+    type Item = (&'a String, &'a serde_json::Value);
+    type IntoIter = serde_json::map::Iter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_map().iter()
     }
 }
 

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod codec;
 pub mod config;
 mod error;
 mod identity;
@@ -54,7 +55,7 @@ pub use config::{
     AuthConfig, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, Secret, SessionStoreConfig, TokenAuthMethod,
 };
 pub use error::{BoxError, ConfigError, ProviderError, StoreError, report};
-pub use identity::{Claims, Identity, TokenSet};
+pub use identity::{Claims, Identity, LazyClaims, TokenSet};
 pub use policy::{CustomPolicy, Decision, Forbidden, Policy, StepUp};
 pub use provider::{
     Authorization, BearerIdentity, CallbackParams, IdentityProvider, LoginOptions, LoginResult, LogoutClaims,

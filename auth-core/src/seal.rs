@@ -8,8 +8,8 @@
 //! name and `redirect_uri`, so two apps sharing a `cookie_secret` cannot open each other's
 //! cookies. Sealed text is `v1.` + base64url(nonce ‖ ciphertext ‖ tag).
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
@@ -18,6 +18,7 @@ use std::fmt;
 
 const PREFIX: &str = "v1.";
 const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
 
 /// Seals and opens cookie values with the current secret; opens with previous ones too.
 #[derive(Clone)]
@@ -102,17 +103,23 @@ impl Sealer {
     /// sealed with the current secret (`false`: re-seal it). `None` for anything tampered,
     /// truncated, sealed for another purpose or with an unknown secret.
     pub fn open(&self, purpose: &str, sealed: &str) -> Option<(Vec<u8>, bool)> {
-        let raw = URL_SAFE_NO_PAD.decode(sealed.strip_prefix(PREFIX)?).ok()?;
-        if raw.len() < NONCE_LEN + 16 {
+        // One allocation: the decoded bytes, decrypted in place (AES-GCM checks the tag
+        // before it decrypts, so a key that does not fit leaves them as they were).
+        let mut raw = URL_SAFE_NO_PAD.decode(sealed.strip_prefix(PREFIX)?).ok()?;
+        if raw.len() < NONCE_LEN + TAG_LEN {
             return None;
         }
-        let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
-        let nonce = Nonce::from(<[u8; NONCE_LEN]>::try_from(nonce).ok()?);
+        let (nonce, rest) = raw.split_at_mut(NONCE_LEN);
+        let nonce = Nonce::from(<[u8; NONCE_LEN]>::try_from(&*nonce).ok()?);
+        let (ciphertext, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        let tag = Tag::from(<[u8; TAG_LEN]>::try_from(&*tag).ok()?);
         let aad = self.aad(purpose);
-        self.keys.iter().enumerate().find_map(|(i, key)| {
-            let payload = Payload { msg: ciphertext, aad: &aad };
-            key.decrypt(&nonce, payload).ok().map(|plain| (plain, i == 0))
-        })
+        let current =
+            self.keys.iter().position(|key| key.decrypt_in_place_detached(&nonce, &aad, ciphertext, &tag).is_ok())?
+                == 0;
+        raw.truncate(raw.len() - TAG_LEN);
+        raw.drain(..NONCE_LEN);
+        Some((raw, current))
     }
 }
 

@@ -181,6 +181,11 @@ pub const SESSION_PURPOSE: &str = "session";
 ///
 /// Nothing is kept on the server, so any instance with the same `cookie_secret` can
 /// read it; logout removes the cookie but cannot revoke a copy taken before.
+///
+/// The session is sealed in a compact binary form (version 2: the fields one after the
+/// other, the claims as their JSON text, decoded only when read). Cookies sealed as JSON
+/// by earlier versions still open; a version this one does not know reads as no session
+/// (the person signs in again).
 #[derive(Clone, Debug)]
 pub struct CookieStore {
     sealer: Arc<Sealer>,
@@ -196,16 +201,11 @@ impl CookieStore {
 #[async_trait]
 impl SessionStore for CookieStore {
     async fn save(&self, session: &Session) -> Result<Ticket, StoreError> {
-        let json = serde_json::to_vec(session).map_err(|e| StoreError::Encode(e.to_string()))?;
-        Ok(self.sealer.seal(SESSION_PURPOSE, &json))
+        Ok(self.sealer.seal(SESSION_PURPOSE, &crate::codec::encode(session)))
     }
 
     async fn load(&self, ticket: &str) -> Result<Option<Session>, StoreError> {
-        let Some((json, _current)) = self.sealer.open(SESSION_PURPOSE, ticket) else {
-            return Ok(None);
-        };
-        let session: Option<Session> = serde_json::from_slice(&json).ok();
-        Ok(session.filter(|s| !s.is_expired_at(unix_now())))
+        Ok(self.open(ticket).map(|(session, _)| session).filter(|s| !s.is_expired_at(unix_now())))
     }
 
     async fn delete(&self, _ticket: &str) -> Result<(), StoreError> {
@@ -222,6 +222,14 @@ impl SessionStore for CookieStore {
 }
 
 impl CookieStore {
+    /// The session sealed in `ticket`, and whether it was sealed with the current secret
+    /// (`false`: with a previous one), without waiting for anything; `None` when it does
+    /// not open. Its expiry is not checked ([`load`](SessionStore::load) checks it).
+    pub fn open(&self, ticket: &str) -> Option<(Session, bool)> {
+        let (payload, current) = self.sealer.open(SESSION_PURPOSE, ticket)?;
+        Some((crate::codec::decode(&payload)?, current))
+    }
+
     /// Whether `ticket` opens only with one of the previous secrets, so that the session
     /// should be sealed again with the current one (secret rotation). The layer asks after
     /// a cache miss on a session it loaded from this store.

@@ -136,7 +136,7 @@ impl User {
     /// The claims as a JSON object with `"is_logged_in"`, like Streamlit's `st.user.to_dict()`.
     pub fn to_json(&self) -> Value {
         let mut map = match &self.session {
-            Some(s) => s.identity.claims.clone(),
+            Some(s) => s.identity.claims.as_map().clone(),
             None => serde_json::Map::new(),
         };
         map.insert("is_logged_in".into(), Value::Bool(self.is_logged_in()));
@@ -150,7 +150,7 @@ impl User {
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         use serde::de::Error;
         let session = self.session.as_ref().ok_or_else(|| serde_json::Error::custom("user is not logged in"))?;
-        T::deserialize(&Value::Object(session.identity.claims.clone()))
+        T::deserialize(&Value::Object(session.identity.claims.as_map().clone()))
     }
 
     /// The tokens `expose_tokens` allows handlers to see; `None` when anonymous.

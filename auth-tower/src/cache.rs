@@ -21,8 +21,12 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
-/// How many sessions are kept; past it, each insert evicts one entry.
-const CAPACITY: usize = 4096;
+/// How many verified bearer tokens the layer keeps (the session cache's size is
+/// `session_cache_entries`).
+pub(crate) const BEARER_CAPACITY: usize = 4096;
+/// How many independently locked parts the map is split into, so that requests on many
+/// cores rarely wait for each other (an insert takes one part's write lock).
+const SHARDS: usize = 16;
 /// How many trailing bytes of a sealed value key the map.
 const KEY_LEN: usize = 32;
 
@@ -88,19 +92,38 @@ impl Hasher for TagHasher {
 type Map = HashMap<Key, Entry, BuildHasherDefault<TagHasher>>;
 
 pub(crate) struct SessionCache {
-    sessions: RwLock<Map>,
+    shards: Box<[RwLock<Map>]>,
+    /// How many entries each shard keeps at most.
+    per_shard: usize,
 }
 
 impl fmt::Debug for SessionCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self.sessions.read().map_or(0, |m| m.len());
-        f.debug_struct("SessionCache").field("len", &len).finish()
+        f.debug_struct("SessionCache").field("len", &self.len()).finish()
     }
 }
 
 impl SessionCache {
-    pub(crate) fn new() -> Self {
-        Self { sessions: RwLock::new(Map::default()) }
+    /// A cache of at most about `capacity` sessions (rounded up to a multiple of the
+    /// number of shards; at least one per shard).
+    pub(crate) fn new(capacity: usize) -> Self {
+        let shards = (0..SHARDS).map(|_| RwLock::new(Map::default())).collect();
+        Self { shards, per_shard: capacity.div_ceil(SHARDS).max(1) }
+    }
+
+    /// The shard of `key`: from its first eight bytes (random for sealed values and
+    /// signatures: ciphertext or tag; the start of a value shorter than the key), mixed by
+    /// a multiplication.
+    fn shard(&self, key: &Key) -> &RwLock<Map> {
+        let mut head = [0; 8];
+        head.copy_from_slice(&key[..8]);
+        let mixed = u64::from_le_bytes(head).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        &self.shards[(mixed >> 32) as usize % SHARDS]
+    }
+
+    /// How many sessions are cached.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.read().map_or(0, |m| m.len())).sum()
     }
 
     /// The session sealed in `ticket`, when it was opened before and is live at `now`.
@@ -112,19 +135,20 @@ impl SessionCache {
     /// a split cookie, in order), without joining them. The parts need not be validated as
     /// text: a hit means they equal a value that was.
     pub(crate) fn get_parts(&self, parts: &[(usize, &[u8])], now: u64) -> Option<Arc<Session>> {
-        let sessions = self.sessions.read().ok()?;
-        let (sealed, session) = sessions.get(&key(parts))?;
+        let key = key(parts);
+        let sessions = self.shard(&key).read().ok()?;
+        let (sealed, session) = sessions.get(&key)?;
         (equals(sealed, parts) && !session.is_expired_at(now)).then(|| Arc::clone(session))
     }
 
-    /// Remembers that `ticket` opened to `session`. A full cache evicts one entry, the
+    /// Remembers that `ticket` opened to `session`. A full shard evicts one entry, the
     /// first in the map's order: the keys are random (tags, signatures), so that is a random
     /// one, in constant time. Never the whole cache: a client replaying stale cookies (each
     /// renewal mints a new value) cannot flush everyone else's sessions.
     pub(crate) fn insert(&self, ticket: &str, session: Arc<Session>) {
-        let Ok(mut sessions) = self.sessions.write() else { return };
         let key = key(&[(0, ticket.as_bytes())]);
-        if sessions.len() >= CAPACITY && !sessions.contains_key(&key) {
+        let Ok(mut sessions) = self.shard(&key).write() else { return };
+        if sessions.len() >= self.per_shard && !sessions.contains_key(&key) {
             if let Some(victim) = sessions.keys().next().copied() {
                 sessions.remove(&victim);
             }
@@ -133,17 +157,19 @@ impl SessionCache {
     }
 
     /// Forgets every session `ended` says ended (all cookies of a login signed out). Takes
-    /// the write lock for one pass over the cache: logouts are rare beside requests.
+    /// each shard's write lock for one pass over it: logouts are rare beside requests.
     pub(crate) fn forget(&self, ended: impl Fn(&Session) -> bool) {
-        if let Ok(mut sessions) = self.sessions.write() {
-            sessions.retain(|_, (_, session)| !ended(session));
+        for shard in &self.shards {
+            if let Ok(mut sessions) = shard.write() {
+                sessions.retain(|_, (_, session)| !ended(session));
+            }
         }
     }
 
     /// Forgets `ticket` (logout).
     pub(crate) fn remove(&self, ticket: &str) {
-        if let Ok(mut sessions) = self.sessions.write() {
-            let key = key(&[(0, ticket.as_bytes())]);
+        let key = key(&[(0, ticket.as_bytes())]);
+        if let Ok(mut sessions) = self.shard(&key).write() {
             if sessions.get(&key).is_some_and(|(sealed, _)| **sealed == *ticket) {
                 sessions.remove(&key);
             }
@@ -206,9 +232,11 @@ mod tests {
         Arc::new(Session::new(Identity::new("p", "alice", Default::default()), TokenSet::default(), lifetime))
     }
 
+    const CAPACITY: usize = 4096;
+
     #[test]
     fn hits_misses_expiry_and_bound() {
-        let cache = SessionCache::new();
+        let cache = SessionCache::new(CAPACITY);
         cache.insert("a", session(60));
         assert!(cache.get("a", unix_now()).is_some());
         assert!(cache.get("b", unix_now()).is_none());
@@ -259,32 +287,65 @@ mod tests {
         for i in 0..CAPACITY + 10 {
             cache.insert(&i.to_string(), session(60));
         }
-        assert!(cache.sessions.read().map(|m| m.len()).unwrap_or(usize::MAX) <= CAPACITY);
+        assert!(cache.len() <= CAPACITY);
     }
 
     /// A full cache evicts one entry per insert, never everything: a hundred new cookies
-    /// (a client replaying stale ones) leave every other session but a hundred in place.
+    /// (a client replaying stale ones) leave every other session but about a hundred in
+    /// place (one per new entry in a full shard).
     #[test]
     fn a_full_cache_evicts_one_entry_at_a_time() {
-        let cache = SessionCache::new();
-        let tickets: Vec<String> = (0..CAPACITY).map(|i| format!("{i:0>40}")).collect();
-        for ticket in &tickets {
-            cache.insert(ticket, session(60));
+        let cache = SessionCache::new(CAPACITY);
+        let mut tickets = Vec::new();
+        let mut i = 0;
+        // Fill every shard to its bound.
+        while cache.len() < CAPACITY {
+            let ticket = auth_core::random_token();
+            i += 1;
+            let shard = cache.shard(&key(&[(0, ticket.as_bytes())]));
+            if shard.read().map_or(true, |m| m.len() >= cache.per_shard) {
+                continue;
+            }
+            cache.insert(&ticket, session(60));
+            tickets.push(ticket);
         }
-        for i in 0..100 {
-            cache.insert(&format!("stale-{i:0>40}"), session(60));
+        assert!(i < CAPACITY * 100);
+        assert_eq!(tickets.len(), CAPACITY, "no eviction before the bound");
+        let stale: Vec<String> = (0..100).map(|i| format!("stale-{i}-{}", auth_core::random_token())).collect();
+        for ticket in &stale {
+            cache.insert(ticket, session(60));
         }
         let now = unix_now();
         let kept = tickets.iter().filter(|t| cache.get(t, now).is_some()).count();
-        assert_eq!(cache.sessions.read().map(|m| m.len()).unwrap_or_default(), CAPACITY);
-        assert_eq!(kept, CAPACITY - 100, "exactly one evicted per new entry");
+        let stale_kept = stale.iter().filter(|t| cache.get(t, now).is_some()).count();
+        assert_eq!(cache.len(), CAPACITY);
+        // One entry left per new one (sometimes an earlier stale one): never more.
+        assert_eq!(kept + stale_kept, CAPACITY);
+        assert!(kept >= CAPACITY - 100, "at most one evicted per new entry: {kept}");
+    }
+
+    #[test]
+    fn entries_spread_over_the_shards_and_the_bound_holds() {
+        let cache = SessionCache::new(1000);
+        for i in 0..5000 {
+            cache.insert(&auth_core::random_token(), session(60));
+            if i == 500 {
+                let used = cache.shards.iter().filter(|s| s.read().map_or(0, |m| m.len()) > 0).count();
+                assert_eq!(used, SHARDS, "random tickets reach every shard");
+            }
+        }
+        assert!(cache.len() <= 1000usize.div_ceil(SHARDS) * SHARDS);
+        assert!(cache.len() >= 900, "full shards stay full: {}", cache.len());
+        let tiny = SessionCache::new(0);
+        tiny.insert("a", session(60));
+        assert!(tiny.get("a", unix_now()).is_some(), "at least one entry per shard");
     }
 
     /// The cookie store's cache forgets a ticket whenever the store ends it.
     #[tokio::test]
     async fn the_cached_store_forgets_what_it_ends() {
         let cookie = auth_core::CookieStore::new(Arc::new(auth_core::seal::Sealer::new(&[7; 32], &[])));
-        let cache = Arc::new(SessionCache::new());
+        let cache = Arc::new(SessionCache::new(CAPACITY));
         let store = CachedStore::new(Arc::new(cookie), Arc::clone(&cache));
         let ticket = store.save(&session(60)).await.expect("save");
         cache.insert(&ticket, session(60));

@@ -261,8 +261,13 @@ impl AuthLayerBuilder {
         let (store, cache, resealer) = match store {
             Some(store) => (store, None, None),
             None => match configured_store(&config, &sealer)? {
+                // `session_cache_entries = 0`: every request opens its cookie.
+                Configured::Cookie(cookie) if config.session_cache_entries == 0 => {
+                    (Arc::clone(&cookie) as Arc<dyn SessionStore>, None, Some(cookie))
+                }
                 Configured::Cookie(cookie) => {
-                    let cache = Arc::new(SessionCache::new());
+                    let entries = usize::try_from(config.session_cache_entries).unwrap_or(usize::MAX);
+                    let cache = Arc::new(SessionCache::new(entries));
                     let store = CachedStore::new(Arc::clone(&cookie) as Arc<dyn SessionStore>, Arc::clone(&cache));
                     (Arc::new(store) as Arc<dyn SessionStore>, Some(cache), Some(cookie))
                 }
@@ -297,7 +302,7 @@ impl AuthLayerBuilder {
             pending_attrs,
             pending_prefix,
             bearer: providers_accept_bearer,
-            bearer_cache: SessionCache::new(),
+            bearer_cache: SessionCache::new(crate::cache::BEARER_CAPACITY),
             logout_tokens: Default::default(),
             refusal_log: Default::default(),
             ended: Default::default(),

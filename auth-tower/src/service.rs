@@ -171,6 +171,13 @@ where
                 });
                 match cached {
                     Some(session) if !shared.work_due(&session, now) => Lookup::Ready(session),
+                    // A miss with the cookie store: opened here, without a future.
+                    None if shared.cache.is_some() && shared.resealer.is_some() => {
+                        match joined.or_else(|| found.value()) {
+                            Some(ticket) => shared.open_cookie(&ticket, now, request.headers()),
+                            None => Lookup::Anonymous(shared.clear_session_cookies(request.headers())),
+                        }
+                    }
                     cached => match joined.or_else(|| found.value()) {
                         Some(ticket) => Lookup::Prepare(Box::new(Pending {
                             ticket: ticket.into_owned(),
@@ -262,6 +269,56 @@ async fn verify_bearer(shared: Arc<Shared>, token: String, kind: ClientKind) -> 
     }
 }
 
+impl Shared {
+    /// A cache miss with the cookie store: opens `ticket` now and caches it when it is
+    /// ready to serve; clears it when it does not open or has ended; the rare rest (a
+    /// refresh or renewal due, a previous secret) goes the slow way.
+    fn open_cookie(&self, ticket: &str, now: u64, headers: &http::HeaderMap) -> Lookup {
+        let (Some(cookie), Some(cache)) = (&self.resealer, &self.cache) else {
+            unreachable!("only called with the cookie store and its cache")
+        };
+        match cookie.open(ticket) {
+            Some((session, _)) if !self.usable(&session, ticket, now) => {
+                tracing::debug!("session cookie ended (expired, provider removed or signed out); clearing it");
+                Lookup::Anonymous(self.clear_session_cookies(headers))
+            }
+            None => {
+                tracing::debug!("session cookie did not open (tampered or foreign secret); clearing it");
+                Lookup::Anonymous(self.clear_session_cookies(headers))
+            }
+            Some((session, true)) => {
+                let session = Arc::new(session);
+                if self.work_due(&session, now) {
+                    return Lookup::Prepare(Box::new(Pending {
+                        ticket: ticket.to_owned(),
+                        cached: Some(session),
+                        present: self.present_session_cookies(headers),
+                    }));
+                }
+                cache.insert(ticket, Arc::clone(&session));
+                Lookup::Ready(session)
+            }
+            // Sealed with a previous secret: the slow way seals it again.
+            Some((_, false)) => Lookup::Prepare(Box::new(Pending {
+                ticket: ticket.to_owned(),
+                cached: None,
+                present: self.present_session_cookies(headers),
+            })),
+        }
+    }
+
+    /// Whether a session loaded from behind `ticket` may be served: not expired, of a
+    /// provider still configured whose admission rules it passes, and not signed out lately
+    /// on this instance. Stores must not return ended sessions; a custom one that does is
+    /// not trusted. Removing a provider from the config signs its users out; the cookie
+    /// store cannot revoke the copy a browser still sends of a signed-out login.
+    pub(crate) fn usable(&self, session: &Session, ticket: &str, now: u64) -> bool {
+        !session.is_expired_at(now)
+            && self.provider(&session.identity.provider).is_some_and(|p| admitted(p.as_ref(), session))
+            && !self.ended.signed_out(session, ticket)
+    }
+}
+
 /// Loads the session behind `ticket` (unless `cached`), refreshes its tokens when due,
 /// renews its idle deadline when due, re-seals it when the store asks to; returns its user
 /// and the cookies to write. `present` names the session cookie and chunks of the request.
@@ -271,17 +328,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
     let (mut session, loaded) = match cached {
         Some(session) => (session, false),
         None => match shared.store.load(&ticket).await {
-            // Stores must not return ended sessions; a custom one that does is not trusted.
-            // A session of a provider that is no longer configured ends too: removing a
-            // provider from the config signs its users out. So does a login signed out lately
-            // on this instance (the cookie store cannot revoke the copy a browser still sends).
-            Ok(Some(session))
-                if !session.is_expired_at(now)
-                    && shared.provider(&session.identity.provider).is_some_and(|p| admitted(p.as_ref(), &session))
-                    && !shared.ended.signed_out(&session, &ticket) =>
-            {
-                (Arc::new(session), true)
-            }
+            Ok(Some(session)) if shared.usable(&session, &ticket, now) => (Arc::new(session), true),
             Ok(_) => {
                 tracing::debug!(
                     "session cookie did not open (tampered, foreign secret, expired or ended); clearing it"

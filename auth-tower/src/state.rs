@@ -266,12 +266,11 @@ pub(crate) const ENDED_MEMORY: std::time::Duration = std::time::Duration::from_s
 /// How many logouts are remembered at most.
 const ENDED_MAX: usize = 10_000;
 
-/// A login: its provider and random name ([`Session::login_id`]), or for sessions written
-/// before logins had one, its provider, subject and start (`created_at`, in seconds).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum LoginKey {
-    Named(String, String),
-    Legacy(String, String, u64),
+/// A login's key in [`EndedLogins`]: its random name ([`Session::login_id`]), looked up
+/// without allocating; for sessions written before logins had one, NUL, provider, subject
+/// and start (`created_at`, in seconds), which no login id (base64url) can equal.
+fn legacy_key(session: &Session) -> String {
+    format!("\0{}\u{1f}{}\u{1f}{}", session.identity.provider, session.identity.subject, session.created_at)
 }
 
 /// The logins signed out lately in this process, so that a request that was in flight when
@@ -286,7 +285,7 @@ enum LoginKey {
 #[derive(Debug, Default)]
 pub(crate) struct EndedLogins {
     /// Login to (when it was signed out, in Unix milliseconds; the signed-out ticket's fingerprint).
-    ended: std::sync::Mutex<std::collections::HashMap<LoginKey, (u64, u64)>>,
+    ended: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
     /// Tickets signed out while the store failed (its session may still be there), by
     /// fingerprint, to when: refused here until the store has deleted them.
     undeleted: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
@@ -298,11 +297,15 @@ pub(crate) fn unix_millis() -> u64 {
 }
 
 impl EndedLogins {
-    fn key(session: &Session) -> LoginKey {
-        let provider = session.identity.provider.clone();
+    /// Runs `f` with the entry of `session`'s login, if any.
+    fn with_entry<T>(&self, session: &Session, f: impl FnOnce(Option<&(u64, u64)>) -> T) -> T {
+        let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ended.is_empty() {
+            return f(None);
+        }
         match &session.login_id {
-            Some(id) => LoginKey::Named(provider, id.clone()),
-            None => LoginKey::Legacy(provider, session.identity.subject.clone(), session.created_at),
+            Some(id) => f(ended.get(id.as_str())),
+            None => f(ended.get(&legacy_key(session))),
         }
     }
 
@@ -333,30 +336,30 @@ impl EndedLogins {
                 }
             }
         }
-        ended.insert(Self::key(session), (now_ms, Self::fingerprint(ticket)));
+        let key = session.login_id.clone().unwrap_or_else(|| legacy_key(session));
+        ended.insert(key, (now_ms, Self::fingerprint(ticket)));
     }
 
     /// Whether the login of `session` was signed out after `began_ms` (a request that began
     /// before the logout must not write it back, whatever a refresh changed since).
     pub(crate) fn ended_since(&self, session: &Session, began_ms: u64) -> bool {
-        let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        ended.get(&Self::key(session)).is_some_and(|(at, _)| *at > began_ms)
+        self.with_entry(session, |entry| entry.is_some_and(|(at, _)| *at > began_ms))
     }
 
     /// Whether `session`, behind `ticket`, was signed out lately: its login (when named),
     /// or this very ticket.
     pub(crate) fn signed_out(&self, session: &Session, ticket: &str) -> bool {
-        let fingerprint = Self::fingerprint(ticket);
         let fresh = |at: u64| at.saturating_add(ENDED_MEMORY_SECS * 1000) > unix_millis();
-        let key = Self::key(session);
-        let named = matches!(key, LoginKey::Named(..));
-        let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ended.get(&key).is_some_and(|(at, f)| (named || *f == fingerprint) && fresh(*at)) {
+        // Every request whose cookie is not cached asks: no allocation, and the ticket is
+        // only hashed when a login matched or a store failed lately.
+        let named = session.login_id.is_some();
+        if self.with_entry(session, |entry| {
+            entry.is_some_and(|(at, f)| fresh(*at) && (named || *f == Self::fingerprint(ticket)))
+        }) {
             return true;
         }
-        drop(ended);
         let undeleted = self.undeleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        undeleted.get(&fingerprint).is_some_and(|at| fresh(*at))
+        !undeleted.is_empty() && undeleted.get(&Self::fingerprint(ticket)).is_some_and(|at| fresh(*at))
     }
 
     /// Remembers that `ticket` was signed out at `now_ms` but the store could not delete its

@@ -50,6 +50,9 @@ pub const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 10;
 /// The default of `metadata_ttl_secs`: a provider's discovery document and key set are
 /// fetched again after a day, so keys it has withdrawn stop being trusted.
 pub const DEFAULT_METADATA_TTL_SECS: u64 = 24 * 3600;
+/// The default of `session_cache_entries`: the sessions each process keeps opened in
+/// memory (about 1.3 KB each for a typical login: ~130 MB when full).
+pub const DEFAULT_SESSION_CACHE_ENTRIES: u64 = 100_000;
 /// The default of `cookie_name`.
 pub const DEFAULT_COOKIE_NAME: &str = "auth_session";
 const GOOGLE_METADATA_URL: &str = "https://accounts.google.com/.well-known/openid-configuration";
@@ -156,6 +159,7 @@ const TOP_KEYS: &[&str] = &[
     "end_with_id_token",
     "refresh_margin_secs",
     "cookie_budget_bytes",
+    "session_cache_entries",
     "keep_tokens",
     "session_store",
     "policies",

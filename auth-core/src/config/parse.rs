@@ -227,6 +227,8 @@ impl Reader<'_> {
         config.end_with_id_token = self.boolean(auth, "end_with_id_token")?;
         config.refresh_margin_secs = self.secs(auth, "refresh_margin_secs", config.refresh_margin_secs)?;
         config.cookie_budget_bytes = self.whole(auth, "cookie_budget_bytes", config.cookie_budget_bytes, "bytes")?;
+        config.session_cache_entries =
+            self.whole(auth, "session_cache_entries", config.session_cache_entries, "entries")?;
 
         let has_default = PROVIDER_KEYS.iter().any(|k| auth.contains_key(*k));
         let is_section = |key: &str, value: &Value| {

@@ -341,7 +341,7 @@ fn validated(edit: impl FnOnce(&mut AuthConfig)) -> Result<(), ConfigError> {
 #[test]
 fn absurd_numbers_are_errors_naming_the_key_and_the_range() {
     type Edit = fn(&mut AuthConfig, u64);
-    let keys: [(&str, Edit, &[u64]); 7] = [
+    let keys: [(&str, Edit, &[u64]); 8] = [
         ("auth.leeway_secs", |c, v| c.leeway_secs = v, &[3601, u64::MAX]),
         ("auth.http_timeout_secs", |c, v| c.http_timeout_secs = v, &[0, 301, u64::MAX]),
         ("auth.session_lifetime_secs", |c, v| c.session_lifetime_secs = v, &[0, 10 * 365 * 86400 + 1, u64::MAX]),
@@ -349,6 +349,7 @@ fn absurd_numbers_are_errors_naming_the_key_and_the_range() {
         ("auth.refresh_margin_secs", |c, v| c.refresh_margin_secs = v, &[86401, u64::MAX]),
         ("auth.cookie_budget_bytes", |c, v| c.cookie_budget_bytes = v, &[1024 * 1024 + 1, u64::MAX]),
         ("auth.metadata_ttl_secs", |c, v| c.metadata_ttl_secs = v, &[0, 59, 30 * 86400 + 1, u64::MAX]),
+        ("auth.session_cache_entries", |c, v| c.session_cache_entries = v, &[10_000_001, u64::MAX]),
     ];
     for (key, edit, absurd) in keys {
         for &value in absurd {
@@ -391,6 +392,7 @@ fn defaults_and_typical_numbers_pass() {
         c.refresh_margin_secs = 0;
         c.cookie_budget_bytes = 0;
         c.metadata_ttl_secs = 60;
+        c.session_cache_entries = 0;
     })
     .expect("the lowest values");
     validated(|c| {
@@ -401,6 +403,7 @@ fn defaults_and_typical_numbers_pass() {
         c.refresh_margin_secs = 86400;
         c.cookie_budget_bytes = 1024 * 1024;
         c.metadata_ttl_secs = 30 * 86400;
+        c.session_cache_entries = 10_000_000;
     })
     .expect("the highest values");
     let config = with(

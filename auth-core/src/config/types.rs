@@ -308,6 +308,10 @@ pub struct AuthConfig {
     /// Log a warning when the session cookies of a response exceed this many bytes
     /// (`cookie_budget_bytes`, default 4096; 0 never warns).
     pub cookie_budget_bytes: u64,
+    /// How many opened session cookies each process keeps in memory, so that a request
+    /// whose cookie was seen before skips opening it (`session_cache_entries`, default
+    /// 100,000; 0: no cache). Past it, each new entry evicts one.
+    pub session_cache_entries: u64,
     /// Which tokens sessions keep (`keep_tokens`, default all).
     pub keep_tokens: KeepTokens,
     /// Where sessions live (`session_store`, default the sealed cookie).
@@ -344,6 +348,7 @@ impl AuthConfig {
             end_with_id_token: false,
             refresh_margin_secs: super::DEFAULT_REFRESH_MARGIN_SECS,
             cookie_budget_bytes: super::DEFAULT_COOKIE_BUDGET_BYTES,
+            session_cache_entries: super::DEFAULT_SESSION_CACHE_ENTRIES,
             keep_tokens: KeepTokens::ALL,
             session_store: SessionStoreConfig::Cookie,
             policies: BTreeMap::new(),

@@ -26,6 +26,8 @@ const REFRESH_MARGIN_SECS: RangeInclusive<u64> = 0..=24 * 3600;
 /// `cookie_budget_bytes`: browsers keep about 4 KB per cookie and servers accept 8 to
 /// 64 KB of headers, so a budget past 1 MiB can never warn; 0 (never warn) is allowed.
 const COOKIE_BUDGET_BYTES: RangeInclusive<u64> = 0..=1024 * 1024;
+/// `session_cache_entries`: 0 turns the cache off; ten million entries are over 10 GB.
+const SESSION_CACHE_ENTRIES: RangeInclusive<u64> = 0..=10_000_000;
 /// `metadata_ttl_secs`: at least a minute, so each instance asks the provider at most
 /// that often; at most 30 days, so withdrawn keys stop being trusted within a month.
 /// (`ProviderSettings` in code may set seconds, for tests.)
@@ -137,6 +139,7 @@ impl AuthConfig {
         v.within("auth.http_timeout_secs", self.http_timeout_secs, HTTP_TIMEOUT_SECS, "seconds")?;
         v.within("auth.refresh_margin_secs", self.refresh_margin_secs, REFRESH_MARGIN_SECS, "seconds")?;
         v.within("auth.cookie_budget_bytes", self.cookie_budget_bytes, COOKIE_BUDGET_BYTES, "bytes")?;
+        v.within("auth.session_cache_entries", self.session_cache_entries, SESSION_CACHE_ENTRIES, "entries")?;
         v.within("auth.metadata_ttl_secs", self.metadata_ttl_secs, METADATA_TTL_SECS, "seconds")?;
         let (expose, keep) = (self.expose_tokens, self.keep_tokens);
         for (exposed, kept, token) in [(expose.id, keep.id, "id"), (expose.access, keep.access, "access")] {

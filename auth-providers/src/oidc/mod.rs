@@ -439,7 +439,7 @@ impl OidcProvider {
                 }
             }
             self.profile.admit(&claims)?;
-            identity.claims = claims;
+            identity.claims = claims.into();
         }
         tracing::debug!(new_id_token = tokens.id_token.is_some(), "tokens refreshed");
         let old = &session.tokens;
