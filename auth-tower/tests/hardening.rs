@@ -2,7 +2,8 @@
 //! carrying the layer's cookies stay out of shared caches; a logout link on another site
 //! cannot sign out a browser that does not say where a request comes from; a long
 //! `return_to` cannot grow the pending-login cookie past what browsers keep; hostile session
-//! cookies cost bounded work and bounded `Set-Cookie` lines.
+//! cookies cost bounded work and bounded `Set-Cookie` lines. And the session's payload:
+//! cookies sealed as JSON by the previous version still open, unknown versions do not.
 //!
 //! Requests go through the layer in process (`tower::ServiceExt::oneshot`), with a provider
 //! that only needs to start logins and complete them.
@@ -342,4 +343,56 @@ async fn logout_wins_over_a_request_in_flight() {
     assert!(deletions(&late) >= 1, "it deletes it instead");
 
     assert_eq!(text(send(&app, "GET", "/me", &[("cookie", &cookie)]).await).await, "out", "the old cookie is over");
+}
+
+// ------------------------------------------------------------- the session's payload
+
+/// The sealer of the test app (bound to its cookie name and redirect_uri).
+fn app_sealer() -> Sealer {
+    let binding = auth_core::seal::app_binding("auth_session", &format!("{ORIGIN}/oauth2callback"));
+    Sealer::new(SECRET.as_bytes(), &[]).with_context(binding.as_bytes())
+}
+
+/// Cookies sealed before the binary payload (the session as JSON) still sign in; a
+/// payload of a version this one does not know is anonymous and cleared, never a 500.
+#[tokio::test]
+async fn json_sessions_of_the_previous_version_open_and_unknown_versions_do_not() {
+    let app = app("", None);
+    let json = serde_json::to_vec(&alice()).unwrap();
+    let old = format!("auth_session={}", app_sealer().seal(auth_core::SESSION_PURPOSE, &json));
+    let response = send(&app, "GET", "/me", &[("cookie", &old)]).await;
+    assert_eq!(text(response).await, "in", "a JSON-sealed cookie signs in");
+
+    let mut unknown = vec![9];
+    unknown.extend_from_slice(&json);
+    let future = format!("auth_session={}", app_sealer().seal(auth_core::SESSION_PURPOSE, &unknown));
+    let response = send(&app, "GET", "/me", &[("cookie", &future)]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(deletions(&response), 1, "the cookie is cleared");
+    assert_eq!(text(response).await, "out");
+}
+
+/// `session_cache_entries = 0` turns the cache off: every request opens its cookie, and
+/// signed-in stays signed in.
+#[tokio::test]
+async fn without_a_session_cache_every_request_opens_its_cookie() {
+    let app = app("session_cache_entries = 0", None);
+    let cookie = session_cookie(None).await;
+    for _ in 0..3 {
+        let response = send(&app, "GET", "/me", &[("cookie", &cookie)]).await;
+        assert!(set_cookies(&response).is_empty());
+        assert_eq!(text(response).await, "in");
+    }
+}
+
+/// Claims are parsed only when read: a session opened from its cookie keeps them as text.
+#[tokio::test]
+async fn claims_are_decoded_only_when_read() {
+    let store = cookie_store();
+    let ticket = store.save(&alice()).await.unwrap();
+    let (session, current) = store.open(&ticket).unwrap();
+    assert!(current);
+    assert!(!session.identity.claims.is_parsed(), "opening does not parse the claims");
+    assert_eq!(session.identity.claims.get("sub").and_then(|v| v.as_str()), Some("alice"));
+    assert!(session.identity.claims.is_parsed());
 }
