@@ -1,4 +1,4 @@
-//! Sealing: AES-256-GCM authenticated encryption of cookie values.
+//! Sealing: AES-256-GCM authenticated encryption of cookie values (ring's implementation).
 //!
 //! The key is derived from `cookie_secret` with HKDF-SHA256, so any secret of at least 32
 //! bytes works and the raw secret is never used as a key. Each sealed value is bound to a
@@ -8,11 +8,11 @@
 //! name and `redirect_uri`, so two apps sharing a `cookie_secret` cannot open each other's
 //! cookies. Sealed text is `v1.` + base64url(nonce ‖ ciphertext ‖ tag).
 
-use aes_gcm::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
+use rand::RngCore as _;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use sha2::Sha256;
 use std::fmt;
 
@@ -24,7 +24,7 @@ const TAG_LEN: usize = 16;
 #[derive(Clone)]
 pub struct Sealer {
     /// The current key first, then keys of previous secrets (for rotation).
-    keys: Vec<Aes256Gcm>,
+    keys: Vec<LessSafeKey>,
     /// What every value is bound to besides its purpose (empty: nothing).
     context: Vec<u8>,
 }
@@ -42,12 +42,12 @@ impl fmt::Debug for Sealer {
     }
 }
 
-fn derive(secret: &[u8]) -> Aes256Gcm {
+fn derive(secret: &[u8]) -> LessSafeKey {
     let mut key = [0u8; 32];
     Hkdf::<Sha256>::new(Some(b"auth-core cookie sealing"), secret)
         .expand(b"aes-256-gcm v1", &mut key)
         .expect("32 bytes is a valid HKDF-SHA256 output length");
-    Aes256Gcm::new(&key.into())
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("a 32-byte key is valid for AES-256-GCM"))
 }
 
 impl Sealer {
@@ -85,14 +85,16 @@ impl Sealer {
 
     /// Encrypts and authenticates `plaintext` for `purpose`.
     pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
         let aad = self.aad(purpose);
-        let payload = Payload { msg: plaintext, aad: &aad };
-        let ciphertext =
-            self.keys[0].encrypt(&nonce, payload).expect("AES-GCM sealing of an in-memory buffer cannot fail");
-        let mut raw = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        let mut raw = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
         raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(&ciphertext);
+        raw.extend_from_slice(plaintext);
+        let tag = self.keys[0]
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&aad), &mut raw[NONCE_LEN..])
+            .expect("AES-GCM sealing of an in-memory buffer cannot fail");
+        raw.extend_from_slice(tag.as_ref());
         let mut out = String::with_capacity(PREFIX.len() + raw.len() * 4 / 3 + 4);
         out.push_str(PREFIX);
         URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
@@ -103,23 +105,28 @@ impl Sealer {
     /// sealed with the current secret (`false`: re-seal it). `None` for anything tampered,
     /// truncated, sealed for another purpose or with an unknown secret.
     pub fn open(&self, purpose: &str, sealed: &str) -> Option<(Vec<u8>, bool)> {
-        // One allocation: the decoded bytes, decrypted in place (AES-GCM checks the tag
-        // before it decrypts, so a key that does not fit leaves them as they were).
-        let mut raw = URL_SAFE_NO_PAD.decode(sealed.strip_prefix(PREFIX)?).ok()?;
+        let text = sealed.strip_prefix(PREFIX)?;
+        // One allocation: the decoded bytes, decrypted in place.
+        let mut raw = URL_SAFE_NO_PAD.decode(text).ok()?;
         if raw.len() < NONCE_LEN + TAG_LEN {
             return None;
         }
-        let (nonce, rest) = raw.split_at_mut(NONCE_LEN);
-        let nonce = Nonce::from(<[u8; NONCE_LEN]>::try_from(&*nonce).ok()?);
-        let (ciphertext, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
-        let tag = Tag::from(<[u8; TAG_LEN]>::try_from(&*tag).ok()?);
         let aad = self.aad(purpose);
-        let current =
-            self.keys.iter().position(|key| key.decrypt_in_place_detached(&nonce, &aad, ciphertext, &tag).is_ok())?
-                == 0;
-        raw.truncate(raw.len() - TAG_LEN);
-        raw.drain(..NONCE_LEN);
-        Some((raw, current))
+        for (i, key) in self.keys.iter().enumerate() {
+            if i > 0 {
+                // A key that did not fit may have left the bytes changed: decode them again.
+                raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+            }
+            let (nonce, sealed) = raw.split_at_mut(NONCE_LEN);
+            let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+            if let Ok(plain) = key.open_in_place(nonce, Aad::from(&aad), sealed) {
+                let len = plain.len();
+                raw.truncate(NONCE_LEN + len);
+                raw.drain(..NONCE_LEN);
+                return Some((raw, i == 0));
+            }
+        }
+        None
     }
 }
 
@@ -173,5 +180,23 @@ mod tests {
         assert_eq!(two.open("session", &sealed), None, "another app with the same secret");
         assert_eq!(Sealer::new(SECRET, &[]).open("session", &sealed), None, "an unbound sealer");
         assert_eq!(one.open("session", &Sealer::new(SECRET, &[]).seal("session", b"x")), None);
+    }
+
+    /// A value sealed by the previous implementation (the `aes-gcm` crate; the fuzz seed
+    /// `fuzz/corpus/unseal/pending`) opens with this one: same key derivation and format.
+    #[test]
+    fn values_sealed_by_the_previous_implementation_open() {
+        let sealed = concat!(
+            "v1._Ue9Nw-Xn4TD1AVmiiz9QUYLP97ZDP-JJFq-NZElk89NzD21KP0slt5kZ_HOsdoNmTHa1TH0MWULW432mAxBv3K",
+            "3L0rsUOyam68T5ms4PTyI60oi_5mTy_rXg5jwrcHLjhebHbhPxFNxwcYdUa25v73xPa1JRScD18sus7PPaU_fSe3yt",
+            "UIZ5LxcSbqdD5xN4yjjqQf4av5-KyL-O9ZDbjXSKK2Ap-qBccbBMO_DQZ9w_j6SToBUS6uMBcxscr08vYgih8kkE5C",
+            "VbuEtXyE",
+        );
+        let sealer = Sealer::new(b"a-test-cookie-secret-of-at-least-32-bytes", &[]);
+        let (plain, current) = sealer.open("pending", sealed).expect("opens");
+        assert!(current);
+        let json: serde_json::Value = serde_json::from_slice(&plain).expect("the sealed JSON");
+        assert_eq!(json["provider"], "google");
+        assert_eq!(sealer.open("session", sealed), None);
     }
 }
