@@ -50,6 +50,12 @@ fn derive(secret: &[u8]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("a 32-byte key is valid for AES-256-GCM"))
 }
 
+/// base64url without padding, strictly (what [`Sealer::seal`] writes, and nothing else
+/// decodes): SIMD where the CPU has it.
+fn decode(text: &str) -> Option<Vec<u8>> {
+    base64_simd::URL_SAFE_NO_PAD.decode_to_vec(text).ok()
+}
+
 impl Sealer {
     /// A sealer for `secret`, also opening values sealed with any of `previous`.
     ///
@@ -107,7 +113,7 @@ impl Sealer {
     pub fn open(&self, purpose: &str, sealed: &str) -> Option<(Vec<u8>, bool)> {
         let text = sealed.strip_prefix(PREFIX)?;
         // One allocation: the decoded bytes, decrypted in place.
-        let mut raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let mut raw = decode(text)?;
         if raw.len() < NONCE_LEN + TAG_LEN {
             return None;
         }
@@ -115,7 +121,7 @@ impl Sealer {
         for (i, key) in self.keys.iter().enumerate() {
             if i > 0 {
                 // A key that did not fit may have left the bytes changed: decode them again.
-                raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+                raw = decode(text)?;
             }
             let (nonce, sealed) = raw.split_at_mut(NONCE_LEN);
             let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
@@ -198,5 +204,27 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&plain).expect("the sealed JSON");
         assert_eq!(json["provider"], "google");
         assert_eq!(sealer.open("session", sealed), None);
+    }
+
+    /// Base64 has several spellings of the last bytes (unused low bits of the last
+    /// character); only the one `seal` writes opens, so a changed character never does.
+    #[test]
+    fn only_the_canonical_spelling_opens() {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let sealer = Sealer::new(SECRET, &[]);
+        let mut checked = 0;
+        for len in 0..6 {
+            let sealed = sealer.seal("session", &vec![7; len]);
+            let mut bytes = sealed.clone().into_bytes();
+            let last = bytes.len() - 1;
+            let Some(index) = ALPHABET.iter().position(|c| *c == bytes[last]) else { unreachable!() };
+            bytes[last] = ALPHABET[index | 1];
+            if bytes[last] != sealed.as_bytes()[last] {
+                checked += 1;
+                let other = String::from_utf8(bytes).expect("ascii");
+                assert_eq!(sealer.open("session", &other), None, "length {len}");
+            }
+        }
+        assert!(checked >= 2);
     }
 }
