@@ -3,7 +3,11 @@
 //!
 //! - `cookie/*`: sealing and opening the session cookie (base64url, AES-256-GCM), and
 //!   reading it (and its chunks) from the `Cookie` header;
-//! - `session/*`: decoding the session's JSON, and the whole `CookieStore::load`;
+//! - `session/*`: decoding the session (the sealed binary form, and the JSON of cookies
+//!   sealed before it), and the whole `CookieStore::load`;
+//! - `miss/*`: one request through the layer (in process, no socket) whose session cookie
+//!   is in the session cache (a hit), or was never seen (a miss: read, open, decode,
+//!   validate, cache); the difference is what a miss costs;
 //! - `user/*`: building the request's `User`, putting it in the extensions, reading claims;
 //! - `id_token/*`: verifying a MockIdp-signed RS256 ID token against a key set fetched
 //!   once (no network in the loop). auth-providers keeps its verifier private, so this is
@@ -106,6 +110,60 @@ fn session(c: &mut Criterion) {
     });
     group.bench_function("CookieStore::load (open + decode + expiry)", |b| {
         b.iter(|| ready(store.load(black_box(&ticket))).ok().flatten())
+    });
+    // The same session sealed as JSON, as cookies were before the binary form.
+    let json_ticket = fixtures::sealer().seal(SESSION_PURPOSE, &json);
+    group.bench_function(format!("CookieStore::load of a JSON-sealed cookie ({} B)", json_ticket.len()), |b| {
+        b.iter(|| ready(store.load(black_box(&json_ticket))).ok().flatten())
+    });
+    group.bench_function(format!("CookieStore::open, binary ({} B)", ticket.len()), |b| {
+        b.iter(|| store.open(black_box(&ticket)))
+    });
+    group.finish();
+}
+
+/// The layer as the bench's servers run it, with a session cache of `entries`.
+fn layer_app(entries: u64) -> axum::Router {
+    let mut config = fixtures::config(false);
+    config.session_cache_entries = entries;
+    let providers = auth_providers::from_config(&config).unwrap_or_default();
+    let layer = match auth_tower::AuthLayer::builder(config).with_providers(providers).build() {
+        Ok(layer) => layer,
+        Err(error) => panic!("the bench layer: {error}"),
+    };
+    axum::Router::new().route("/", axum::routing::get(auth_bench::variants::home)).layer(layer).with_state(())
+}
+
+async fn one_request(app: &axum::Router, cookie: &HeaderValue) -> bool {
+    use tower::ServiceExt as _;
+    let request = http::Request::get("/").header(COOKIE, cookie.clone()).body(axum::body::Body::empty());
+    let Ok(request) = request else { return false };
+    match app.clone().oneshot(request).await {
+        Ok(response) => response.status() == http::StatusCode::OK,
+        Err(never) => match never {},
+    }
+}
+
+fn miss(c: &mut Criterion) {
+    // 20,000 users' cookies, each sealed as a login would; a cache of 16 entries never
+    // holds the next one in turn.
+    let runtime = runtime();
+    let cookies = match runtime.block_on(auth_bench::many::sealed_cookies(20_000)) {
+        Ok(cookies) => cookies,
+        Err(error) => panic!("{error}"),
+    };
+    let hits = layer_app(100_000);
+    let misses = layer_app(16);
+    let mut group = c.benchmark_group("miss");
+    group.bench_function("layer request, cookie in the cache (hit)", |b| {
+        b.iter(|| runtime.block_on(one_request(&hits, &cookies[0])))
+    });
+    let mut next = 0;
+    group.bench_function("layer request, cookie never seen (miss)", |b| {
+        b.iter(|| {
+            next = (next + 1) % cookies.len();
+            runtime.block_on(one_request(&misses, &cookies[next]))
+        })
     });
     group.finish();
 }
@@ -223,5 +281,5 @@ fn id_token(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cookie, session, user, id_token);
+criterion_group!(benches, cookie, session, miss, user, id_token);
 criterion_main!(benches);

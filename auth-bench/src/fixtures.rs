@@ -101,9 +101,39 @@ pub fn google_claims(now: u64) -> Claims {
 
 /// A signed-in Google session without tokens: the cookie of variant (3).
 pub fn google_session() -> Session {
-    let claims = google_claims(unix_now());
+    session_of(google_claims(unix_now()))
+}
+
+/// The session of user number `user` (below 100,000,000) of the many-session variants:
+/// (3)'s login with the user's own subject, email and name, each as long as Alice's, so
+/// that every user's sealed cookie is exactly as long as (3)'s.
+pub fn google_user_session(user: usize) -> Session {
+    let mut claims = google_claims(unix_now());
+    claims.insert("sub".into(), format!("1101694844743{user:08}").into());
+    claims.insert("email".into(), format!("user.{user:08}@example.com").into());
+    claims.insert("name".into(), format!("User {user:08}").into());
+    session_of(claims)
+}
+
+/// A 30-day Google session of `claims`, without tokens, as a login writes it: with the
+/// provider's admission fingerprint (a session without it is checked against the rules
+/// again each time its cookie is opened) and a login id.
+fn session_of(claims: Claims) -> Session {
     let subject = claims["sub"].as_str().unwrap_or_default().to_owned();
     Session::new(Identity::new("google", subject, claims), TokenSet::default(), 30 * 24 * 3600)
+        .with_admission(google_admission())
+        .with_login_id(Some(auth_core::random_token()[..16].to_owned()))
+}
+
+/// The admission fingerprint of [`config`]'s Google provider.
+fn google_admission() -> Option<String> {
+    static ADMISSION: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ADMISSION
+        .get_or_init(|| {
+            let providers = auth_providers::from_config(&config(false)).unwrap_or_default();
+            providers.iter().find(|p| p.name() == "google").and_then(|p| p.admission())
+        })
+        .clone()
 }
 
 /// The same session keeping an ID token, a JWT access token (the size Microsoft Entra

@@ -2,7 +2,8 @@
 //!
 //! The machines are shared and noisy, so variants run interleaved in rounds and every
 //! figure is a median across rounds; the ratio to bare is the median of the per-round
-//! ratios (each compares two measurements taken seconds apart).
+//! ratios (each compares two measurements taken seconds apart), and so is the ratio to a
+//! variant's floor: the bare server receiving the same requests unread.
 
 use crate::login::LoginReport;
 use serde::Serialize;
@@ -49,6 +50,12 @@ pub struct VariantReport {
     pub skipped: Option<String>,
     /// One sample per round.
     pub samples: Vec<Sample>,
+    /// How many distinct users' credentials its requests carried in turn (the
+    /// many-session variants); `None`: one client.
+    pub sessions: Option<usize>,
+    /// The name of the variant whose server received the same requests unread (its
+    /// `ratio_to_floor` compares with it), if it has one.
+    pub floor: Option<String>,
     /// The header that signed its requests in (`cookie` or `authorization`), if any.
     pub credential: Option<String>,
     /// Bytes of that header's value.
@@ -66,6 +73,9 @@ pub struct Summary {
     pub rps: f64,
     /// Median of the per-round ratios to bare, when bare ran.
     pub ratio_to_bare: Option<f64>,
+    /// Median of the per-round ratios to the floor (see [`VariantReport::floor`]), when it
+    /// ran.
+    pub ratio_to_floor: Option<f64>,
     /// Median p50 across rounds, ms.
     pub p50_ms: f64,
     /// Median p99 across rounds, ms.
@@ -99,12 +109,14 @@ impl VariantReport {
         (!ratios.is_empty()).then(|| median(&ratios))
     }
 
-    /// The row's figures; `bare` is variant (1)'s report.
-    pub fn summary(&self, bare: Option<&VariantReport>) -> Summary {
+    /// The row's figures; `bare` is variant (1)'s report, `floor` the one this report's
+    /// [`floor`](Self::floor) names.
+    pub fn summary(&self, bare: Option<&VariantReport>, floor: Option<&VariantReport>) -> Summary {
         let of = |f: fn(&Sample) -> f64| median(&self.samples.iter().map(f).collect::<Vec<_>>());
         Summary {
             rps: of(|s| s.rps),
             ratio_to_bare: bare.and_then(|bare| self.ratio_to(bare)),
+            ratio_to_floor: floor.and_then(|floor| self.ratio_to(floor)),
             p50_ms: of(|s| s.p50_ms),
             p99_ms: of(|s| s.p99_ms),
             server_us_per_request: self
@@ -200,10 +212,13 @@ pub struct Report {
 impl Report {
     /// Assembles the report and computes the summaries.
     pub fn new(settings: Settings, machine: Machine, variants: Vec<VariantReport>, login: Option<LoginReport>) -> Self {
-        let bare = variants.iter().find(|v| v.name == "bare" && v.skipped.is_none()).cloned();
+        let ran = |name: &str| variants.iter().find(|v| v.name == name && v.skipped.is_none());
         let summaries = variants
             .iter()
-            .map(|v| (v.skipped.is_none() && !v.samples.is_empty()).then(|| v.summary(bare.as_ref())))
+            .map(|v| {
+                let floor = v.floor.as_deref().and_then(ran);
+                (v.skipped.is_none() && !v.samples.is_empty()).then(|| v.summary(ran("bare"), floor))
+            })
             .collect();
         Self { settings, machine, variants, summaries, login }
     }
@@ -258,28 +273,38 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "| variant | req/s (median) | ratio to (1) | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB | credential bytes |"
+            "| variant | req/s (median) | ratio to (1) | ratio to floor | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB | credential bytes |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (variant, summary) in self.variants.iter().zip(&self.summaries) {
             let credential = variant.credential_bytes.map_or_else(|| "-".to_owned(), |b| b.to_string());
             let rss = variant.peak_rss_kib.map_or_else(|| "-".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
             match (summary, &variant.skipped) {
                 (Some(sm), _) => {
                     let ratio = sm.ratio_to_bare.map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
+                    let to_floor = sm.ratio_to_floor.map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
                     let errors = if sm.errors > 0 { format!(" ({} errors)", sm.errors) } else { String::new() };
                     let cpu = sm.server_us_per_request.map_or_else(|| "-".to_owned(), |c| format!("{c:.1}"));
                     let _ = writeln!(
                         out,
-                        "| {}{errors} | {:.0} | {ratio} | {:.2} | {:.2} | {cpu} | {rss} | {credential} |",
+                        "| {}{errors} | {:.0} | {ratio} | {to_floor} | {:.2} | {:.2} | {cpu} | {rss} | {credential} |",
                         variant.label, sm.rps, sm.p50_ms, sm.p99_ms
                     );
                 }
                 (None, reason) => {
                     let reason = reason.as_deref().unwrap_or("no samples");
-                    let _ = writeln!(out, "| {} | {reason} | | | | | | |", variant.label);
+                    let _ = writeln!(out, "| {} | {reason} | | | | | | | |", variant.label);
                 }
             }
+        }
+        if self.variants.iter().any(|v| v.floor.is_some()) {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "Ratio to floor: to the bare server receiving the same requests unread, which no layer can be \
+                 faster than ((1b) for (3), (1c) with as many users for (8)). Peak RSS is the server process's \
+                 VmHWM; a many-session variant's counts run in separate processes."
+            );
         }
         if let Some(login) = &self.login {
             let _ = writeln!(out);
@@ -330,6 +355,33 @@ impl Report {
                 "(7) a repeated bearer JWT (verified on its first request, then cached) at {r:.3} of bare{to_logged_in}"
             ));
         }
+        // Many users beside one: each many-session count against its floor and against the
+        // same store's single-session variant.
+        for (variant, summary) in self.variants.iter().zip(&self.summaries) {
+            let (Some(_), Some(summary)) = (variant.sessions, summary) else { continue };
+            let base = variant.name.split('@').next().unwrap_or_default();
+            let Some((one, one_label)) =
+                [("many-sessions", "logged-in", "(3)"), ("many-sessions-redis", "redis", "(5)")]
+                    .into_iter()
+                    .find_map(|(many, one, label)| (many == base).then_some((one, label)))
+            else {
+                continue;
+            };
+            let mut parts = Vec::new();
+            if let Some(r) = summary.ratio_to_bare {
+                parts.push(format!("{r:.3} of bare"));
+            }
+            if let Some(r) = summary.ratio_to_floor {
+                parts.push(format!("{r:.3} of (1c) carrying the same cookies"));
+            }
+            if let Some(q) = self.variant(one).and_then(|one| variant.ratio_to(one)) {
+                parts.push(format!("{q:.3} of {one_label} (one session)"));
+            }
+            if let Some(kib) = variant.peak_rss_kib {
+                parts.push(format!("server peak RSS {:.1} MiB", kib as f64 / 1024.0));
+            }
+            lines.push(format!("{}: {}", variant.label, parts.join(", ")));
+        }
         lines
     }
 }
@@ -361,6 +413,8 @@ mod tests {
                     noisy: false,
                 })
                 .collect(),
+            sessions: None,
+            floor: None,
             credential: None,
             credential_bytes: None,
             peak_rss_kib: Some(10240),
@@ -404,11 +458,61 @@ mod tests {
         assert_eq!(anonymous.ratio_to_bare, Some(0.98));
         assert_eq!(anonymous.rps, 99.0);
         let table = report.markdown();
-        assert!(table.contains("| logged-in | 90 | 0.900 | 1.00 | 2.00 | 5.0 | 10.0 | - |"), "{table}");
+        assert!(table.contains("| logged-in | 90 | 0.900 | - | 1.00 | 2.00 | 5.0 | 10.0 | - |"), "{table}");
         assert!(table.contains("| redis | skipped: redis-server not installed |"), "{table}");
         assert!(table.contains("(2) anonymous at 0.980 of bare (target >= 0.98): met"), "{table}");
         assert!(table.contains("(3) logged in at 0.900 of bare (target >= 0.95): NOT met"), "{table}");
         assert!(table.contains("(target: faster): met"), "{table}");
         assert!(table.contains("(7) a repeated bearer JWT (verified on its first request, then cached) at 0.900 of bare, 1.000 of (3) logged in"), "{table}");
+    }
+
+    #[test]
+    fn many_sessions_compare_with_their_floor_at_the_same_count() {
+        let settings = Settings {
+            rounds: 2,
+            duration_secs: 1.0,
+            warmup_secs: 0.5,
+            connections: 8,
+            server_threads: None,
+            command: "x".into(),
+        };
+        let many = |name: &str, floor: Option<&str>, rps: &[f64]| {
+            let mut report = variant(name, rps);
+            report.sessions = Some(1000);
+            report.floor = floor.map(str::to_owned);
+            report
+        };
+        let mut logged_in = variant("logged-in", &[90.0, 90.0]);
+        logged_in.floor = Some("bare-cookie".into());
+        let report = Report::new(
+            settings,
+            Machine::default(),
+            vec![
+                variant("bare", &[100.0, 100.0]),
+                variant("bare-cookie", &[95.0, 95.0]),
+                many("bare-many-cookies@1000", None, &[80.0, 80.0]),
+                logged_in,
+                many("many-sessions@1000", Some("bare-many-cookies@1000"), &[60.0, 60.0]),
+                many("many-sessions", Some("bare-many-cookies"), &[50.0, 50.0]),
+            ],
+            None,
+        );
+        let to_floor = |name: &str| report.summary_of(name).and_then(|s| s.ratio_to_floor);
+        assert_eq!(to_floor("many-sessions@1000"), Some(0.75));
+        assert_eq!(to_floor("logged-in").map(|r| (r * 1000.0).round()), Some(947.0));
+        assert_eq!(to_floor("many-sessions"), None, "its floor did not run");
+        assert_eq!(to_floor("bare-many-cookies@1000"), None);
+        let table = report.markdown();
+        assert!(table.contains("| many-sessions@1000 | 60 | 0.600 | 0.750 | 1.00 |"), "{table}");
+        assert!(
+            table.contains(
+                "many-sessions@1000: 0.600 of bare, 0.750 of (1c) carrying the same cookies, 0.667 of (3) (one \
+                 session), server peak RSS 10.0 MiB"
+            ),
+            "{table}"
+        );
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(json["variants"][4]["sessions"], 1000);
+        assert_eq!(json["summaries"][4]["ratio_to_floor"], 0.75);
     }
 }

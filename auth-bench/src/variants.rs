@@ -1,7 +1,13 @@
 //! The servers under test: one axum app per variant, all with the same trivial handler,
 //! and the header that signs their clients in (a `Cookie`, or an `Authorization: Bearer`).
+//!
+//! The many-session variants ((1c), (8), (9)) are measured once per `--sessions` count,
+//! each count a [`Case`]; their clients are many distinct users whose cookies `bench-run`
+//! makes ([`crate::many`]), not their server.
 
 use crate::fixtures;
+use crate::load::Credentials;
+use crate::many;
 use crate::peer;
 use auth_core::{AuthConfig, Session, SessionStore};
 use auth_testkit::MockIdp;
@@ -40,19 +46,39 @@ pub enum Variant {
     /// (7) `AuthLayer`, an API client sending the same bearer JWT every time: verified
     /// against `MockIdp`'s keys on the first request, then found in the layer's cache.
     Bearer,
+    /// (1c) The bare handler, the requests carrying (8)'s cookies in turn, unread: the
+    /// floor of (8), as (1b) is of (3).
+    BareManyCookies,
+    /// (8) `AuthLayer`, many distinct users, each with (3)'s kind of sealed session, their
+    /// cookies sent in turn (cookie store).
+    ManySessions,
+    /// (9) The same users' sessions in Redis (`RedisStore`), their tickets sent in turn.
+    ManySessionsRedis,
+}
+
+/// Whose cookies the clients of a many-session variant send (see [`crate::many`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Crowd {
+    /// The users' sessions sealed by the cookie store: (8)'s cookies, also sent to (1c).
+    Sealed,
+    /// The users' sessions saved in Redis: (9)'s cookies carry their tickets.
+    Redis,
 }
 
 impl Variant {
-    /// Every variant, in the order.
-    pub const ALL: [Variant; 8] = [
+    /// Every variant, in the table's order.
+    pub const ALL: [Variant; 11] = [
         Variant::Bare,
         Variant::BareCookie,
+        Variant::BareManyCookies,
         Variant::Anonymous,
         Variant::LoggedIn,
         Variant::Chunked,
         Variant::Redis,
         Variant::Peer,
         Variant::Bearer,
+        Variant::ManySessions,
+        Variant::ManySessionsRedis,
     ];
 
     /// The name used on command lines and in the JSON.
@@ -66,10 +92,13 @@ impl Variant {
             Variant::Redis => "redis",
             Variant::Peer => "axum-login",
             Variant::Bearer => "bearer",
+            Variant::BareManyCookies => "bare-many-cookies",
+            Variant::ManySessions => "many-sessions",
+            Variant::ManySessionsRedis => "many-sessions-redis",
         }
     }
 
-    /// The row label of the table.
+    /// The row label of the table; a many-session variant's names its count ([`Case::label`]).
     pub fn label(self) -> &'static str {
         match self {
             Variant::Bare => "(1) bare axum",
@@ -80,6 +109,11 @@ impl Variant {
             Variant::Redis => "(5) AuthLayer, logged in (RedisStore)",
             Variant::Peer => "(6) axum-login + tower-sessions (memory store)",
             Variant::Bearer => "(7) AuthLayer, API client with a bearer JWT (verified once, then cached)",
+            Variant::BareManyCookies => "(1c) bare axum, requests carrying the cookies of (8) in turn, unread",
+            Variant::ManySessions => {
+                "(8) AuthLayer, distinct sessions rotating (cookie store, session_cache_entries = 100000)"
+            }
+            Variant::ManySessionsRedis => "(9) AuthLayer, distinct sessions rotating (RedisStore)",
         }
     }
 
@@ -92,10 +126,111 @@ impl Variant {
     /// [`ANONYMOUS`] is broken, not fast.
     pub fn expected_body(self) -> &'static str {
         match self {
-            Variant::Bare | Variant::BareCookie | Variant::Anonymous => ANONYMOUS,
-            Variant::LoggedIn | Variant::Chunked | Variant::Redis | Variant::Peer | Variant::Bearer => LOGGED_IN,
+            Variant::Bare | Variant::BareCookie | Variant::BareManyCookies | Variant::Anonymous => ANONYMOUS,
+            Variant::LoggedIn
+            | Variant::Chunked
+            | Variant::Redis
+            | Variant::Peer
+            | Variant::Bearer
+            | Variant::ManySessions
+            | Variant::ManySessionsRedis => LOGGED_IN,
         }
     }
+
+    /// For a many-session variant, whose cookies its clients send; `None` for the others,
+    /// whose server signs its one client in itself ([`Prepared::credential`]).
+    pub fn crowd(self) -> Option<Crowd> {
+        match self {
+            Variant::BareManyCookies | Variant::ManySessions => Some(Crowd::Sealed),
+            Variant::ManySessionsRedis => Some(Crowd::Redis),
+            _ => None,
+        }
+    }
+
+    /// Whether its server needs the bench's Redis (`--redis-url`).
+    pub fn uses_redis(self) -> bool {
+        matches!(self, Variant::Redis | Variant::ManySessionsRedis)
+    }
+
+    /// The variant whose server receives the same requests unread: the bare handler
+    /// carrying the same cookies, to which the ratio "to floor" compares.
+    pub fn floor(self) -> Option<Variant> {
+        match self {
+            Variant::LoggedIn => Some(Variant::BareCookie),
+            Variant::ManySessions => Some(Variant::BareManyCookies),
+            _ => None,
+        }
+    }
+}
+
+/// A variant as a run measures it: a many-session variant once per `--sessions` count,
+/// each in its own server process (so that peak RSS is per count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Case {
+    /// The variant.
+    pub variant: Variant,
+    /// How many distinct users take turns, for a many-session variant; `None` otherwise.
+    pub sessions: Option<usize>,
+}
+
+impl Case {
+    /// Each of `variants`, the many-session ones once per count of `sessions`.
+    pub fn expand(variants: &[Variant], sessions: &[usize]) -> Vec<Case> {
+        variants
+            .iter()
+            .flat_map(|&variant| match variant.crowd() {
+                Some(_) => sessions.iter().map(|&n| Case { variant, sessions: Some(n) }).collect(),
+                None => vec![Case { variant, sessions: None }],
+            })
+            .collect()
+    }
+
+    /// The name in the output and the JSON: the variant's, with `@N` for a count other
+    /// than [`many::DEFAULT_SESSIONS`] (`many-sessions@1000`).
+    pub fn name(&self) -> String {
+        match self.sessions {
+            Some(n) if n != many::DEFAULT_SESSIONS => format!("{}@{n}", self.variant.name()),
+            _ => self.variant.name().to_owned(),
+        }
+    }
+
+    /// The row label: the variant's, a many-session one with its count
+    /// ("(8) AuthLayer, 100,000 distinct sessions rotating (cookie store)").
+    pub fn label(&self) -> String {
+        let Some(n) = self.sessions else { return self.variant.label().to_owned() };
+        let (count, plural) = (thousands(n), if n == 1 { "" } else { "s" });
+        match self.variant {
+            Variant::BareManyCookies => {
+                format!("(1c) bare axum, requests carrying the {count} cookie{plural} of (8) in turn, unread")
+            }
+            Variant::ManySessions => format!(
+                "(8) AuthLayer, {count} distinct session{plural} rotating (cookie store, session_cache_entries = 100000)"
+            ),
+            Variant::ManySessionsRedis => {
+                format!("(9) AuthLayer, {count} distinct session{plural} rotating (RedisStore)")
+            }
+            other => other.label().to_owned(),
+        }
+    }
+
+    /// The case whose server receives the same requests unread ([`Variant::floor`], at
+    /// the same count).
+    pub fn floor(&self) -> Option<Case> {
+        self.variant.floor().map(|variant| Case { variant, sessions: self.sessions })
+    }
+}
+
+/// `n` with commas between thousands: 100,000.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 impl fmt::Display for Variant {
@@ -146,7 +281,8 @@ impl Credential {
 pub struct Prepared {
     /// The app.
     pub app: Router,
-    /// The header every request carries; `None` for anonymous requests.
+    /// The header every request carries; `None` for anonymous requests and for the
+    /// many-session variants, whose cookies `bench-run` makes ([`crate::many`]).
     pub credential: Option<Credential>,
     /// The bearer variant's identity provider, which serves the keys the app fetches on
     /// the first request: keep it as long as the app serves (dropping it stops it).
@@ -159,24 +295,38 @@ impl Prepared {
     }
 }
 
+/// The key prefix of the Redis variants' `RedisStore`, in the server and in `bench-run`,
+/// which saves the users of (9) with it.
+pub const REDIS_PREFIX: &str = "auth-bench:";
+
+/// The session cache of (8): room for the bench's default 100,000 users.
+pub const MANY_SESSIONS_CACHE_ENTRIES: u64 = 100_000;
+
 /// The audience of the bearer variant's access tokens (its config's `bearer_audience`).
 pub const BEARER_AUDIENCE: &str = "api://bench";
 
 /// Builds `variant`'s app and logs in the way its users would.
 ///
-/// `redis_url` is needed by [`Variant::Redis`] only.
+/// `redis_url` is needed by the variants that [use Redis](Variant::uses_redis) only.
 ///
 /// # Errors
 /// A message, for example when the Redis variant is asked for but not built in.
 pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepared, String> {
     let handler = Router::new().route("/", get(home));
     match variant {
-        Variant::Bare => Ok(Prepared::new(handler, None)),
+        Variant::Bare | Variant::BareManyCookies => Ok(Prepared::new(handler, None)),
         Variant::BareCookie => Ok(Prepared::new(handler, Some(google_cookie().await))),
         Variant::Anonymous => Ok(Prepared::new(handler.layer(auth_layer(fixtures::config(false), None)?), None)),
         Variant::LoggedIn => {
             let app = handler.layer(auth_layer(fixtures::config(false), None)?);
             Ok(Prepared::new(app, Some(google_cookie().await)))
+        }
+        Variant::ManySessions => {
+            // Sized for the bench's 100,000 users, as a site expecting that many active
+            // sessions would set it (the default keeps 10,000).
+            let mut config = fixtures::config(false);
+            config.session_cache_entries = MANY_SESSIONS_CACHE_ENTRIES;
+            Ok(Prepared::new(handler.layer(auth_layer(config, None)?), None))
         }
         Variant::Chunked => {
             let cookie = fixtures::cookie_header(&fixtures::sealed(&fixtures::google_session_with_tokens()).await);
@@ -189,6 +339,10 @@ pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepar
             let ticket = save(&*store, &fixtures::google_session()).await?;
             let app = handler.layer(auth_layer(fixtures::config(false), Some(store))?);
             Ok(Prepared::new(app, Some(Credential::cookie(fixtures::cookie_header(&ticket)))))
+        }
+        Variant::ManySessionsRedis => {
+            let store = redis_store(redis_url.ok_or("the many-sessions-redis variant needs --redis-url")?).await?;
+            Ok(Prepared::new(handler.layer(auth_layer(fixtures::config(false), Some(store))?), None))
         }
         Variant::Peer => {
             let app = peer::app();
@@ -231,15 +385,56 @@ async fn save(store: &dyn SessionStore, session: &Session) -> Result<String, Str
     store.save(session).await.map_err(|e| format!("cannot save the bench session: {e}"))
 }
 
+/// The clients of `variant` as the load generator sends them: the one its server signed in
+/// (`prepared.credential`, or none), or `sessions` distinct users made by [`crate::many`]
+/// for a many-session variant (saved in the Redis at `redis_url` for (9)).
+///
+/// `bench-run` makes the users once per run instead, and shares them between variants.
+///
+/// # Errors
+/// When a header value is invalid, or the users cannot be made.
+pub async fn clients(
+    variant: Variant,
+    prepared: &Prepared,
+    sessions: usize,
+    redis_url: Option<&str>,
+) -> Result<Credentials, String> {
+    match variant.crowd() {
+        None => single(prepared.credential.as_ref()),
+        Some(Crowd::Sealed) => Ok(Credentials::new(COOKIE, many::sealed_cookies(sessions).await?)),
+        Some(Crowd::Redis) => {
+            let url = redis_url.ok_or("the many-sessions-redis variant needs a Redis URL")?;
+            Ok(Credentials::new(COOKIE, many::redis_cookies(url, sessions).await?))
+        }
+    }
+}
+
+/// The clients of a variant whose server signs its one client in: `credential` sent with
+/// every request, or anonymous requests.
+///
+/// # Errors
+/// When the value is not a valid header value.
+pub fn single(credential: Option<&Credential>) -> Result<Credentials, String> {
+    match credential {
+        Some(credential) => {
+            let (name, value) = credential.header()?;
+            Ok(Credentials::new(name, [value]))
+        }
+        None => Ok(Credentials::anonymous()),
+    }
+}
+
+/// The store of the Redis variants' servers, also the one `bench-run` saves (9)'s users
+/// with: prefix [`REDIS_PREFIX`], Redis checked to answer.
 #[cfg(feature = "redis")]
-async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
-    let store = auth_redis::RedisStore::new(url).map_err(|e| e.to_string())?.with_prefix("auth-bench:");
+pub(crate) async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
+    let store = auth_redis::RedisStore::new(url).map_err(|e| e.to_string())?.with_prefix(REDIS_PREFIX);
     store.ping().await.map_err(|e| format!("Redis at {url} does not answer: {e}"))?;
     Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "redis"))]
-async fn redis_store(_url: &str) -> Result<Arc<dyn SessionStore>, String> {
+pub(crate) async fn redis_store(_url: &str) -> Result<Arc<dyn SessionStore>, String> {
     Err(REDIS_NOT_BUILT.into())
 }
 
@@ -256,13 +451,13 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    async fn answer(prepared: &Prepared) -> String {
+    async fn answer(app: &Router, header: Option<(&HeaderName, &HeaderValue)>) -> String {
         let mut request = Request::get("/");
-        if let Some(credential) = &prepared.credential {
-            request = request.header(&credential.name, &credential.value);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
         }
         let request = request.body(axum::body::Body::empty()).unwrap_or_default();
-        let response = prepared.app.clone().oneshot(request).await.map_err(|e| e.to_string());
+        let response = app.clone().oneshot(request).await.map_err(|e| e.to_string());
         let body = match response {
             Ok(response) => response.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default(),
             Err(error) => panic!("{error}"),
@@ -272,12 +467,17 @@ mod tests {
 
     #[tokio::test]
     async fn every_local_variant_answers_as_expected() {
-        for variant in Variant::ALL.into_iter().filter(|v| *v != Variant::Redis) {
+        for variant in Variant::ALL.into_iter().filter(|v| !v.uses_redis()) {
             let prepared = prepare(variant, None).await.unwrap_or_else(|e| panic!("{variant}: {e}"));
-            // The first request fills the caches (the bearer token is verified), the second
-            // is the one the bench repeats.
-            assert_eq!(answer(&prepared).await, variant.expected_body(), "{variant}, first request");
-            assert_eq!(answer(&prepared).await, variant.expected_body(), "{variant}, repeated");
+            let clients = clients(variant, &prepared, 3, None).await.unwrap_or_else(|e| panic!("{variant}: {e}"));
+            assert_eq!(clients.clients(), if variant.crowd().is_some() { 3 } else { 1 }, "{variant}");
+            for client in 0..clients.clients() {
+                // The first request fills the caches (the bearer token is verified), the
+                // second is the one the bench repeats.
+                let header = clients.header(client);
+                assert_eq!(answer(&prepared.app, header).await, variant.expected_body(), "{variant} {client}, first");
+                assert_eq!(answer(&prepared.app, header).await, variant.expected_body(), "{variant} {client}, again");
+            }
             if let Some(idp) = &prepared.idp {
                 let hits = idp.hits();
                 assert_eq!((hits.discovery, hits.jwks), (1, 1), "{variant}: fetched once, then cached");
@@ -285,5 +485,36 @@ mod tests {
         }
         assert_eq!(Variant::parse("axum-login"), Some(Variant::Peer));
         assert_eq!(Variant::parse("bearer"), Some(Variant::Bearer));
+        assert_eq!(Variant::parse("many-sessions-redis"), Some(Variant::ManySessionsRedis));
+    }
+
+    #[test]
+    fn many_session_variants_are_measured_once_per_count() {
+        let cases =
+            Case::expand(&[Variant::Bare, Variant::ManySessions, Variant::BareManyCookies], &[1, 1000, 100_000]);
+        let names: Vec<String> = cases.iter().map(Case::name).collect();
+        assert_eq!(
+            names,
+            [
+                "bare",
+                "many-sessions@1",
+                "many-sessions@1000",
+                "many-sessions",
+                "bare-many-cookies@1",
+                "bare-many-cookies@1000",
+                "bare-many-cookies"
+            ]
+        );
+        assert_eq!(
+            cases[3].label(),
+            "(8) AuthLayer, 100,000 distinct sessions rotating (cookie store, session_cache_entries = 100000)"
+        );
+        assert_eq!(
+            cases[1].label(),
+            "(8) AuthLayer, 1 distinct session rotating (cookie store, session_cache_entries = 100000)"
+        );
+        assert_eq!(cases[2].floor().map(|c| c.name()).as_deref(), Some("bare-many-cookies@1000"));
+        assert_eq!(cases[0].label(), "(1) bare axum");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

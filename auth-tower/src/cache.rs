@@ -1,7 +1,7 @@
 //! A bounded cache from an exact sealed session cookie to its decoded session.
 //!
-//! Opening a sealed cookie (base64, AES-GCM, JSON) on every request costs more than the
-//! rest of the hot path together. The default [`CookieStore`](auth_core::CookieStore)
+//! Opening a sealed cookie (base64, AES-GCM, the binary session) costs about as much as
+//! the rest of the hot path together. The default [`CookieStore`](auth_core::CookieStore)
 //! is stateless, so the same cookie value always opens to the same session: a map lookup
 //! replaces the work, and expiry is still checked on every hit. Only values that opened
 //! are cached, so a lookup cannot admit a forged cookie. Server-side stores are not
@@ -14,6 +14,11 @@
 //! value, and a hit requires it to equal the request's exactly. The key is hashed with a
 //! multiply-rotate hasher rather than SipHash (its bytes are random and only values that
 //! opened are inserted), and the caller passes the clock it already read.
+//!
+//! Its size is `session_cache_entries` (default 10,000, about 2 KB per entry for a typical
+//! login). The map is split into [`SHARDS`] parts, each behind its own lock, so that
+//! requests on many cores rarely wait for each other; a full part evicts one entry per
+//! insert. The opened session is shared (`Arc`) by every request of the same cookie.
 
 use auth_core::{Session, SessionLock, SessionRevocation, SessionStore, StoreError, async_trait};
 use std::collections::HashMap;

@@ -13,10 +13,13 @@
 
 use auth_bench::Variant;
 use auth_bench::hotpath::HotPath;
+use auth_bench::many::{DEFAULT_SESSIONS, MAX_SESSIONS};
 use std::time::Instant;
 
-const USAGE: &str = "usage: bench-hotpath --variant NAME [--requests N] [--redis-url URL]
-  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login, bearer";
+const USAGE: &str = "usage: bench-hotpath --variant NAME [--requests N] [--redis-url URL] [--sessions N]
+  --sessions N  distinct users of the many-session variants, sent in turn (default 100000)
+  variants: bare, bare-cookie, bare-many-cookies, anonymous, logged-in, chunked, redis, axum-login, bearer,
+            many-sessions, many-sessions-redis";
 
 /// The loop callgrind collects (see the module docs); not inlined so that it has a name.
 #[inline(never)]
@@ -25,7 +28,7 @@ fn measured(runtime: &tokio::runtime::Runtime, hot: &HotPath, requests: usize) -
 }
 
 fn main() {
-    let (mut variant, mut requests, mut redis_url) = (None, 100_000usize, None);
+    let (mut variant, mut requests, mut redis_url, mut sessions) = (None, 100_000usize, None, DEFAULT_SESSIONS);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next();
@@ -33,6 +36,9 @@ fn main() {
             ("--variant", Some(name)) => variant = Variant::parse(&name),
             ("--requests", Some(n)) => requests = n.parse().unwrap_or(requests),
             ("--redis-url", Some(url)) => redis_url = Some(url),
+            ("--sessions", Some(n)) => {
+                sessions = n.parse().ok().filter(|n| (1..=MAX_SESSIONS).contains(n)).unwrap_or(sessions)
+            }
             _ => {
                 eprintln!("{USAGE}");
                 std::process::exit(2);
@@ -50,7 +56,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let hot = match runtime.block_on(HotPath::new(variant, redis_url.as_deref())) {
+    let hot = match runtime.block_on(HotPath::new(variant, redis_url.as_deref(), sessions)) {
         Ok(hot) => hot,
         Err(error) => {
             eprintln!("bench-hotpath: {error}");

@@ -1,17 +1,21 @@
 //! The hot-path benchmark, as `cargo xtask bench` runs it: starts one `bench-server` per
-//! variant (and a throwaway redis-server when installed), drives them interleaved in
-//! rounds from one current-thread runtime, measures logins against MockIdp, then prints
-//! the Markdown table and writes the JSON.
+//! variant (and a throwaway redis-server when installed), makes the users of the
+//! many-session variants once, drives the servers interleaved in rounds from one
+//! current-thread runtime, measures logins against MockIdp, then prints the Markdown table
+//! and writes the JSON.
 
 use auth_bench::Variant;
 use auth_bench::cpu;
-use auth_bench::load::{self, LoadSpec};
+use auth_bench::load::{self, Credentials, LoadSpec};
 use auth_bench::login::{self, LoginSpec};
+use auth_bench::many::{self, DEFAULT_SESSIONS, MAX_SESSIONS, SAVES_AT_ONCE};
 use auth_bench::redis_server::RedisServer;
 use auth_bench::report::{Machine, Report, Sample, Settings, VariantReport};
-use auth_bench::variants::{Credential, REDIS_BUILT, REDIS_NOT_BUILT};
+use auth_bench::variants::{self, Case, Credential, Crowd, REDIS_BUILT, REDIS_NOT_BUILT};
 use bytes::Bytes;
-use http::HeaderName;
+use http::header::COOKIE;
+use http::{HeaderName, HeaderValue};
+use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,7 +23,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: bench-run [--quick] [--rounds N] [--duration SECS] [--warmup SECS] [--connections N]
-                 [--server-threads N] [--max-other-cores X] [--quiet-timeout SECS] [--variants a,b,...] [--logins N] [--login-concurrency N] [--out FILE] [--command TEXT]
+                 [--server-threads N] [--max-other-cores X] [--quiet-timeout SECS] [--variants a,b,...] [--sessions N,...]
+                 [--logins N] [--login-concurrency N] [--out FILE] [--command TEXT]
   --quick            2 rounds x 1 s after 0.5 s warm-up, 200 logins (a smoke run, not for the README)
   defaults           5 rounds x 5 s after 1 s warm-up, 64 connections, every variant, 1000 logins at 8 at once
   --logins 0         skip the login-throughput measure
@@ -27,7 +32,12 @@ const USAGE: &str = "usage: bench-run [--quick] [--rounds N] [--duration SECS] [
                      is taken again (twice at most); before each sample the run waits up to
                      --quiet-timeout (default 120 s, 10 s with --quick) for the machine to be that quiet
   --server-threads   Tokio workers per server (default: one per core)
-  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login, bearer";
+  --sessions         distinct users of the many-session variants (bare-many-cookies, many-sessions,
+                     many-sessions-redis), their requests sent in turn (default 100000, at most 1000000);
+                     with a list (1,1000,100000) each of those variants is measured once per count,
+                     named many-sessions@1000 (no suffix for 100000)
+  variants: bare, bare-cookie, bare-many-cookies, anonymous, logged-in, chunked, redis, axum-login, bearer,
+            many-sessions, many-sessions-redis";
 
 #[derive(Debug)]
 struct Args {
@@ -39,6 +49,7 @@ struct Args {
     max_other_cores: f64,
     quiet_timeout: Duration,
     variants: Vec<Variant>,
+    sessions: Vec<usize>,
     logins: usize,
     login_concurrency: usize,
     out: Option<PathBuf>,
@@ -58,6 +69,23 @@ fn count(value: &str, flag: &str) -> Result<usize, String> {
     value.parse().map_err(|_| format!("{flag} {value:?} is not a count"))
 }
 
+/// The counts of `--sessions`, in increasing order.
+fn session_counts(value: &str) -> Result<Vec<usize>, String> {
+    let mut counts = value
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_SESSIONS).contains(n))
+                .ok_or_else(|| format!("--sessions {n:?} is not a count from 1 to {MAX_SESSIONS}"))
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    counts.sort_unstable();
+    counts.dedup();
+    Ok(counts)
+}
+
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut out = Args {
         rounds: 5,
@@ -68,6 +96,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         max_other_cores: 0.15,
         quiet_timeout: Duration::from_secs(120),
         variants: Variant::ALL.to_vec(),
+        sessions: vec![DEFAULT_SESSIONS],
         logins: 1000,
         login_concurrency: 8,
         out: None,
@@ -99,6 +128,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                     .map(|name| Variant::parse(name.trim()).ok_or_else(|| format!("unknown variant {name:?}")))
                     .collect::<Result<_, _>>()?;
             }
+            "--sessions" => out.sessions = session_counts(&value()?)?,
             "--logins" => out.logins = count(&value()?, &flag)?,
             "--login-concurrency" => out.login_concurrency = count(&value()?, &flag)?.max(1),
             "--out" => out.out = Some(value()?.into()),
@@ -150,12 +180,13 @@ impl Process {
     }
 }
 
-/// A running variant server.
+/// A running server: one per case, so that peak RSS is per case.
 struct Server {
-    variant: Variant,
+    case: Case,
     process: Process,
     addr: SocketAddr,
-    credential: Option<Credential>,
+    /// What its clients send in turn.
+    credentials: Credentials,
 }
 
 fn server_binary() -> Result<PathBuf, String> {
@@ -168,7 +199,16 @@ fn server_binary() -> Result<PathBuf, String> {
     }
 }
 
-fn start_server(binary: &PathBuf, variant: Variant, args: &Args, redis_url: Option<&str>) -> Result<Server, String> {
+/// Starts `case`'s server. Its clients send `users` (a many-session case), or else the
+/// credential the server printed, or nothing.
+fn start_server(
+    binary: &PathBuf,
+    case: Case,
+    users: Option<Credentials>,
+    args: &Args,
+    redis_url: Option<&str>,
+) -> Result<Server, String> {
+    let variant = case.variant;
     let mut command = Command::new(binary);
     command.args(["--variant", variant.name(), "--listen", "127.0.0.1:0"]);
     if let Some(threads) = args.server_threads {
@@ -185,7 +225,7 @@ fn start_server(binary: &PathBuf, variant: Variant, args: &Args, redis_url: Opti
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    let process = Process { name: variant.name().into(), child, _stdin: stdin };
+    let process = Process { name: case.name(), child, _stdin: stdin };
     let (mut addr, mut credential) = (None, None);
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("{}: {e}", process.name))?;
@@ -198,14 +238,59 @@ fn start_server(binary: &PathBuf, variant: Variant, args: &Args, redis_url: Opti
             break;
         }
     }
-    let addr = addr.ok_or_else(|| format!("the {variant} server exited before it was ready"))?;
-    Ok(Server { variant, process, addr, credential })
+    let addr = addr.ok_or_else(|| format!("the {} server exited before it was ready", process.name))?;
+    let credentials = match users {
+        Some(users) => users,
+        None => variants::single(credential.as_ref()).map_err(|e| format!("{}: {e}", process.name))?,
+    };
+    Ok(Server { case, process, addr, credentials })
 }
 
 /// A throwaway redis-server on a free loopback port, when one is installed.
 fn start_redis(args: &Args) -> Result<RedisServer, String> {
     let dir = args.out.as_ref().and_then(|out| out.parent()).map_or_else(std::env::temp_dir, PathBuf::from);
     RedisServer::start(&dir.join(format!("redis-{}", std::process::id()))).map_err(|e| format!("skipped: {e}"))
+}
+
+/// Makes the users of the many-session cases, once for the largest count: the sealed
+/// cookies of (8) (also sent to (1c)) and the tickets of (9), saved in Redis. A failure of
+/// Redis skips (9), with the reason.
+fn make_users(
+    runtime: &tokio::runtime::Runtime,
+    cases: &[Case],
+    redis_url: Option<&str>,
+    skipped: &mut Vec<(Variant, String)>,
+) -> Result<HashMap<Crowd, Vec<HeaderValue>>, String> {
+    let mut users = HashMap::new();
+    for crowd in [Crowd::Sealed, Crowd::Redis] {
+        let wanted =
+            cases.iter().filter(|c| c.variant.crowd() == Some(crowd) && !skipped.iter().any(|(v, _)| *v == c.variant));
+        let Some(n) = wanted.filter_map(|c| c.sessions).max() else { continue };
+        let started = Instant::now();
+        match crowd {
+            Crowd::Sealed => {
+                users.insert(crowd, runtime.block_on(many::sealed_cookies(n))?);
+                println!("  users: {n} sessions sealed in {:.2} s", started.elapsed().as_secs_f64());
+            }
+            Crowd::Redis => {
+                let made = match redis_url {
+                    Some(url) => runtime.block_on(many::redis_cookies(url, n)),
+                    None => Err("no Redis".to_owned()),
+                };
+                match made {
+                    Ok(cookies) => {
+                        users.insert(crowd, cookies);
+                        println!(
+                            "  users: {n} sessions saved in Redis ({SAVES_AT_ONCE} at once) in {:.2} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    Err(reason) => skipped.push((Variant::ManySessionsRedis, format!("skipped: {reason}"))),
+                }
+            }
+        }
+    }
+    Ok(users)
 }
 
 /// Waits (up to `--quiet-timeout`) until processes other than `ours` keep at most
@@ -229,6 +314,19 @@ fn wait_until_quiet(ours: &[u32], args: &Args) {
     }
 }
 
+/// The load of `server`, its CPU time measured over the processes `pids`.
+fn load_spec(server: &Server, pids: &[u32], args: &Args) -> LoadSpec {
+    LoadSpec {
+        addr: server.addr,
+        credentials: server.credentials.clone(),
+        expected_body: Bytes::from_static(server.case.variant.expected_body().as_bytes()),
+        connections: args.connections,
+        warmup: args.warmup,
+        duration: args.duration,
+        server_pids: pids.to_vec(),
+    }
+}
+
 /// One measurement of `server`.
 fn measure(
     runtime: &tokio::runtime::Runtime,
@@ -237,16 +335,7 @@ fn measure(
     args: &Args,
     round: usize,
 ) -> Result<(Sample, Option<String>), String> {
-    let spec = LoadSpec {
-        addr: server.addr,
-        credential: server.credential.as_ref().map(Credential::header).transpose()?,
-        expected_body: Bytes::from_static(server.variant.expected_body().as_bytes()),
-        connections: args.connections,
-        warmup: args.warmup,
-        duration: args.duration,
-        server_pids: pids.to_vec(),
-    };
-    let result = runtime.block_on(load::run(&spec))?;
+    let result = runtime.block_on(load::run(&load_spec(server, pids, args)))?;
     let cpu = result.cpu.unwrap_or_default();
     let sample = Sample {
         round,
@@ -268,13 +357,12 @@ fn measure(
     Ok((sample, result.first_error))
 }
 
-fn print_sample(variant: Variant, sample: &Sample, rounds: usize) {
+fn print_sample(name: &str, width: usize, sample: &Sample, rounds: usize) {
     let cores = |c: Option<f64>| c.map_or_else(|| "?".to_owned(), |c| format!("{c:.2}"));
     println!(
-        "  round {}/{} {:>10}: {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  server {:.2} µs/req  cores: server {} generator {} others {}{}",
+        "  round {}/{} {name:>width$}: {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  server {:.2} µs/req  cores: server {} generator {} others {}{}",
         sample.round + 1,
         rounds,
-        variant.name(),
         sample.rps,
         sample.p50_ms,
         sample.p99_ms,
@@ -289,53 +377,82 @@ fn print_sample(variant: Variant, sample: &Sample, rounds: usize) {
 fn run(args: &Args) -> Result<(), String> {
     let binary = server_binary()?;
     let machine = Machine::detect();
+    let cases = Case::expand(&args.variants, &args.sessions);
     println!(
         "auth-bench: {} rounds x {:.1} s (+{:.1} s warm-up) x {} variants, {} connections; load generator: one current-thread runtime, cores shared with the servers, nothing pinned",
         args.rounds,
         args.duration.as_secs_f64(),
         args.warmup.as_secs_f64(),
-        args.variants.len(),
+        cases.len(),
         args.connections
     );
 
-    // Redis first: its variant is skipped, with the reason, when it cannot run.
+    // Redis first: its variants are skipped, with the reason, when it cannot run.
     let mut redis: Option<RedisServer> = None;
     let mut skipped: Vec<(Variant, String)> = Vec::new();
-    if args.variants.contains(&Variant::Redis) {
-        if !REDIS_BUILT {
-            skipped.push((Variant::Redis, REDIS_NOT_BUILT.into()));
-        } else {
-            match start_redis(args) {
-                Ok(started) => redis = Some(started),
-                Err(reason) => skipped.push((Variant::Redis, reason)),
-            }
+    let redis_variants: Vec<Variant> = args.variants.iter().copied().filter(|v| v.uses_redis()).collect();
+    if !redis_variants.is_empty() {
+        let started = if REDIS_BUILT { start_redis(args) } else { Err(REDIS_NOT_BUILT.into()) };
+        match started {
+            Ok(started) => redis = Some(started),
+            Err(reason) => skipped.extend(redis_variants.iter().map(|&v| (v, reason.clone()))),
         }
     }
     let redis_url = redis.as_ref().map(RedisServer::url);
     let redis_url = redis_url.as_deref();
 
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let users = make_users(&runtime, &cases, redis_url, &mut skipped)?;
+    // One set of credentials per crowd and count, shared by the cases that send it.
+    let mut shared: HashMap<(Crowd, usize), Credentials> = HashMap::new();
     let mut servers = Vec::new();
-    for &variant in &args.variants {
-        if skipped.iter().any(|(v, _)| *v == variant) {
+    for &case in &cases {
+        if skipped.iter().any(|(v, _)| *v == case.variant) {
             continue;
         }
-        let server = start_server(&binary, variant, args, redis_url)?;
-        println!("  {variant}: {} (pid {})", server.addr, server.process.child.id());
+        let clients = match (case.variant.crowd(), case.sessions) {
+            (Some(crowd), Some(n)) => {
+                let made = users.get(&crowd).ok_or_else(|| format!("{}: its users were not made", case.name()))?;
+                let credentials = shared
+                    .entry((crowd, n))
+                    .or_insert_with(|| Credentials::new(COOKIE, made.iter().take(n).cloned()))
+                    .clone();
+                Some(credentials)
+            }
+            _ => None,
+        };
+        let server = start_server(&binary, case, clients, args, redis_url)?;
+        println!("  {}: {} (pid {})", server.process.name, server.addr, server.process.child.id());
         servers.push(server);
     }
+    drop(users);
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let mut samples: Vec<Vec<Sample>> = servers.iter().map(|_| Vec::new()).collect();
     let mut first_errors: Vec<Option<String>> = servers.iter().map(|_| None).collect();
     let redis_pid = redis.as_ref().and_then(RedisServer::pid);
     let ours: Vec<u32> = servers.iter().map(|s| s.process.child.id()).chain(redis_pid).collect();
+    let width = servers.iter().map(|s| s.process.name.len()).max().unwrap_or(0);
+    // Each user's first request before the rounds: they then measure users the server has
+    // seen before, as a site's active users are, whatever the count.
+    for server in servers.iter().filter(|s| s.case.variant.crowd().is_some()) {
+        let started = Instant::now();
+        match runtime.block_on(load::sweep(&load_spec(server, &[], args))) {
+            Ok(()) => println!(
+                "  {}: one request per user ({}) before the rounds, in {:.2} s",
+                server.process.name,
+                server.credentials.clients(),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(error) => println!("  {}: the request per user before the rounds failed: {error}", server.process.name),
+        }
+    }
     for round in 0..args.rounds {
         // Rotate the order so that no variant always runs first or right after another.
         for offset in 0..servers.len() {
             let index = (round + offset) % servers.len();
             let server = &servers[index];
             let mut pids = vec![server.process.child.id()];
-            if server.variant == Variant::Redis {
+            if server.case.variant.uses_redis() {
                 pids.extend(redis_pid);
             }
             let mut attempts = 0;
@@ -345,11 +462,11 @@ fn run(args: &Args) -> Result<(), String> {
                 let (mut sample, first_error) = measure(&runtime, server, &pids, args, round)?;
                 sample.attempts = attempts;
                 sample.noisy = sample.other_cores.is_some_and(|o| o > args.max_other_cores);
-                print_sample(server.variant, &sample, args.rounds);
+                print_sample(&server.process.name, width, &sample, args.rounds);
                 if !sample.noisy || attempts >= 3 {
                     break (sample, first_error);
                 }
-                println!("    other processes were busy: measuring {} again", server.variant);
+                println!("    other processes were busy: measuring {} again", server.process.name);
             };
             if first_errors[index].is_none() {
                 first_errors[index] = first_error;
@@ -359,17 +476,19 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     let mut reports = Vec::new();
-    for &variant in &args.variants {
-        let reason = skipped.iter().find(|(v, _)| *v == variant).map(|(_, r)| r.clone());
-        let index = servers.iter().position(|s| s.variant == variant);
+    for case in &cases {
+        let reason = skipped.iter().find(|(v, _)| *v == case.variant).map(|(_, r)| r.clone());
+        let index = servers.iter().position(|s| s.case == *case);
         let server = index.map(|i| &servers[i]);
         reports.push(VariantReport {
-            name: variant.name().into(),
-            label: variant.label().into(),
+            name: case.name(),
+            label: case.label(),
             skipped: reason,
             samples: index.map(|i| samples[i].clone()).unwrap_or_default(),
-            credential: server.and_then(|s| s.credential.as_ref()).map(|c| c.name.to_string()),
-            credential_bytes: server.and_then(|s| s.credential.as_ref()).map(|c| c.value.len()),
+            sessions: case.sessions,
+            floor: case.floor().map(|floor| floor.name()),
+            credential: server.and_then(|s| s.credentials.name()).map(HeaderName::to_string),
+            credential_bytes: server.and_then(|s| s.credentials.value_bytes()),
             peak_rss_kib: server.and_then(|s| s.process.peak_rss_kib()),
             first_error: index.and_then(|i| first_errors[i].clone()),
         });

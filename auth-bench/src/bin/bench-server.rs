@@ -2,7 +2,8 @@
 //! [--redis-url URL]`.
 //!
 //! It prints `listening on ADDR`, then `credential: NAME: VALUE` when its clients send a
-//! header that signs them in (`cookie: ...` or `authorization: Bearer ...`), then `ready`,
+//! header that signs them in (`cookie: ...` or `authorization: Bearer ...`; not for the
+//! many-session variants, whose cookies `bench-run` makes), then `ready`,
 //! and serves until killed or until its standard input closes (so that a crashed
 //! `bench-run` leaves no server behind). It runs a multi-thread Tokio runtime, with
 //! one worker per core unless `--threads` says otherwise.
@@ -15,7 +16,8 @@ use std::net::SocketAddr;
 
 const USAGE: &str = "usage: bench-server --variant NAME --listen ADDR [--threads N] [--redis-url URL]
   --threads N  Tokio worker threads (default: one per core)
-  variants: bare, bare-cookie, anonymous, logged-in, chunked, redis, axum-login, bearer";
+  variants: bare, bare-cookie, bare-many-cookies, anonymous, logged-in, chunked, redis, axum-login, bearer,
+            many-sessions, many-sessions-redis";
 
 struct Args {
     variant: Variant,

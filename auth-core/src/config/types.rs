@@ -310,7 +310,7 @@ pub struct AuthConfig {
     pub cookie_budget_bytes: u64,
     /// How many opened session cookies each process keeps in memory, so that a request
     /// whose cookie was seen before skips opening it (`session_cache_entries`, default
-    /// 100,000; 0: no cache). Past it, each new entry evicts one.
+    /// 10,000, about 20 MB when full; 0: no cache). Past it, each new entry evicts one.
     pub session_cache_entries: u64,
     /// Which tokens sessions keep (`keep_tokens`, default all).
     pub keep_tokens: KeepTokens,
