@@ -15,6 +15,19 @@ pub(super) async fn short_lived(setup: Setup) -> (MockIdp, App) {
     (idp, app)
 }
 
+/// As [`short_lived`], with a provider that keeps the refresh token (as Google does).
+pub(super) async fn short_lived_not_rotating(setup: Setup) -> (MockIdp, App) {
+    let idp = MockIdp::builder()
+        .login_as(Some("alice"))
+        .access_token_ttl(Duration::from_secs(1))
+        .rotate_refresh_tokens(false)
+        .start()
+        .await
+        .unwrap();
+    let app = setup.start(&idp).await;
+    (idp, app)
+}
+
 /// Waits until an access token issued now has expired (expiry is in whole seconds).
 pub(super) async fn until_expired() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -62,14 +75,7 @@ async fn server_side_session_refreshes_and_persists_the_rotated_refresh_token() 
 /// refreshed again when its new access token is due, not handed the remembered outcome of
 /// the previous refresh (whose token has expired by then).
 async fn refreshes_again_when_the_refresh_token_is_not_rotated(setup: Setup) {
-    let idp = MockIdp::builder()
-        .login_as(Some("alice"))
-        .access_token_ttl(Duration::from_secs(1))
-        .rotate_refresh_tokens(false)
-        .start()
-        .await
-        .unwrap();
-    let app = setup.start(&idp).await;
+    let (idp, app) = short_lived_not_rotating(setup).await;
     let mut browser = Browser::new(&app);
     browser.login().await;
     let first = browser.text("/token").await;

@@ -158,16 +158,8 @@ async fn a_logout_while_the_store_is_down_sticks_once_it_is_back() {
 async fn a_refresh_the_store_failed_is_tried_again_by_the_next_request() {
     let store = Arc::new(SharedMap::default());
     let setup = Setup::new("refresh_margin_secs = 0").custom_store(Arc::clone(&store) as Arc<dyn SessionStore>);
-    // A provider that keeps the refresh token (as Google does), so the one the store kept
-    // still works.
-    let idp = MockIdp::builder()
-        .login_as(Some("alice"))
-        .access_token_ttl(Duration::from_secs(1))
-        .rotate_refresh_tokens(false)
-        .start()
-        .await
-        .unwrap();
-    let app = setup.start(&idp).await;
+    // A provider that keeps the refresh token, so the one the store kept still works.
+    let (idp, app) = super::refresh::short_lived_not_rotating(setup).await;
     let mut browser = Browser::new(&app);
     browser.login().await;
     super::refresh::until_expired().await;
