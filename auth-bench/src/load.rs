@@ -9,7 +9,7 @@
 //!
 //! The requests of a variant carry its [`Credentials`] in turn: one cookie for (3), a
 //! hundred thousand for (8), none for an anonymous client. Every variant goes through the
-//! same [`Rotation`], so that they all pay the same per-request cost for it.
+//! same `Rotation`, so that they all pay the same per-request cost for it.
 
 use crate::cpu::{Snapshot, Usage};
 use bytes::Bytes;
