@@ -57,10 +57,10 @@ pub(crate) fn sign_typed(key: &SigningKey, claims: &Value, opts: SignOptions, ty
             mac.finalize().into_bytes().to_vec()
         }
     };
-    if opts.corrupt_signature {
-        if let Some(last) = signature.last_mut() {
-            *last ^= 0x01;
-        }
+    if opts.corrupt_signature
+        && let Some(last) = signature.last_mut()
+    {
+        *last ^= 0x01;
     }
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }

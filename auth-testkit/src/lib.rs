@@ -650,14 +650,14 @@ impl MockIdpBuilder {
     /// names an unknown user.
     pub async fn start(self) -> io::Result<MockIdp> {
         let users = if self.users.is_empty() { MockUser::defaults() } else { self.users };
-        if let Some(name) = &self.login_as {
-            if !users.iter().any(|u| u.username() == name) {
-                let message = format!(
-                    "MockIdpBuilder::login_as: {}; add the user with MockIdpBuilder::user",
-                    unknown_user(name, &users)
-                );
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
-            }
+        if let Some(name) = &self.login_as
+            && !users.iter().any(|u| u.username() == name)
+        {
+            let message = format!(
+                "MockIdpBuilder::login_as: {}; add the user with MockIdpBuilder::user",
+                unknown_user(name, &users)
+            );
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
         let path = self.path;

@@ -153,10 +153,11 @@ impl SessionCache {
     pub(crate) fn insert(&self, ticket: &str, session: Arc<Session>) {
         let key = key(&[(0, ticket.as_bytes())]);
         let Ok(mut sessions) = self.shard(&key).write() else { return };
-        if sessions.len() >= self.per_shard && !sessions.contains_key(&key) {
-            if let Some(victim) = sessions.keys().next().copied() {
-                sessions.remove(&victim);
-            }
+        if sessions.len() >= self.per_shard
+            && !sessions.contains_key(&key)
+            && let Some(victim) = sessions.keys().next().copied()
+        {
+            sessions.remove(&victim);
         }
         sessions.insert(key, (ticket.into(), session));
     }
@@ -174,10 +175,10 @@ impl SessionCache {
     /// Forgets `ticket` (logout).
     pub(crate) fn remove(&self, ticket: &str) {
         let key = key(&[(0, ticket.as_bytes())]);
-        if let Ok(mut sessions) = self.shard(&key).write() {
-            if sessions.get(&key).is_some_and(|(sealed, _)| **sealed == *ticket) {
-                sessions.remove(&key);
-            }
+        if let Ok(mut sessions) = self.shard(&key).write()
+            && sessions.get(&key).is_some_and(|(sealed, _)| **sealed == *ticket)
+        {
+            sessions.remove(&key);
         }
     }
 }

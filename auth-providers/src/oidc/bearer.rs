@@ -153,18 +153,18 @@ impl<'a> AccessToken<'a> {
                 now - exp
             ));
         }
-        if let Some(nbf) = time("nbf")? {
-            if nbf > now + leeway {
-                return Err(format!(
-                    "the access token is not valid for another {:.0} s (nbf), beyond the {leeway:.0} s leeway",
-                    nbf - now
-                ));
-            }
+        if let Some(nbf) = time("nbf")?
+            && nbf > now + leeway
+        {
+            return Err(format!(
+                "the access token is not valid for another {:.0} s (nbf), beyond the {leeway:.0} s leeway",
+                nbf - now
+            ));
         }
-        if let Some(iat) = time("iat")? {
-            if iat > now + leeway {
-                return Err("the access token was issued in the future (check the clocks if this repeats)".into());
-            }
+        if let Some(iat) = time("iat")?
+            && iat > now + leeway
+        {
+            return Err("the access token was issued in the future (check the clocks if this repeats)".into());
         }
         // Positive here (it is after now - leeway); `as` saturates anyway.
         Ok(exp as u64)

@@ -111,10 +111,10 @@ impl<T: Send + Sync + 'static> Cache<T> {
         Fut: Future<Output = Result<T, Failure>> + Send + 'static,
     {
         let mut gate = Arc::clone(&self.0.gate).lock_owned().await;
-        if let Some((value, _)) = self.cached().await {
-            if !Arc::ptr_eq(&value, stale) {
-                return Ok(Some(value));
-            }
+        if let Some((value, _)) = self.cached().await
+            && !Arc::ptr_eq(&value, stale)
+        {
+            return Ok(Some(value));
         }
         if gate.last_refresh.is_some_and(|at| at.elapsed() < min_interval) {
             return Ok(None);

@@ -87,14 +87,10 @@ async fn load(http: &Http, url: &Url, check_issuer: impl Fn(&str) -> Result<(), 
         ("end_session_endpoint", metadata.end_session_endpoint.as_ref()),
         ("introspection_endpoint", metadata.introspection_endpoint.as_ref()),
     ] {
-        if let Some(endpoint) = endpoint {
-            if !matches!(endpoint.scheme(), "https" | "http") {
-                return Err(http.unavailable(
-                    WHAT,
-                    url,
-                    &format!("answered with a {field} that is not an http(s) URL"),
-                ));
-            }
+        if let Some(endpoint) = endpoint
+            && !matches!(endpoint.scheme(), "https" | "http")
+        {
+            return Err(http.unavailable(WHAT, url, &format!("answered with a {field} that is not an http(s) URL")));
         }
     }
     Ok(metadata)

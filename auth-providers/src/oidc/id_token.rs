@@ -161,10 +161,10 @@ fn verify_non_url_issuer(
     if claims.get("iat").and_then(Value::as_f64).is_some_and(|iat| iat > now + expected.leeway.as_secs_f64()) {
         return invalid("the ID token was issued in the future");
     }
-    if let Some(nonce) = expected.nonce {
-        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
-            return invalid("the ID token's nonce is not the one of this login");
-        }
+    if let Some(nonce) = expected.nonce
+        && claims.get("nonce").and_then(Value::as_str) != Some(nonce)
+    {
+        return invalid("the ID token's nonce is not the one of this login");
     }
     let alg = signing_alg(header, "ID token").map_err(Refusal::Invalid)?;
     check_signature(raw, header, &alg, keys, "ID token")?;
@@ -304,13 +304,13 @@ fn precheck(header: &Claims, claims: &Claims, expected: &Expected<'_>) -> Result
     // openidconnect checks `exp` too, but its message shows its leeway-shifted clock.
     let now = Utc::now().timestamp() as f64;
     let leeway = expected.leeway.as_secs_f64();
-    if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
-        if exp + leeway <= now {
-            return Err(format!(
-                "the ID token expired {:.0} s ago, beyond the {leeway:.0} s leeway (check the clocks if this repeats)",
-                now - exp
-            ));
-        }
+    if let Some(exp) = claims.get("exp").and_then(Value::as_f64)
+        && exp + leeway <= now
+    {
+        return Err(format!(
+            "the ID token expired {:.0} s ago, beyond the {leeway:.0} s leeway (check the clocks if this repeats)",
+            now - exp
+        ));
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(aud)) => vec![aud.as_str()],

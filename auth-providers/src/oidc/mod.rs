@@ -418,13 +418,13 @@ impl OidcProvider {
             let mut claims = self.verify_id_token(&metadata, raw, None).await?;
             self.profile.complete_claims(&mut claims);
             // OpenID Connect Core §12.2: same issuer, same subject.
-            if let Some(old_iss) = identity.claims.get("iss") {
-                if claims.get("iss") != Some(old_iss) {
-                    return Err(self
-                        .http
-                        .rejected("the refreshed ID token names another issuer than the session's")
-                        .into());
-                }
+            if let Some(old_iss) = identity.claims.get("iss")
+                && claims.get("iss") != Some(old_iss)
+            {
+                return Err(self
+                    .http
+                    .rejected("the refreshed ID token names another issuer than the session's")
+                    .into());
             }
             if self.profile.subject(&claims) != identity.subject {
                 return Err(self

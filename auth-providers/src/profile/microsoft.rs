@@ -110,14 +110,14 @@ impl Microsoft {
             ));
         };
         let tenant_fix = "write common, organizations, consumers, a tenant id or a tenant domain, the same as in server_metadata_url (or remove one of the two)";
-        if let Some(configured) = keys.string("tenant", tenant_fix)? {
-            if !configured.eq_ignore_ascii_case(&name) {
-                return Err(keys.error(
-                    "tenant",
-                    format!("is {configured:?}, but server_metadata_url names the tenant {name:?}"),
-                    tenant_fix,
-                ));
-            }
+        if let Some(configured) = keys.string("tenant", tenant_fix)?
+            && !configured.eq_ignore_ascii_case(&name)
+        {
+            return Err(keys.error(
+                "tenant",
+                format!("is {configured:?}, but server_metadata_url names the tenant {name:?}"),
+                tenant_fix,
+            ));
         }
         let allowed_tenants = keys.list(
             "allowed_tenants",
