@@ -7,7 +7,8 @@
 //! - [`Identity`], [`TokenSet`] and [`Session`], what a login produces and a store keeps;
 //! - the traits [`IdentityProvider`] (Google, Microsoft, any OIDC issuer, or your own) and
 //!   [`SessionStore`] (sealed cookies by default, memory, or your own), with the
-//!   capabilities a store may add: [`SessionLock`] and [`SessionRevocation`];
+//!   capabilities a store may add: [`SessionLock`], [`SessionRevocation`] and
+//!   [`SessionListing`];
 //! - [`AuthConfig`], read from Streamlit's `[auth]` TOML section unchanged, or built in
 //!   code and checked by [`AuthConfig::validate`];
 //! - [`seal::Sealer`], the AES-256-GCM sealing of every cookie.
@@ -63,7 +64,7 @@ pub use provider::{
 };
 pub use session::{Session, unix_now};
 pub use store::{
-    CookieStore, MemoryStore, Revocation, SESSION_PURPOSE, SessionLock, SessionRevocation, SessionStore, Ticket,
-    random_token,
+    CookieStore, MemoryStore, Revocation, SESSION_PURPOSE, SessionInfo, SessionListing, SessionLock, SessionRevocation,
+    SessionStore, Ticket, random_token, session_handle,
 };
 pub use user::{AuthMethod, ExposedTokens, User};

@@ -46,6 +46,18 @@ pub struct Session {
     /// login, and only those). Absent in sessions written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_id: Option<String>,
+    /// When the layer last wrote the session, in Unix seconds: the login, the last token
+    /// refresh or the last idle-timeout renewal (not every request: that would be a write per
+    /// request). What [`SessionInfo::last_seen`](crate::SessionInfo::last_seen) shows. The
+    /// layer sets it only with a store that lists sessions ([`SessionStore::listing`](crate::SessionStore::listing));
+    /// the cookie store's sealed form does not keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<u64>,
+    /// A short summary of the browser that signed in, such as `"Firefox on Linux"`, made
+    /// from its `User-Agent` at login (never the header itself), to tell a person's sessions
+    /// apart. Set, and kept, as [`updated_at`](Self::updated_at) is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 impl Session {
@@ -60,13 +72,25 @@ impl Session {
             idle_expires_at: None,
             admission: None,
             login_id: None,
+            updated_at: None,
+            device: None,
         }
     }
 
     /// A session that started at `created_at` and ends at `expires_at` (Unix seconds),
     /// without an idle timeout.
     pub fn starting_at(identity: Identity, tokens: TokenSet, created_at: u64, expires_at: u64) -> Self {
-        Self { identity, tokens, created_at, expires_at, idle_expires_at: None, admission: None, login_id: None }
+        Self {
+            identity,
+            tokens,
+            created_at,
+            expires_at,
+            idle_expires_at: None,
+            admission: None,
+            login_id: None,
+            updated_at: None,
+            device: None,
+        }
     }
 
     /// With the idle deadline `idle_expires_at` (Unix seconds; `None`: no idle timeout).
@@ -87,6 +111,20 @@ impl Session {
     #[must_use]
     pub fn with_login_id(mut self, login_id: Option<String>) -> Self {
         self.login_id = login_id;
+        self
+    }
+
+    /// With the time of its last write `updated_at` (Unix seconds, see [`updated_at`](Self::updated_at)).
+    #[must_use]
+    pub fn with_updated_at(mut self, updated_at: Option<u64>) -> Self {
+        self.updated_at = updated_at;
+        self
+    }
+
+    /// With the summary of the browser that signed in (see [`device`](Self::device)).
+    #[must_use]
+    pub fn with_device(mut self, device: Option<String>) -> Self {
+        self.device = device;
         self
     }
 

@@ -6,6 +6,8 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -79,7 +81,8 @@ impl Revocation {
 /// tampered); `Err` only when the backend itself fails. What a store can do beyond that
 /// is a capability of its own trait, handed out by an accessor: [`SessionLock`] (required
 /// to answer, because a store shared by several instances without it would refresh one
-/// session twice) and [`SessionRevocation`] (back-channel logout).
+/// session twice), [`SessionRevocation`] (back-channel logout) and [`SessionListing`]
+/// (every session of a person: "sign out other devices").
 ///
 /// # Implementing a store
 ///
@@ -120,7 +123,7 @@ impl Revocation {
 /// let session = Session::new(auth_core::Identity::new("p", "alice", Default::default()), Default::default(), 60);
 /// let ticket = store.save(&session).await?;
 /// assert_eq!(store.load(&ticket).await?, Some(session));
-/// assert!(store.lock().is_none() && store.revocation().is_none());
+/// assert!(store.lock().is_none() && store.revocation().is_none() && store.listing().is_none());
 /// # Ok(()) }
 /// ```
 #[async_trait]
@@ -155,6 +158,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn revocation(&self) -> Option<&dyn SessionRevocation> {
         None
     }
+
+    /// Listing and ending the sessions of one person ("sign out other devices"), or `None`
+    /// (the default) for stores that cannot, such as [`CookieStore`]: it keeps nothing on
+    /// the server, so it can neither see a person's other sessions nor end them.
+    fn listing(&self) -> Option<&dyn SessionListing> {
+        None
+    }
 }
 
 /// A lock shared by every instance using one store: see [`SessionStore::lock`].
@@ -172,6 +182,78 @@ pub trait SessionLock: Send + Sync {
 pub trait SessionRevocation: Send + Sync {
     /// Ends every session `which` matches and says how many.
     async fn revoke(&self, which: &Revocation) -> Result<usize, StoreError>;
+}
+
+/// Every session of one person, and ending them: see [`SessionStore::listing`].
+///
+/// A person is a provider and the subject a back-channel logout names them by: the ID
+/// token's `sub` ([`Revocation::subject_of`], which differs from
+/// [`Identity::subject`](crate::Identity::subject) for Microsoft), so a store can serve both
+/// from one index. Sessions are named by their [`session_handle`], never by their ticket
+/// (the cookie's secret); a handle of someone else's session ends nothing.
+#[async_trait]
+pub trait SessionListing: Send + Sync {
+    /// The live sessions of `subject` at `provider`, oldest first; ended and expired ones
+    /// are not listed.
+    async fn sessions(&self, provider: &str, subject: &str) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// Ends the session of `subject` at `provider` whose handle is `handle`; `Ok(false)`
+    /// when that person has no live session with this handle.
+    async fn end(&self, provider: &str, subject: &str, handle: &str) -> Result<bool, StoreError>;
+
+    /// Ends every session of `subject` at `provider` except the one whose handle is
+    /// `except` (none: every one), and says how many live sessions ended.
+    async fn end_all(&self, provider: &str, subject: &str, except: Option<&str>) -> Result<usize, StoreError>;
+}
+
+/// One session of a person, as [`SessionListing::sessions`] lists it: nothing secret, no
+/// token, no claim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// Names the session without revealing its ticket ([`session_handle`]): what
+    /// [`SessionListing::end`] takes.
+    pub handle: String,
+    /// The provider the person signed in with.
+    pub provider: String,
+    /// When the login completed, in Unix seconds.
+    pub created_at: u64,
+    /// When the session was last written, in Unix seconds: the login, the last token
+    /// refresh or the last idle-timeout renewal ([`Session::updated_at`], else
+    /// `created_at`). Not the last request: a session that is only read is not written. With
+    /// `idle_timeout_secs`, it lags the last request by less than a tenth of that window (or
+    /// a second).
+    pub last_seen: u64,
+    /// When the session ends unless renewed, in Unix seconds ([`Session::deadline`]).
+    pub ends_at: u64,
+    /// A short summary of the browser that signed in ([`Session::device`]), when known.
+    pub device: Option<String>,
+}
+
+impl SessionInfo {
+    /// What may be shown of `session`, stored behind `ticket`.
+    pub fn new(ticket: &str, session: &Session) -> Self {
+        Self {
+            handle: session_handle(ticket),
+            provider: session.identity.provider.clone(),
+            created_at: session.created_at,
+            last_seen: session.updated_at.unwrap_or(session.created_at),
+            ends_at: session.deadline(),
+            device: session.device.clone(),
+        }
+    }
+}
+
+/// The handle of the session behind `ticket`: the first 16 bytes of the ticket's SHA-256,
+/// base64url (22 characters). It names the session in lists and forms; it cannot be turned
+/// back into the ticket, so it does not sign anyone in.
+pub fn session_handle(ticket: &str) -> String {
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(ticket.as_bytes())[..16])
+}
+
+/// Oldest first; ties by handle, so a list comes out in the same order every time.
+fn oldest_first(sessions: &mut [SessionInfo]) {
+    sessions.sort_by(|a, b| (a.created_at, &a.handle).cmp(&(b.created_at, &b.handle)));
 }
 
 /// The purpose (associated data) of sealed session cookies.
@@ -245,8 +327,8 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Sessions in this process's memory: tiny cookies and real revocation, for one instance
-/// (and for tests). Expired sessions are dropped on access and on every save.
+/// Sessions in this process's memory: tiny cookies, real revocation and a list of each
+/// person's sessions, for one instance (and for tests). Expired sessions are dropped on access and on every save.
 ///
 /// `Debug` shows how many sessions it holds, never a ticket or a claim.
 #[derive(Clone, Default)]
@@ -321,6 +403,52 @@ impl SessionStore for MemoryStore {
     fn revocation(&self) -> Option<&dyn SessionRevocation> {
         Some(self)
     }
+
+    fn listing(&self) -> Option<&dyn SessionListing> {
+        Some(self)
+    }
+}
+
+/// Looks through every session in the map (it is one process's sessions).
+#[async_trait]
+impl SessionListing for MemoryStore {
+    async fn sessions(&self, provider: &str, subject: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let owner = Revocation::subject(provider, subject);
+        let now = unix_now();
+        let mut found: Vec<SessionInfo> = {
+            let map = self.sessions.read().map_err(|_| poisoned())?;
+            map.iter()
+                .filter(|(_, s)| owner.matches(s) && !s.is_expired_at(now))
+                .map(|(ticket, s)| SessionInfo::new(ticket, s))
+                .collect()
+        };
+        oldest_first(&mut found);
+        Ok(found)
+    }
+
+    async fn end(&self, provider: &str, subject: &str, handle: &str) -> Result<bool, StoreError> {
+        let owner = Revocation::subject(provider, subject);
+        let mut map = self.write()?;
+        let found = map.iter().find(|(ticket, s)| owner.matches(s) && session_handle(ticket) == handle);
+        let Some((ticket, session)) = found else { return Ok(false) };
+        let (ticket, live) = (ticket.clone(), !session.is_expired_at(unix_now()));
+        map.remove(&ticket);
+        Ok(live)
+    }
+
+    async fn end_all(&self, provider: &str, subject: &str, except: Option<&str>) -> Result<usize, StoreError> {
+        let owner = Revocation::subject(provider, subject);
+        let now = unix_now();
+        let mut ended = 0;
+        self.write()?.retain(|ticket, s| {
+            let end = owner.matches(s) && except.is_none_or(|keep| session_handle(ticket) != keep);
+            if end && !s.is_expired_at(now) {
+                ended += 1;
+            }
+            !end
+        });
+        Ok(ended)
+    }
 }
 
 #[async_trait]
@@ -376,6 +504,7 @@ mod tests {
         assert_eq!(store.load(&expired).await.expect("load"), None);
         assert_eq!(store.load("v1.tampered").await.expect("load"), None);
         assert!(!store.needs_reissue(&ticket), "no previous secrets, nothing to re-seal");
+        assert!(store.listing().is_none(), "nothing on the server to list");
     }
 
     #[tokio::test]
@@ -431,6 +560,87 @@ mod tests {
         assert!(store.try_lock("k", Duration::from_millis(1)).await.expect("lock"));
         std::thread::sleep(Duration::from_millis(5));
         assert!(store.try_lock("k", Duration::from_secs(5)).await.expect("lock"), "an expired lock is free");
+    }
+
+    #[tokio::test]
+    async fn memory_store_lists_and_ends_the_sessions_of_one_person() {
+        let store = MemoryStore::new();
+        let listing = store.listing().expect("a memory store lists sessions");
+        let now = unix_now();
+        let mut first = session(60).with_updated_at(Some(now - 10)).with_device(Some("Firefox on Linux".into()));
+        first.created_at = now - 100;
+        let a = store.save(&first).await.expect("save");
+        let b = store.save(&session(60)).await.expect("save");
+        let c = store.save(&session(60)).await.expect("save");
+        let bob = Session::new(Identity::new("p", "bob", Default::default()), TokenSet::default(), 60);
+        let bob = store.save(&bob).await.expect("save");
+        let elsewhere = Session::new(Identity::new("q", "alice", Default::default()), TokenSet::default(), 60);
+        let elsewhere = store.save(&elsewhere).await.expect("save");
+        store.save(&session(0)).await.expect("an ended session of alice's");
+
+        let listed = listing.sessions("p", "alice").await.expect("list");
+        assert_eq!(listed.len(), 3, "alice's live sessions at p: {listed:?}");
+        let expected = SessionInfo {
+            handle: session_handle(&a),
+            provider: "p".into(),
+            created_at: now - 100,
+            last_seen: now - 10,
+            ends_at: first.deadline(),
+            device: Some("Firefox on Linux".into()),
+        };
+        assert_eq!(listed[0], expected, "oldest first, with what may be shown");
+        assert_eq!(listed[1].last_seen, listed[1].created_at, "never written since the login");
+        for info in &listed {
+            assert_eq!(info.handle.len(), 22, "128 bits, base64url");
+            assert!(![&a, &b, &c].iter().any(|t| t.contains(&info.handle)), "a handle is not the ticket");
+        }
+        let debug = format!("{listed:?}");
+        assert!(![&a, &b, &c].iter().any(|t| debug.contains(t.as_str())), "no ticket in {debug}");
+
+        assert!(!listing.end("p", "bob", &session_handle(&b)).await.expect("end"), "not bob's session");
+        assert!(!listing.end("q", "alice", &session_handle(&b)).await.expect("end"), "nor another provider's");
+        assert!(store.load(&b).await.expect("load").is_some());
+        assert!(listing.end("p", "alice", &session_handle(&b)).await.expect("end"));
+        assert_eq!(store.load(&b).await.expect("load"), None);
+        assert!(!listing.end("p", "alice", &session_handle(&b)).await.expect("end"), "already ended");
+
+        assert_eq!(listing.end_all("p", "alice", Some(&session_handle(&a))).await.expect("end all"), 1, "c");
+        assert!(store.load(&a).await.expect("load").is_some(), "the one kept");
+        assert_eq!(store.load(&c).await.expect("load"), None);
+        assert_eq!(listing.sessions("p", "alice").await.expect("list").len(), 1);
+        assert_eq!(listing.end_all("p", "alice", None).await.expect("end all"), 1);
+        assert!(listing.sessions("p", "alice").await.expect("list").is_empty());
+        assert!(
+            store.load(&bob).await.expect("load").is_some() && store.load(&elsewhere).await.expect("load").is_some()
+        );
+        assert_eq!(listing.sessions("p", "bob").await.expect("list").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn memory_store_lists_by_the_id_token_sub_as_back_channel_logout_does() {
+        let store = MemoryStore::new();
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), "abc".into());
+        let microsoft = Session::new(Identity::new("microsoft", "tid:oid", claims), TokenSet::default(), 60);
+        let ticket = store.save(&microsoft).await.expect("save");
+        let listing = store.listing().expect("listing");
+        assert_eq!(listing.sessions("microsoft", "abc").await.expect("list").len(), 1);
+        assert!(listing.sessions("microsoft", "tid:oid").await.expect("list").is_empty());
+        assert!(listing.end("microsoft", "abc", &session_handle(&ticket)).await.expect("end"));
+    }
+
+    #[test]
+    fn handles_are_short_stable_hashes() {
+        let ticket = random_token();
+        assert_eq!(session_handle(&ticket), session_handle(&ticket));
+        assert_ne!(session_handle(&ticket), session_handle(&random_token()));
+        // SHA-256("abc") starts ba7816bf8f01cfea414140de5dae2223.
+        assert_eq!(
+            session_handle("abc"),
+            URL_SAFE_NO_PAD.encode([
+                0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23
+            ])
+        );
     }
 
     #[test]

@@ -164,11 +164,11 @@ impl Connector {
 
     /// Drops the connection of `generation` (if still current): the next call makes anew.
     fn forget(&self, generation: u64) {
-        if let Ok(mut current) = self.current.lock() {
-            if current.as_ref().is_some_and(|(g, _)| *g == generation) {
-                tracing::debug!(redis = %self.shown, "dropping the Redis connection after a failure");
-                *current = None;
-            }
+        if let Ok(mut current) = self.current.lock()
+            && current.as_ref().is_some_and(|(g, _)| *g == generation)
+        {
+            tracing::debug!(redis = %self.shown, "dropping the Redis connection after a failure");
+            *current = None;
         }
     }
 

@@ -4,7 +4,8 @@
 //! With the default cookie store, the session *is* the cookie: nothing to run, but a
 //! logout cannot take back a copied cookie. With `RedisStore` the cookie carries only a
 //! random 256-bit ticket; the session lives in Redis, where every instance of the app
-//! finds it, logout deletes it, and the identity provider's back-channel logout ends it.
+//! finds it, logout deletes it, the identity provider's back-channel logout ends it, and a
+//! person can see and end their sessions on other devices.
 //!
 //! # Tutorial
 //!
@@ -53,7 +54,7 @@
 //! |---|---|---|---|
 //! | `auth:session:{ticket}` | string | the [`Session`](auth_core::Session) as JSON | when the session ends ([`deadline`](auth_core::Session::deadline): `expires_at`, or the idle expiry when sooner) |
 //! | `auth:sid:{provider}:{sid}` | set | the tickets of the provider's session `sid` | with the longest of them |
-//! | `auth:sub:{provider}:{sub}` | set | the tickets of one person at a provider, by the ID token's `sub` (`Revocation::subject_of`) | with the longest of them |
+//! | `auth:sub:{provider}:{sub}` | set | the tickets of one person at a provider, by the ID token's `sub` (`Revocation::subject_of`): what back-channel logout by `sub` and [listing](auth_core::SessionListing) read | with the longest of them |
 //! | `auth:lock:{key}` | string | the random token of the lock's holder | after the lock's TTL |
 //!
 //! `:`, `%`, `{` and `}` inside a provider, id or lock key are percent-encoded. Every
@@ -64,12 +65,20 @@
 //! # Operations
 //!
 //! - `save`: adds the new ticket to the two indexes (so a session that exists can always
-//!   be revoked), then `SET session PX ttl` with the session's remaining lifetime.
+//!   be revoked), then `SET session PX ttl` with the session's remaining lifetime, then adds
+//!   it to the `sub` index once more (so listing may drop entries it finds no session for).
 //! - `load`: one `GET`; a cookie value that cannot be a ticket costs no round trip.
 //! - `update`: `SET ... XX`: the same ticket, a new TTL, and never a session that was
 //!   revoked or logged out meanwhile (that is an error).
 //! - `revoke` (back-channel logout): reads the `sid` or `sub` index, deletes the sessions
 //!   that [match](auth_core::Revocation::matches), returns how many.
+//! - `sessions` ([`SessionListing`](auth_core::SessionListing), "sign out other
+//!   devices"): `SMEMBERS` of the `sub` index, then a `GET` per ticket. A session that
+//!   expired (its key gone with its TTL), was logged out or revoked is not listed, and its
+//!   entry is dropped from the index (`SREM`, then a second `GET` puts back one a `save`
+//!   wrote meanwhile). Sessions are named by a handle, a hash of the ticket.
+//! - `end` / `end_all`: find the person's tickets by handle in the same index, check each
+//!   session is theirs, `DEL` it and drop its entry.
 //! - `try_lock` / `unlock`: `SET lock NX PX ttl` with a random token that this store
 //!   remembers; unlocking deletes the lock only while it still holds that token.
 //!

@@ -5,7 +5,8 @@ use crate::keys::Keys;
 use crate::target::Target;
 use auth_core::async_trait;
 use auth_core::{
-    ConfigError, Revocation, Session, SessionLock, SessionRevocation, SessionStore, StoreError, Ticket, random_token,
+    ConfigError, Revocation, Session, SessionInfo, SessionListing, SessionLock, SessionRevocation, SessionStore,
+    StoreError, Ticket, random_token, session_handle,
 };
 use redis::{Value, cmd};
 use std::collections::HashMap;
@@ -36,7 +37,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0";
 
 /// Sessions in Redis behind random 256-bit tickets: tiny cookies, sessions shared by every
-/// instance of the app, revocable by logout and by the provider's back-channel logout.
+/// instance of the app, revocable by logout and by the provider's back-channel logout, and
+/// listed per person ("sign out other devices").
 ///
 /// Cheap to clone (clones share the connection and the locks they hold). See the
 /// [crate docs](crate) for URLs, the key layout and what happens while Redis is down.
@@ -112,6 +114,53 @@ impl RedisStore {
         self.conn.query::<()>(&cmd("PING")).await
     }
 
+    /// The index of the person `session` belongs to: `sub:{provider}:{sub}`, by the ID
+    /// token's `sub` ([`Revocation::subject_of`]).
+    fn sub_key(&self, session: &Session) -> String {
+        self.keys.sub(&session.identity.provider, Revocation::subject_of(&session.identity))
+    }
+
+    /// What is stored behind `ticket`: `None` when its key is gone; `Some(None)` when it
+    /// holds no live session (it has ended, or does not parse).
+    async fn get(&self, ticket: &str) -> Result<Option<Option<Session>>, StoreError> {
+        let json: Option<Vec<u8>> = self.conn.query(cmd("GET").arg(self.keys.session(ticket))).await?;
+        Ok(json.map(|json| serde_json::from_slice::<Session>(&json).ok().filter(|s| ttl_ms(s).is_some())))
+    }
+
+    /// The live sessions the index `key` points to, with their tickets. Entries whose
+    /// session is gone (expired, logged out, revoked) are dropped from the index, so it holds
+    /// about the person's live sessions rather than every login while it lives.
+    ///
+    /// A `save` writes its index entry, then the session, then the entry again: an entry
+    /// dropped here before the session was written is either seen again below (the session
+    /// is there by then, and its entry is put back) or written again by the `save`
+    /// afterwards, so a live session never stays out of the index.
+    async fn indexed(&self, key: &str) -> Result<Vec<(String, Session)>, StoreError> {
+        let tickets: Vec<String> = self.conn.query(cmd("SMEMBERS").arg(key)).await?;
+        let mut live = Vec::new();
+        let mut gone = Vec::new();
+        for ticket in tickets {
+            match self.get(&ticket).await? {
+                Some(Some(session)) => live.push((ticket, session)),
+                // Ending now, or unreadable: its key is still there, so is its entry.
+                Some(None) => {}
+                None => gone.push(ticket),
+            }
+        }
+        if gone.is_empty() {
+            return Ok(live);
+        }
+        self.conn.query::<()>(cmd("SREM").arg(key).arg(&gone)).await?;
+        for ticket in gone {
+            if let Some(stored) = self.get(&ticket).await? {
+                let ttl_ms = stored.as_ref().and_then(ttl_ms).unwrap_or(1);
+                self.index(key.to_owned(), &ticket, ttl_ms).await?;
+                live.extend(stored.map(|session| (ticket, session)));
+            }
+        }
+        Ok(live)
+    }
+
     /// Adds `ticket` to the set `key`, which then lives at least `ttl_ms`.
     async fn index(&self, key: String, ticket: &str, ttl_ms: u64) -> Result<(), StoreError> {
         self.conn.query::<()>(cmd("EVAL").arg(INDEX).arg(1).arg(key).arg(ticket).arg(ttl_ms)).await
@@ -122,7 +171,7 @@ impl RedisStore {
     /// for Microsoft is not [`Identity::subject`](auth_core::Identity::subject)).
     async fn index_session(&self, ticket: &str, session: &Session, ttl_ms: u64) -> Result<(), StoreError> {
         let identity = &session.identity;
-        let by_sub = self.index(self.keys.sub(&identity.provider, Revocation::subject_of(identity)), ticket, ttl_ms);
+        let by_sub = self.index(self.sub_key(session), ticket, ttl_ms);
         match sid_of(session) {
             Some(sid) => {
                 let by_sid = self.index(self.keys.sid(&identity.provider, sid), ticket, ttl_ms);
@@ -137,7 +186,8 @@ impl RedisStore {
 #[async_trait]
 impl SessionStore for RedisStore {
     /// Indexes, then writes the session with a TTL of its remaining lifetime (a session
-    /// already over is not written: its ticket loads as nothing).
+    /// already over is not written: its ticket loads as nothing), then indexes it under its
+    /// `sub` once more (a round trip that keeps listing's pruning safe).
     async fn save(&self, session: &Session) -> Result<Ticket, StoreError> {
         let ticket = random_token();
         let Some(ttl_ms) = ttl_ms(session) else {
@@ -147,6 +197,9 @@ impl SessionStore for RedisStore {
         // Index first: a session that exists is always revocable.
         self.index_session(&ticket, session, ttl_ms).await?;
         self.conn.query::<()>(cmd("SET").arg(self.keys.session(&ticket)).arg(json).arg("PX").arg(ttl_ms)).await?;
+        // Listing drops the `sub` entries whose session it does not find, and one it dropped
+        // between the two writes above comes back here (see `RedisStore::indexed`).
+        self.index(self.sub_key(session), &ticket, ttl_ms).await?;
         Ok(ticket)
     }
 
@@ -154,9 +207,7 @@ impl SessionStore for RedisStore {
         if !is_ticket(ticket) {
             return Ok(None);
         }
-        let json: Option<Vec<u8>> = self.conn.query(cmd("GET").arg(self.keys.session(ticket))).await?;
-        let session = json.and_then(|json| serde_json::from_slice::<Session>(&json).ok());
-        Ok(session.filter(|s| ttl_ms(s).is_some()))
+        Ok(self.get(ticket).await?.flatten())
     }
 
     async fn delete(&self, ticket: &str) -> Result<(), StoreError> {
@@ -195,6 +246,65 @@ impl SessionStore for RedisStore {
     fn revocation(&self) -> Option<&dyn SessionRevocation> {
         Some(self)
     }
+
+    fn listing(&self) -> Option<&dyn SessionListing> {
+        Some(self)
+    }
+}
+
+/// The index `sub:{provider}:{sub}` that back-channel logout reads, read the same way: one
+/// key per command, so it works on Redis Cluster. Listing costs one `GET` per live session
+/// of the person (plus, once, two commands per entry whose session is gone).
+#[async_trait]
+impl SessionListing for RedisStore {
+    async fn sessions(&self, provider: &str, subject: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let owner = Revocation::subject(provider, subject);
+        let live = self.indexed(&self.keys.sub(provider, subject)).await?;
+        let mut found: Vec<SessionInfo> = live
+            .iter()
+            .filter(|(_, session)| owner.matches(session))
+            .map(|(ticket, session)| SessionInfo::new(ticket, session))
+            .collect();
+        found.sort_by(|a, b| (a.created_at, &a.handle).cmp(&(b.created_at, &b.handle)));
+        Ok(found)
+    }
+
+    /// Finds the ticket by its handle among the person's index entries (no `GET` for the
+    /// others), checks that its session is theirs, and deletes it.
+    async fn end(&self, provider: &str, subject: &str, handle: &str) -> Result<bool, StoreError> {
+        let index = self.keys.sub(provider, subject);
+        let tickets: Vec<String> = self.conn.query(cmd("SMEMBERS").arg(&index)).await?;
+        let Some(ticket) = tickets.into_iter().find(|ticket| is_ticket(ticket) && session_handle(ticket) == handle)
+        else {
+            return Ok(false);
+        };
+        let session = self.get(&ticket).await?.flatten();
+        let owned = session.is_some_and(|s| Revocation::subject(provider, subject).matches(&s));
+        if !owned {
+            return Ok(false);
+        }
+        let ended = self.conn.query::<usize>(cmd("DEL").arg(self.keys.session(&ticket))).await? == 1;
+        self.conn.query::<()>(cmd("SREM").arg(&index).arg(&ticket)).await?;
+        Ok(ended)
+    }
+
+    async fn end_all(&self, provider: &str, subject: &str, except: Option<&str>) -> Result<usize, StoreError> {
+        let owner = Revocation::subject(provider, subject);
+        let index = self.keys.sub(provider, subject);
+        let mut ended = 0;
+        let mut done = Vec::new();
+        for (ticket, session) in self.indexed(&index).await? {
+            if !owner.matches(&session) || except.is_some_and(|keep| session_handle(&ticket) == keep) {
+                continue;
+            }
+            ended += self.conn.query::<usize>(cmd("DEL").arg(self.keys.session(&ticket))).await?;
+            done.push(ticket);
+        }
+        if !done.is_empty() {
+            self.conn.query::<()>(cmd("SREM").arg(&index).arg(&done)).await?;
+        }
+        Ok(ended)
+    }
 }
 
 #[async_trait]
@@ -214,7 +324,8 @@ impl SessionRevocation for RedisStore {
         let tickets: Vec<String> = self.conn.query(cmd("SMEMBERS").arg(&index)).await?;
         let mut revoked = 0;
         // Entries whose session is gone stay: a concurrent `save` indexes before it writes
-        // the session, and its entry must survive. They expire with the index.
+        // the session, and its entry must survive. They expire with the index, or listing
+        // drops them (`RedisStore::indexed`, which a `save` in flight survives).
         let mut done = Vec::new();
         for ticket in tickets {
             let key = self.keys.session(&ticket);

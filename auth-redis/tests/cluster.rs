@@ -42,6 +42,16 @@ async fn every_operation_works_across_slots() {
     store.delete(&tickets[2]).await.expect("delete");
     assert_eq!(store.load(&tickets[2]).await.expect("load"), None);
 
+    // user-2 is i % 3 == 2: ten sessions; 5 and 20 revoked by sid-0, 2 deleted.
+    let listing = store.listing().expect("listing");
+    assert_eq!(listing.sessions("p", "user-2").await.expect("list").len(), 7);
+    let keep = auth_core::session_handle(&tickets[8]);
+    assert_eq!(listing.end_all("p", "user-2", Some(&keep)).await.expect("end all"), 6);
+    let left = listing.sessions("p", "user-2").await.expect("list");
+    assert_eq!(left.iter().map(|info| info.handle.as_str()).collect::<Vec<_>>(), [keep.as_str()]);
+    assert!(listing.end("p", "user-2", &keep).await.expect("end"));
+    assert_eq!(store.load(&tickets[8]).await.expect("load"), None);
+
     let other = RedisStore::new(&cluster.url()).expect("a cluster URL");
     assert!(store.try_lock("refresh", Duration::from_secs(5)).await.expect("lock"));
     assert!(!other.try_lock("refresh", Duration::from_secs(5)).await.expect("lock"));

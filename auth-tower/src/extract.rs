@@ -1,13 +1,15 @@
 //! The axum extractors of the layer (feature `axum`): [`RequireUser`] for handlers only
-//! signed-in people may reach, [`Authorized`] for handlers behind a [`Policy`], and
-//! [`AccessToken`] for handlers that call an API on their behalf. The plain [`User`]
-//! extractor, which never fails, lives in `auth-core`. Refusals are rendered by
-//! [`refusal`](crate::refusal), as [`RequireLayer`](crate::RequireLayer)'s are.
+//! signed-in people may reach, [`Authorized`] for handlers behind a [`Policy`],
+//! [`AccessToken`] for handlers that call an API on their behalf, and [`Sessions`] for a
+//! "sign out other devices" page. The plain [`User`] extractor, which never fails, lives in
+//! `auth-core`. Refusals to log in are rendered by [`refusal`](crate::refusal), as
+//! [`RequireLayer`](crate::RequireLayer)'s are.
 
 use crate::require::refusal;
 use crate::routes::AuthRoutes;
+use crate::sessions::Sessions;
 use crate::token::{AccessToken, NoAccessToken};
-use auth_core::{Decision, Policy, User};
+use auth_core::{AuthMethod, Decision, Policy, User};
 use axum_core::body::Body;
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
@@ -187,13 +189,73 @@ impl IntoResponse for AccessTokenRejection {
             }
             Self::Unavailable(reason) => (StatusCode::INTERNAL_SERVER_ERROR, "no_access_token", reason),
         };
-        let body = serde_json::json!({ "error": error, "error_description": reason.to_string() });
-        let mut response = Response::new(Body::from(body.to_string()));
-        *response.status_mut() = status;
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        json_error(status, error, &reason.to_string())
     }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Sessions {
+    type Rejection = SessionsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(sessions) = parts.extensions.get::<Sessions>() {
+            return Ok(sessions.clone());
+        }
+        match parts.extensions.get::<User>().map(User::auth_method) {
+            // Signed in, but the layer put no `Sessions`: the store cannot list them.
+            Some(AuthMethod::Session) => {
+                tracing::warn!("a handler asked for the user's sessions, but the session store cannot list them");
+                Err(SessionsRejection::Unsupported)
+            }
+            Some(AuthMethod::Bearer) => Err(SessionsRejection::BearerToken),
+            _ => Err(SessionsRejection::LoginRequired(login_required(parts))),
+        }
+    }
+}
+
+/// The rejection of [`Sessions`]: log in first (as [`RequireUser`]); `501` with
+/// `{"error": "unsupported"}` when the session store cannot list sessions (the cookie
+/// store: set `session_store = "memory"` or a Redis URL); `403` with
+/// `{"error": "session_required"}` for a request signed in by a bearer token, which
+/// belongs to no session.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SessionsRejection {
+    /// Nobody is signed in.
+    LoginRequired(LoginRequired),
+    /// The store keeps no sessions it could list (the cookie store).
+    Unsupported,
+    /// The request carries a bearer token, not a session cookie.
+    BearerToken,
+}
+
+impl IntoResponse for SessionsRejection {
+    fn into_response(self) -> Response {
+        let (status, error, description) = match self {
+            Self::LoginRequired(login) => return login.into_response(),
+            Self::Unsupported => (
+                StatusCode::NOT_IMPLEMENTED,
+                "unsupported",
+                "sessions live in browser cookies here, which the server can neither list nor end: this needs a \
+                 server-side session store (session_store = \"memory\" or a Redis URL)",
+            ),
+            Self::BearerToken => (
+                StatusCode::FORBIDDEN,
+                "session_required",
+                "this request is signed in by a bearer token, which belongs to no session: use the browser's session",
+            ),
+        };
+        json_error(status, error, description)
+    }
+}
+
+/// A JSON refusal, never cached: `{"error": error, "error_description": description}`.
+fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = serde_json::json!({ "error": error, "error_description": description });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The rejection of [`RequireUser`]: a redirect to the login route, or a `401`.
@@ -243,6 +305,55 @@ mod tests {
         let response = extract(api).await.err().map(IntoResponse::into_response);
         assert_eq!(response.as_ref().map(|r| r.status()), Some(StatusCode::UNAUTHORIZED));
         assert!(response.as_ref().is_some_and(|r| !r.headers().contains_key(http::header::WWW_AUTHENTICATE)));
+    }
+
+    #[tokio::test]
+    async fn sessions_need_a_signed_in_session_of_a_store_that_lists_them() {
+        use auth_core::{ExposeTokens, Identity, MemoryStore, Session, SessionStore, TokenSet};
+        use std::sync::Arc;
+        async fn extract(user: Option<User>, sessions: Option<Sessions>) -> Result<Sessions, Response> {
+            let request = Request::get("/sessions").header(ACCEPT, "application/json").body(()).unwrap_or_default();
+            let (mut parts, ()) = request.into_parts();
+            parts.extensions.insert(AuthRoutes::default());
+            if let Some(user) = user {
+                parts.extensions.insert(user);
+            }
+            if let Some(sessions) = sessions {
+                parts.extensions.insert(sessions);
+            }
+            Sessions::from_request_parts(&mut parts, &()).await.map_err(IntoResponse::into_response)
+        }
+        async fn body(response: Response) -> String {
+            use http_body_util::BodyExt as _;
+            let bytes = response.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        let session = Arc::new(Session::new(Identity::new("p", "alice", Default::default()), TokenSet::default(), 60));
+
+        let anonymous = extract(Some(User::anonymous()), None).await.err();
+        assert_eq!(anonymous.map(|r| r.status()), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(extract(None, None).await.err().map(|r| r.status()), Some(StatusCode::UNAUTHORIZED), "no layer");
+
+        let cookie_user = User::from_session(Arc::clone(&session), ExposeTokens::NONE);
+        let unsupported = extract(Some(cookie_user), None).await.expect_err("refused");
+        assert_eq!(unsupported.status(), StatusCode::NOT_IMPLEMENTED);
+        let text = body(unsupported).await;
+        assert!(text.contains("\"unsupported\"") && text.contains("session_store"), "{text}");
+
+        let bearer = extract(Some(User::from_bearer(Arc::clone(&session))), None).await.expect_err("refused");
+        assert_eq!(bearer.status(), StatusCode::FORBIDDEN);
+        assert!(body(bearer).await.contains("session_required"));
+
+        let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+        let ticket = store.save(&session).await.expect("save");
+        let sessions = Sessions::new(Arc::clone(&store), Arc::clone(&session), &ticket);
+        let user = User::from_session(session, ExposeTokens::NONE);
+        let found = extract(Some(user), Some(sessions)).await.expect("the layer's sessions");
+        assert_eq!(found.current(), auth_core::session_handle(&ticket));
+        assert!(!format!("{found:?}").contains(&ticket), "Debug shows no ticket");
+        let listed = found.list().await.expect("list");
+        assert_eq!(listed.iter().map(|s| s.handle.as_str()).collect::<Vec<_>>(), [found.current()]);
+        assert_eq!(found.end_others().await.expect("end others"), 0);
     }
 
     #[test]

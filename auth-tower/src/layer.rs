@@ -25,7 +25,8 @@ use tower_layer::Layer;
 /// It serves `GET {prefix}/login`, the callback at the path of `redirect_uri`,
 /// `POST`/`GET {prefix}/logout` and `POST {prefix}/backchannel-logout`; on every other
 /// request it puts a [`User`](crate::User) (anonymous or signed in) and the [`AuthRoutes`]
-/// into the request extensions, after refreshing the session's tokens when they are due.
+/// into the request extensions (and [`Sessions`](crate::Sessions) for a session of a store
+/// that lists them), after refreshing the session's tokens when they are due.
 /// Cloning is cheap (one reference count).
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -287,12 +288,14 @@ impl AuthLayerBuilder {
         let pending_cookie = format!("{}{PENDING_COOKIE}", if config.secure_cookies() { "__Host-" } else { "" });
         let pending_prefix = format!("{pending_cookie}_*");
         let providers_accept_bearer = providers.iter().any(|p| p.accepts_bearer_tokens());
+        let listing = store.listing().is_some();
         let shared = Shared {
             config,
             providers,
             store,
             cache,
             resealer,
+            listing,
             sealer,
             routes,
             callback_path,

@@ -134,6 +134,12 @@
 //! [`SessionStore`] given to the builder) the cookie carries a random 256-bit ticket and the
 //! session lives on the server, where logout and back-channel logout end it.
 //!
+//! Such a store can also list a person's sessions ([`SessionListing`]): the layer then puts
+//! [`Sessions`] in the extensions of each request signed in with a session cookie, to show
+//! where the person is signed in (each session named by a handle, a hash of its ticket, with
+//! when it started and was last written, and a summary of the browser) and to sign out
+//! their other devices. The cookie store cannot: its sessions live only in browsers.
+//!
 //! Cookies are `HttpOnly`, `SameSite=Lax`, with `cookie_path` (default `/`) and
 //! `cookie_domain` (default none); with an https `redirect_uri` they are `Secure` and named
 //! `__Host-auth_session` (or `__Secure-...` with a domain or another path). `Max-Age` is
@@ -165,6 +171,8 @@ mod require;
 mod return_to;
 mod routes;
 mod service;
+mod sessions;
+mod site;
 mod state;
 mod token;
 
@@ -253,11 +261,15 @@ pub use body::AuthBody;
 pub use error::AuthError;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use extract::{AccessTokenRejection, Authorized, LoginRequired, Refused, RequireUser, StaticPolicy};
+pub use extract::{
+    AccessTokenRejection, Authorized, LoginRequired, Refused, RequireUser, SessionsRejection, StaticPolicy,
+};
 pub use layer::{AuthLayer, AuthLayerBuilder};
 pub use require::{ClientKind, Require, RequireLayer, ResponseFuture as RequireFuture, refusal};
 pub use routes::AuthRoutes;
 pub use service::{AuthService, ResponseFuture};
+pub use sessions::Sessions;
+pub use site::Site;
 pub use token::{AccessToken, NoAccessToken};
 
 /// Re-exported so that providers and stores written with this crate alone use the same
@@ -267,6 +279,6 @@ pub use auth_core::{
     AuthConfig, AuthMethod, Authorization, BearerIdentity, BoxError, CallbackParams, Claims, ConfigError, CookieStore,
     Decision, ExposeTokens, ExposedTokens, Forbidden, Identity, IdentityProvider, KeepTokens, LoginOptions,
     LoginResult, LogoutClaims, MemoryStore, PendingLogin, Policy, ProviderConfig, ProviderError, ProviderKind,
-    Revocation, Secret, Session, SessionLock, SessionRevocation, SessionStore, SessionStoreConfig, StepUp, StoreError,
-    Ticket, TokenSet, User, random_token, unix_now,
+    Revocation, Secret, Session, SessionInfo, SessionListing, SessionLock, SessionRevocation, SessionStore,
+    SessionStoreConfig, StepUp, StoreError, Ticket, TokenSet, User, random_token, session_handle, unix_now,
 };

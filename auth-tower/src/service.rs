@@ -24,6 +24,7 @@ use crate::page::Page;
 use crate::refresh::{self, Outcome};
 use crate::require::ClientKind;
 use crate::routes;
+use crate::sessions::Sessions;
 use crate::state::{self, Route, Shared};
 use auth_core::{Session, User, unix_now};
 use futures_util::future::BoxFuture;
@@ -248,11 +249,13 @@ struct Prepared {
     /// Present when `set_cookies` writes a session.
     writes: Option<Box<Writes>>,
     refused: Option<Page>,
+    /// Present for a session of a store that lists sessions.
+    sessions: Option<Sessions>,
 }
 
 impl Prepared {
     fn anonymous(set_cookies: Vec<HeaderValue>) -> Self {
-        Self { user: User::anonymous(), set_cookies, writes: None, refused: None }
+        Self { user: User::anonymous(), set_cookies, writes: None, refused: None, sessions: None }
     }
 }
 
@@ -260,12 +263,8 @@ impl Prepared {
 /// refusal that answers it.
 async fn verify_bearer(shared: Arc<Shared>, token: String, kind: ClientKind) -> Prepared {
     match bearer::authenticate(shared, token, kind).await {
-        Ok(session) => {
-            Prepared { user: User::from_bearer(session), set_cookies: Vec::new(), writes: None, refused: None }
-        }
-        Err(refused) => {
-            Prepared { user: User::anonymous(), set_cookies: Vec::new(), writes: None, refused: Some(refused) }
-        }
+        Ok(session) => Prepared { user: User::from_bearer(session), ..Prepared::anonymous(Vec::new()) },
+        Err(refused) => Prepared { refused: Some(refused), ..Prepared::anonymous(Vec::new()) },
     }
 }
 
@@ -359,6 +358,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
     if !changed && (reseal || shared.renewal_due(&session, now)) {
         let mut renewed = (*session).clone();
         renewed.idle_expires_at = shared.idle_deadline(now);
+        renewed.updated_at = shared.written_at(now).or(renewed.updated_at);
         match shared.store.update(&ticket, &renewed).await {
             Ok(fresh_ticket) => {
                 session = Arc::new(renewed);
@@ -378,7 +378,9 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
     } else {
         (Vec::new(), None)
     };
-    Prepared { user: shared.user(session), set_cookies, writes, refused: None }
+    // Only stores that list sessions pay for the handle (a hash of the ticket).
+    let sessions = shared.listing.then(|| Sessions::new(Arc::clone(&shared.store), Arc::clone(&session), &current));
+    Prepared { user: shared.user(session), set_cookies, writes, refused: None, sessions }
 }
 
 pin_project! {
@@ -454,7 +456,8 @@ where
                     return future.as_mut().poll(cx).map(|page| Ok(page.map(AuthBody::full)));
                 }
                 KindProj::Prepare { state } => {
-                    let Prepared { user, set_cookies, writes, refused } = ready!(state.prepare.as_mut().poll(cx));
+                    let Prepared { user, set_cookies, writes, refused, sessions } =
+                        ready!(state.prepare.as_mut().poll(cx));
                     if let Some(refused) = refused {
                         kind.set(Kind::Moving);
                         return Poll::Ready(Ok(refused.map(AuthBody::full)));
@@ -464,6 +467,9 @@ where
                     };
                     let Preparing { mut service, mut request, .. } = *state;
                     request.extensions_mut().insert(user);
+                    if let Some(sessions) = sessions {
+                        request.extensions_mut().insert(sessions);
+                    }
                     kind.set(Kind::Inner { future: service.call(request), set_cookies, writes });
                 }
                 KindProj::Moving => unreachable!("ResponseFuture polled after a panic in the inner service"),

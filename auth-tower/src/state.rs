@@ -46,6 +46,10 @@ pub(crate) struct Shared {
     /// The configured cookie store, when it is the store: it says which cookies were
     /// sealed with a previous secret and should be sealed again.
     pub(crate) resealer: Option<Arc<CookieStore>>,
+    /// Whether the store lists sessions ([`SessionStore::listing`]): then sessions keep when
+    /// they were last written and the browser's summary, and each signed-in request gets
+    /// [`Sessions`](crate::Sessions).
+    pub(crate) listing: bool,
     pub(crate) sealer: Sealer,
     pub(crate) routes: AuthRoutes,
     pub(crate) callback_path: String,
@@ -132,8 +136,8 @@ impl Shared {
 
     // -------------------------------------------------------------------- session rules
 
-    /// A session for a login completed at `now`.
-    pub(crate) fn new_session(&self, identity: Identity, tokens: TokenSet, now: u64) -> Session {
+    /// A session for a login completed at `now` by the browser that sent `request`.
+    pub(crate) fn new_session(&self, identity: Identity, tokens: TokenSet, now: u64, request: &HeaderMap) -> Session {
         let expires_at = self.expires_at(now, &identity);
         let tokens = self.config.keep_tokens.apply(tokens);
         // 96 random bits name the login.
@@ -141,6 +145,14 @@ impl Shared {
         Session::starting_at(identity, tokens, now, expires_at)
             .with_idle_expires_at(self.idle_deadline(now))
             .with_login_id(Some(login_id))
+            .with_updated_at(self.written_at(now))
+            .with_device(if self.listing { crate::sessions::device(request) } else { None })
+    }
+
+    /// What a session written at `now` keeps as [`Session::updated_at`]: `now` when the
+    /// store lists sessions (it is their "last seen"), else nothing.
+    pub(crate) fn written_at(&self, now: u64) -> Option<u64> {
+        self.listing.then_some(now)
     }
 
     /// `old` after a refresh at `now` returned `result`: new identity and tokens, the same
@@ -155,6 +167,8 @@ impl Shared {
         Session::starting_at(identity, tokens, old.created_at, expires_at)
             .with_idle_expires_at(self.idle_deadline(now))
             .with_login_id(old.login_id.clone())
+            .with_updated_at(self.written_at(now))
+            .with_device(old.device.clone())
     }
 
     /// The absolute end of a session that started at `created_at`: its lifetime later, or
@@ -369,10 +383,10 @@ impl EndedLogins {
         let mut undeleted = self.undeleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if undeleted.len() >= ENDED_MAX {
             undeleted.retain(|_, at| at.saturating_add(ENDED_MEMORY_SECS * 1000) > now_ms);
-            if undeleted.len() >= ENDED_MAX {
-                if let Some(oldest) = undeleted.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) {
-                    undeleted.remove(&oldest);
-                }
+            if undeleted.len() >= ENDED_MAX
+                && let Some(oldest) = undeleted.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k)
+            {
+                undeleted.remove(&oldest);
             }
         }
         undeleted.insert(Self::fingerprint(ticket), now_ms);

@@ -5,15 +5,24 @@
 //! `ADMIN_GROUP`, default `admins`) and `/sensitive` (a login at most 300 seconds old: an
 //! older one is sent to log in again).
 //!
+//! With a server-side session store (`session_store = "memory"` or a Redis URL), `GET
+//! /sessions` lists the signed-in person's sessions as JSON and `POST /sessions/end-others`
+//! (a same-site form) signs out every other device; with the cookie store both answer `501`,
+//! saying that a server-side store is needed.
+//!
 //! ```text
 //! cargo run -p auth-examples --bin axum-basic -- --config auth.toml --listen 127.0.0.1:3000
 //! ```
 
 use auth_examples::{Args, escape, home_page, init_tracing, private_page, shutdown_signal};
-use auth_tower::{AuthConfig, AuthLayer, Policy, RequireLayer, RequireUser, User};
-use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use auth_tower::{AuthConfig, AuthLayer, Policy, RequireLayer, RequireUser, Sessions, Site, StoreError, User};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
 
 async fn home(user: User) -> Html<String> {
     Html(home_page("axum-basic", &user))
@@ -41,6 +50,53 @@ async fn sensitive(user: User) -> Html<String> {
     ))
 }
 
+/// The signed-in person's sessions: `{"sessions": [{"handle", "created_at", "last_seen",
+/// "ends_at", "provider", "device", "current"}, ...]}`, oldest first.
+async fn sessions(sessions: Sessions) -> Response {
+    let list = match sessions.list().await {
+        Ok(list) => list,
+        Err(error) => return store_failed(&error),
+    };
+    let list: Vec<_> = list
+        .iter()
+        .map(|info| {
+            json!({
+                "handle": info.handle,
+                "created_at": info.created_at,
+                "last_seen": info.last_seen,
+                "ends_at": info.ends_at,
+                "provider": info.provider,
+                "device": info.device,
+                "current": info.handle == sessions.current(),
+            })
+        })
+        .collect();
+    Json(json!({ "sessions": list })).into_response()
+}
+
+/// Signs out every other session of the signed-in person (a form on this site only, as the
+/// layer's logout): `{"ended": N}`.
+async fn end_other_sessions(State(origin): State<Arc<str>>, headers: HeaderMap, sessions: Sessions) -> Response {
+    if Site::of(&headers, &origin) == Site::Cross {
+        let refused = json!({
+            "error": "cross_site",
+            "error_description": "this request came from another site, so no session was ended",
+        });
+        return (StatusCode::FORBIDDEN, Json(refused)).into_response();
+    }
+    match sessions.end_others().await {
+        Ok(ended) => Json(json!({ "ended": ended })).into_response(),
+        Err(error) => store_failed(&error),
+    }
+}
+
+fn store_failed(error: &StoreError) -> Response {
+    tracing::error!(%error, "session store failed");
+    let body =
+        json!({ "error": "unavailable", "error_description": "the session store is unavailable, try again shortly" });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
 #[tokio::main]
 async fn main() {
     init_tracing();
@@ -52,7 +108,10 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let auth = AuthLayer::from_config(AuthConfig::from_file(&args.config)?)?;
+    let config = AuthConfig::from_file(&args.config)?;
+    // Where this app is, for telling its own forms from other sites'.
+    let origin: Arc<str> = config.app_origin().into();
+    let auth = AuthLayer::from_config(config)?;
     let admin_group = auth_examples::admin_group()?;
     let guarded = Router::new()
         .route("/admin", get(admin))
@@ -62,7 +121,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(home))
         .route("/me", get(me))
         .route("/private", get(private))
+        .route("/sessions", get(sessions))
+        .route("/sessions/end-others", post(end_other_sessions))
         .merge(guarded)
+        .with_state(origin)
         .layer(auth);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -107,7 +107,7 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
         );
         return fail(StatusCode::FORBIDDEN, "step_up_not_met", "Sign-in not strong enough", &message, &start_again);
     }
-    let session = shared.new_session(identity, tokens, now).with_admission(provider.admission());
+    let session = shared.new_session(identity, tokens, now, &parts.headers).with_admission(provider.admission());
     if session.is_expired_at(now) {
         let message = "The sign-in service issued an ID token that has already expired. Start again.";
         return fail(StatusCode::BAD_REQUEST, "expired_id_token", "Sign-in failed", message, &start_again);

@@ -6,15 +6,15 @@ use super::{record_outcome, record_provider};
 use crate::cookies;
 use crate::page::{Link, Page, form_page, page, redirect};
 use crate::return_to;
+use crate::site::Site;
 use crate::state::Shared;
 use auth_core::{IdentityProvider, Session, random_token};
-use http::header::ORIGIN;
 use http::request::Parts;
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use std::sync::Arc;
 
 pub(super) async fn logout(shared: &Arc<Shared>, parts: &Parts) -> Page {
-    match request_site(&parts.headers, &shared.config.app_origin()) {
+    match Site::of(&parts.headers, &shared.config.app_origin()) {
         Site::Same => {}
         Site::Cross => {
             record_outcome("refused_cross_site");
@@ -124,86 +124,5 @@ async fn end_session_url(shared: &Shared, provider: &dyn IdentityProvider, sessi
             tracing::warn!(%error, "no logout at the identity provider");
             None
         }
-    }
-}
-
-/// Where a request comes from, as far as its headers say.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Site {
-    /// This origin, or typed by the person (`Sec-Fetch-Site: none`).
-    Same,
-    /// Another origin, a sibling site, or an opaque one (`Origin: null`).
-    Cross,
-    /// Neither `Sec-Fetch-Site` nor `Origin`: a client that is not a browser, or an old
-    /// browser's `GET` from anywhere.
-    Unknown,
-}
-
-/// Where a logout request comes from. Browsers send `Sec-Fetch-Site` (trusted when
-/// present), else at least `Origin` on cross-site `POST`s; a `GET` without both may still
-/// come from another site.
-pub(crate) fn request_site(headers: &HeaderMap, app_origin: &str) -> Site {
-    let same = |yes: bool| if yes { Site::Same } else { Site::Cross };
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let site = site.as_bytes();
-        return same(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none"));
-    }
-    if let Some(origin) = headers.get(ORIGIN) {
-        return same(origin.to_str().is_ok_and(|origin| normalize_origin(origin) == normalize_origin(app_origin)));
-    }
-    Site::Unknown
-}
-
-/// Lower case, without the default port (`https://app.test:443` is `https://app.test`).
-fn normalize_origin(origin: &str) -> String {
-    let lower = origin.trim_end_matches('/').to_ascii_lowercase();
-    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
-        if lower.starts_with(scheme) && lower.ends_with(port) {
-            return lower[..lower.len() - port.len()].to_owned();
-        }
-    }
-    lower
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
-
-    #[test]
-    fn cross_site_logout_is_refused() {
-        let app = "http://localhost:3000";
-        let same = [
-            headers(&[("sec-fetch-site", "same-origin")]),
-            headers(&[("sec-fetch-site", "none")]),
-            headers(&[("origin", "http://localhost:3000")]),
-            headers(&[("origin", "HTTP://LOCALHOST:3000")]),
-            headers(&[("sec-fetch-site", "same-origin"), ("origin", "http://localhost:3000")]),
-        ];
-        for h in &same {
-            assert_eq!(request_site(h, app), Site::Same, "{h:?}");
-        }
-        let cross = [
-            headers(&[("sec-fetch-site", "cross-site")]),
-            headers(&[("sec-fetch-site", "same-site")]),
-            headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://localhost:3000")]),
-            headers(&[("origin", "https://evil.test")]),
-            headers(&[("origin", "null")]),
-            headers(&[("origin", "http://localhost:3001")]),
-        ];
-        for h in &cross {
-            assert_eq!(request_site(h, app), Site::Cross, "{h:?}");
-        }
-        // Neither header: not accepted as same-site (a `GET` gets the confirmation page).
-        assert_eq!(request_site(&headers(&[]), app), Site::Unknown);
-        assert_eq!(request_site(&headers(&[("origin", "https://app.test")]), "https://app.test:443"), Site::Same);
     }
 }
