@@ -138,6 +138,7 @@ impl Shared {
 
     /// A session for a login completed at `now` by the browser that sent `request`.
     pub(crate) fn new_session(&self, identity: Identity, tokens: TokenSet, now: u64, request: &HeaderMap) -> Session {
+        let identity = self.kept_claims(identity);
         let expires_at = self.expires_at(now, &identity);
         let tokens = self.config.keep_tokens.apply(tokens);
         // 96 random bits name the login.
@@ -162,6 +163,7 @@ impl Shared {
         let mut identity = result.identity;
         // Still the provider that refreshed it, whatever name it wrote.
         identity.provider.clone_from(&old.identity.provider);
+        let identity = self.kept_claims(identity);
         let expires_at = self.expires_at(old.created_at, &identity);
         let tokens = self.config.keep_tokens.apply(result.tokens);
         Session::starting_at(identity, tokens, old.created_at, expires_at)
@@ -169,6 +171,18 @@ impl Shared {
             .with_login_id(old.login_id.clone())
             .with_updated_at(self.written_at(now))
             .with_device(old.device.clone())
+    }
+
+    /// `identity` with only the claims its provider's sessions keep (`keep_claims`,
+    /// `drop_claims`), so that what is stored or sealed into the cookie is smaller.
+    fn kept_claims(&self, mut identity: Identity) -> Identity {
+        // Claims left as text (a refresh without a new ID token) are parsed only to filter.
+        if let Some(provider) = self.config.providers.get(&identity.provider)
+            && provider.filters_claims()
+        {
+            provider.retain_claims(&mut identity.claims);
+        }
+        identity
     }
 
     /// The absolute end of a session that started at `created_at`: its lifetime later, or

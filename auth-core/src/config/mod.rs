@@ -174,6 +174,29 @@ const PROVIDER_KEYS: &[&str] = &[
     "kind",
     "display_name",
     "token_endpoint_auth_method",
+    "keep_claims",
+    "drop_claims",
+];
+/// The claims every session keeps whatever `keep_claims` and `drop_claims` say, because the
+/// layer reads them from stored sessions, with what reads each (for messages).
+const LAYER_CLAIMS: &[(&str, &str)] = &[
+    ("iss", "a refresh checks that the new ID token names the same issuer"),
+    ("sub", "back-channel logout and session listing find a person's sessions by it"),
+    ("sid", "back-channel logout ends the provider session it names"),
+    ("exp", "end_with_id_token ends the session when the ID token expires"),
+    ("auth_time", "max_age policies (step-up) check it"),
+    ("acr", "acr policies (step-up) check it"),
+    ("tid", "tenant policies and allowed_tenants check it"),
+    ("login_hint", "Microsoft's logout sends it as logout_hint"),
+    ("groups_overage", "the layer sets it when the provider could not list the groups, so guards can say why"),
+];
+/// The preset keys (read by `auth-providers`) whose admission rules read claims: at login,
+/// at each refresh, and from the stored session when the rules change. (`allowed_tenants`
+/// reads `tid`, which [`LAYER_CLAIMS`] keeps anyway.)
+const RULE_CLAIMS: &[(&str, &[&str])] = &[
+    ("allowed_groups", &["groups"]),
+    ("allowed_email_domains", &["email", "email_verified"]),
+    ("hosted_domains", &["hd"]),
 ];
 /// Tables that belong to a provider's keys, not provider sections of their own.
 const PROVIDER_TABLES: &[&str] = &["client_kwargs", "logout_params"];

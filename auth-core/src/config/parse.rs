@@ -81,6 +81,33 @@ impl Reader<'_> {
         }
     }
 
+    /// A list of claim names at `at.key` (`keep_claims`, `drop_claims`): a list of strings,
+    /// or one comma-separated string (as environment overrides arrive).
+    pub(super) fn claim_names(
+        &self,
+        table: &Map<String, Value>,
+        at: &str,
+        key: &str,
+    ) -> Result<Option<Vec<String>>, ConfigError> {
+        let fix = format!("write a list of claim names, such as {key} = [\"groups\"]");
+        match table.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => {
+                Ok(Some(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()))
+            }
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_str().map(str::to_owned).ok_or_else(|| {
+                        self.err(&format!("{at}.{key}"), &format!("holds {item}, which is not a string"), &fix)
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(self.err(&format!("{at}.{key}"), "is not a list of claim names", &fix)),
+        }
+    }
+
     fn keep_tokens(&self, value: Option<&Value>) -> Result<KeepTokens, ConfigError> {
         let Some(value) = value else { return Ok(KeepTokens::ALL) };
         let mut keep = KeepTokens::NONE;

@@ -102,6 +102,8 @@ impl Reader<'_> {
                 ));
             }
         }
+        config.keep_claims = self.claim_names(table, at, "keep_claims")?;
+        config.drop_claims = self.claim_names(table, at, "drop_claims")?;
         config.display_name =
             self.optional_str(table, at, "display_name")?.unwrap_or_else(|| default_display_name(name, kind));
         config.extra = table

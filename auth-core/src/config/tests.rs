@@ -415,3 +415,129 @@ fn defaults_and_typical_numbers_pass() {
     let config = with("metadata_ttl_secs = \"600\"").expect("an environment override arrives as a string");
     assert_eq!(config.metadata_ttl_secs, 600);
 }
+
+#[test]
+fn claim_lists_are_read_and_default_to_every_claim() {
+    let config = with("").expect("the defaults");
+    let default = &config.providers["default"];
+    assert_eq!((&default.keep_claims, &default.drop_claims), (&None, &None));
+    assert!(!default.filters_claims());
+    assert!(default.keeps_claim("groups") && default.keeps_claim("anything"), "every claim by default");
+
+    let config = with("drop_claims = [\"groups\", \"wids\"]").expect("valid");
+    let default = &config.providers["default"];
+    assert_eq!(default.drop_claims, Some(vec!["groups".into(), "wids".into()]));
+    assert!(!default.keeps_claim("groups") && default.keeps_claim("email"));
+
+    let config = with("keep_claims = \"email, name\"").expect("comma-separated, as from the environment");
+    let default = &config.providers["default"];
+    assert_eq!(default.keep_claims, Some(vec!["email".into(), "name".into()]));
+    assert!(default.keeps_claim("email") && !default.keeps_claim("groups") && !default.keeps_claim("picture"));
+    for needed in ["iss", "sub", "sid", "exp", "auth_time", "acr", "tid", "login_hint", "groups_overage"] {
+        assert!(default.keeps_claim(needed), "the layer needs {needed}");
+    }
+
+    let config = with("keep_claims = []").expect("only what the layer needs");
+    let default = &config.providers["default"];
+    assert!(default.keeps_claim("sid") && !default.keeps_claim("email"));
+    let mut claims = serde_json::Map::new();
+    for claim in ["sub", "iss", "exp", "aud", "nonce", "email", "groups"] {
+        claims.insert(claim.into(), Value::Bool(true));
+    }
+    default.retain_claims(&mut claims);
+    assert_eq!(claims.keys().collect::<Vec<_>>(), ["exp", "iss", "sub"]);
+
+    let config = parse(&format!(
+        "[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\n\
+         [auth.work]\nkind = \"microsoft\"\nclient_id = \"m\"\nclient_secret = \"s\"\n\
+         keep_claims = [\"email\", \"https://example.com/claims/roles\"]\n"
+    ))
+    .expect("unknown claim names are fine: providers vary");
+    let work = &config.providers["work"];
+    assert!(work.keeps_claim("https://example.com/claims/roles") && !work.extra.contains_key("keep_claims"));
+}
+
+#[test]
+fn claim_list_errors_name_the_keys_and_the_fix() {
+    for (extra, key, hints) in [
+        (
+            "keep_claims = [\"email\"]\ndrop_claims = [\"groups\"]",
+            "auth.drop_claims",
+            &["is set along with keep_claims", "remove drop_claims"][..],
+        ),
+        ("keep_claims = []\ndrop_claims = []", "auth.drop_claims", &["is set along with keep_claims"]),
+        ("drop_claims = \"groups\"\nkeep_claims = \"email\"", "auth.drop_claims", &["remove keep_claims"]),
+        ("keep_claims = [\"email\", 3]", "auth.keep_claims", &["holds 3, which is not a string"]),
+        ("drop_claims = { groups = true }", "auth.drop_claims", &["is not a list of claim names"]),
+        ("drop_claims = [\"\"]", "auth.drop_claims", &["holds \"\", which is not a claim name"]),
+        ("keep_claims = [\" email\"]", "auth.keep_claims", &["holds \" email\""]),
+        (
+            "drop_claims = [\"groups\", \"sid\"]",
+            "auth.drop_claims",
+            &["lists \"sid\", which every session keeps: back-channel logout", "remove \"sid\" from drop_claims"],
+        ),
+        // A rule of the provider needs the claim: both keys are named.
+        (
+            "allowed_groups = [\"admins\"]\ndrop_claims = [\"groups\"]",
+            "auth.drop_claims",
+            &["lists \"groups\", which `auth.allowed_groups` reads", "or remove allowed_groups"],
+        ),
+        (
+            "allowed_groups = [\"admins\"]\nkeep_claims = [\"email\", \"name\"]",
+            "auth.keep_claims",
+            &["lacks \"groups\", which `auth.allowed_groups` reads", "add \"groups\" to keep_claims"],
+        ),
+        (
+            "allowed_email_domains = [\"example.com\"]\nkeep_claims = [\"email\"]",
+            "auth.keep_claims",
+            &["lacks \"email_verified\", which `auth.allowed_email_domains` reads"],
+        ),
+        // A named policy reads the claim.
+        (
+            "drop_claims = [\"groups\"]\n[auth.policies]\nadmin = { claim_contains = { claim = \"groups\", value = \"admins\" } }",
+            "auth.drop_claims",
+            &["lists \"groups\", which `auth.policies.admin` reads", "or change the policy"],
+        ),
+        (
+            "keep_claims = [\"email\"]\n[auth.policies]\nstaff = { not = { claim_equals = { claim = \"hd\", value = \"x.example\" } } }",
+            "auth.keep_claims",
+            &["lacks \"hd\", which `auth.policies.staff` reads", "under `not`"],
+        ),
+    ] {
+        let (got, message) = invalid(extra);
+        assert_eq!(got, key, "{extra}: {message}");
+        for hint in hints {
+            assert!(message.contains(hint), "{extra}: {hint:?} in {message}");
+        }
+    }
+    let (key, message) = invalid("drop_claim = [\"groups\"]");
+    assert_eq!(key, "auth.drop_claim");
+    assert!(message.contains("(did you mean `drop_claims`?)"), "{message}");
+    // Rules and policies whose claims are kept pass.
+    with("allowed_groups = [\"admins\"]\nkeep_claims = [\"groups\", \"email\"]").expect("groups is kept");
+    with("allowed_groups = [\"admins\"]\ndrop_claims = [\"wids\"]").expect("groups is not dropped");
+    with("keep_claims = [\"email\"]\n[auth.policies]\nfresh = { all = [{ max_age = 300 }, { acr = [\"mfa\"] }] }")
+        .expect("auth_time and acr are always kept");
+    let google = parse(&format!(
+        "[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\n\
+         [auth.google]\nclient_id = \"g\"\nclient_secret = \"s\"\nhosted_domains = [\"example.com\"]\nkeep_claims = [\"email\"]\n"
+    ));
+    let message = google.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("`auth.google.keep_claims` lacks \"hd\", which `auth.google.hosted_domains`"),
+        "{message}"
+    );
+    // A config built in code meets the same rules.
+    let corp =
+        ProviderConfig::new("corp", ProviderKind::Oidc, "app", "https://idp.example/.well-known/openid-configuration")
+            .with_client_secret(Secret::new("s"))
+            .with_keep_claims(["email"]);
+    assert!(corp.clone().validate("in code").is_ok());
+    let both = corp.clone().with_drop_claims(["groups"]).validate("in code").expect_err("both set").to_string();
+    assert!(both.contains("`auth.corp.drop_claims` is set along with keep_claims"), "{both}");
+    let rule = corp
+        .with_extra("allowed_groups", serde_json::json!(["admins"]))
+        .validate("in code")
+        .expect_err("groups not kept");
+    assert!(rule.to_string().contains("`auth.corp.keep_claims` lacks \"groups\""), "{rule}");
+}

@@ -162,6 +162,14 @@ pub struct ProviderConfig {
     pub client_kwargs: BTreeMap<String, String>,
     /// Token endpoint client authentication.
     pub token_endpoint_auth_method: TokenAuthMethod,
+    /// The only claims this provider's sessions keep, besides those the layer needs
+    /// (`keep_claims`; see [`keeps_claim`](Self::keeps_claim)); `None` keeps every claim
+    /// [`drop_claims`](Self::drop_claims) does not name. `Some(vec![])` keeps only what the
+    /// layer needs.
+    pub keep_claims: Option<Vec<String>>,
+    /// Claims this provider's sessions drop (`drop_claims`); not together with
+    /// [`keep_claims`](Self::keep_claims).
+    pub drop_claims: Option<Vec<String>>,
     /// Keys this crate does not interpret, for provider presets (`hosted_domains`, ...).
     pub extra: Map<String, Value>,
 }
@@ -185,6 +193,8 @@ impl ProviderConfig {
             server_metadata_url: server_metadata_url.into(),
             client_kwargs: BTreeMap::new(),
             token_endpoint_auth_method: TokenAuthMethod::default(),
+            keep_claims: None,
+            drop_claims: None,
             extra: Map::new(),
         }
     }
@@ -217,6 +227,20 @@ impl ProviderConfig {
         self
     }
 
+    /// With sessions keeping only `claims` and those the layer needs (`keep_claims`).
+    #[must_use]
+    pub fn with_keep_claims<S: Into<String>>(mut self, claims: impl IntoIterator<Item = S>) -> Self {
+        self.keep_claims = Some(claims.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// With sessions leaving out `claims` (`drop_claims`).
+    #[must_use]
+    pub fn with_drop_claims<S: Into<String>>(mut self, claims: impl IntoIterator<Item = S>) -> Self {
+        self.drop_claims = Some(claims.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// With the preset key `key` (`hosted_domains`, `tenant`, ...), as its TOML value.
     #[must_use]
     pub fn with_extra(mut self, key: impl Into<String>, value: Value) -> Self {
@@ -227,6 +251,34 @@ impl ProviderConfig {
     /// The `scope` to request: `client_kwargs.scope` or `openid email profile`.
     pub fn scope(&self) -> &str {
         self.client_kwargs.get("scope").map_or("openid email profile", String::as_str)
+    }
+
+    /// Whether this provider's sessions keep the claim `claim`: always for the claims the
+    /// layer reads from sessions (`sub`, `iss`, `sid`, `exp`, `auth_time`, `acr`, `tid`,
+    /// `login_hint`, `groups_overage`; see the README's `keep_claims` row), else as
+    /// `keep_claims` or `drop_claims` say (every claim when neither is set).
+    pub fn keeps_claim(&self, claim: &str) -> bool {
+        super::LAYER_CLAIMS.iter().any(|(needed, _)| *needed == claim)
+            || match (&self.keep_claims, &self.drop_claims) {
+                (Some(keep), _) => keep.iter().any(|k| k == claim),
+                (None, Some(drop)) => !drop.iter().any(|d| d == claim),
+                (None, None) => true,
+            }
+    }
+
+    /// Whether `keep_claims` or `drop_claims` is set, so sessions may keep fewer claims
+    /// than the provider sent.
+    pub fn filters_claims(&self) -> bool {
+        self.keep_claims.is_some() || self.drop_claims.as_ref().is_some_and(|drop| !drop.is_empty())
+    }
+
+    /// Removes from `claims` those this provider's sessions do not keep
+    /// ([`keeps_claim`](Self::keeps_claim)). The layer runs it on every login and refresh,
+    /// before the session is stored (or sealed into the cookie).
+    pub fn retain_claims(&self, claims: &mut crate::Claims) {
+        if self.filters_claims() {
+            claims.retain(|claim, _| self.keeps_claim(claim));
+        }
     }
 
     /// The dotted config key of `key` in this section: `auth.KEY` for the default

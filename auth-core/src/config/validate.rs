@@ -3,8 +3,8 @@
 //! so a config built or edited in code meets the same rules as one read from a file.
 
 use super::types::{AuthConfig, ProviderConfig, REDIS_SCHEMES, SessionStoreConfig, TokenAuthMethod};
-use super::{RESERVED_KWARGS, SECRET_FIX, split_url};
-use crate::ConfigError;
+use super::{LAYER_CLAIMS, RESERVED_KWARGS, RULE_CLAIMS, SECRET_FIX, split_url};
+use crate::{ConfigError, Policy};
 use std::ops::RangeInclusive;
 
 // Bounds of the numeric keys. Values past them are mistakes (a unit slip, an extra digit,
@@ -163,6 +163,16 @@ impl AuthConfig {
                 ));
             }
             provider.validate(&self.origin)?;
+            for (name, policy) in &self.policies {
+                let mut read = Vec::new();
+                policy_claims(policy, &mut read);
+                if let Some(claim) = read.into_iter().find(|claim| !provider.keeps_claim(claim)) {
+                    let reader = format!("auth.policies.{name}");
+                    let consequence = "a guard using it would refuse every user of this provider, or let everyone \
+                                       through under `not`";
+                    return Err(not_kept(&v, provider, claim, (&reader, "change the policy"), consequence));
+                }
+            }
         }
         Ok(())
     }
@@ -171,8 +181,9 @@ impl AuthConfig {
 impl ProviderConfig {
     /// Checks the keys every provider kind shares: a client id, a client secret unless the
     /// client is public, an http(s) `server_metadata_url`, a scope with `openid` and no
-    /// `client_kwargs` the login sets itself. Preset keys (`extra`) are the provider
-    /// code's to judge. `origin` names the file (or `"auth config"`) in the error.
+    /// `client_kwargs` the login sets itself, and `keep_claims` or `drop_claims` (not both)
+    /// keeping what the section's admission rules read. Preset keys (`extra`) are the
+    /// provider code's to judge. `origin` names the file (or `"auth config"`) in the error.
     ///
     /// # Errors
     /// The first [`ConfigError::Invalid`], naming the key and the fix.
@@ -211,7 +222,88 @@ impl ProviderConfig {
                 "include openid, e.g. scope = \"openid email profile\"",
             ));
         }
+        self.validate_claim_lists(&v)
+    }
+
+    /// `keep_claims` and `drop_claims`: not both; names without surrounding spaces; no
+    /// claim the layer always keeps dropped; and every claim the section's admission rules
+    /// read kept. (Claims named policies read are checked by [`AuthConfig::validate`].)
+    fn validate_claim_lists(&self, v: &Check<'_>) -> Result<(), ConfigError> {
+        if self.keep_claims.is_some() && self.drop_claims.is_some() {
+            return Err(v.err(
+                &self.key("drop_claims"),
+                "is set along with keep_claims: a provider either keeps the claims it lists or drops them",
+                "remove drop_claims (keep_claims already leaves out every claim it does not list), or remove keep_claims",
+            ));
+        }
+        for (key, names) in [("keep_claims", &self.keep_claims), ("drop_claims", &self.drop_claims)] {
+            if let Some(bad) = names.iter().flatten().find(|n| n.is_empty() || n.trim() != n.as_str()) {
+                return Err(v.err(
+                    &self.key(key),
+                    &format!("holds {bad:?}, which is not a claim name"),
+                    "write each claim name exactly as the provider sends it, such as \"groups\"",
+                ));
+            }
+        }
+        if let Some((claim, why)) =
+            self.drop_claims.iter().flatten().find_map(|name| LAYER_CLAIMS.iter().find(|(claim, _)| claim == name))
+        {
+            return Err(v.err(
+                &self.key("drop_claims"),
+                &format!("lists {claim:?}, which every session keeps: {why}"),
+                &format!("remove \"{claim}\" from drop_claims"),
+            ));
+        }
+        for (rule, claims) in RULE_CLAIMS.iter().filter(|(rule, _)| self.extra.contains_key(*rule)) {
+            if let Some(claim) = claims.iter().find(|claim| !self.keeps_claim(claim)) {
+                let consequence = "once the rules change, sessions without it are refused, and so are refreshes \
+                                   whose ID token lacks it";
+                return Err(not_kept(v, self, claim, (&self.key(rule), &format!("remove {rule}")), consequence));
+            }
+        }
         Ok(())
+    }
+}
+
+/// The error for the claim `claim`, which `provider`'s sessions do not keep although the
+/// config key `reader.0` reads it from them: it names `keep_claims` or `drop_claims`, the
+/// reader, and both fixes (`reader.1` is the one on the reader's side); `consequence` says
+/// what would go wrong.
+fn not_kept(
+    v: &Check<'_>,
+    provider: &ProviderConfig,
+    claim: &str,
+    (reader, reader_fix): (&str, &str),
+    consequence: &str,
+) -> ConfigError {
+    let reads = format!("which `{reader}` reads from sessions ({consequence})");
+    if provider.keep_claims.is_some() {
+        v.err(
+            &provider.key("keep_claims"),
+            &format!("lacks {claim:?}, {reads}"),
+            &format!("add \"{claim}\" to keep_claims, or {reader_fix}"),
+        )
+    } else {
+        v.err(
+            &provider.key("drop_claims"),
+            &format!("lists {claim:?}, {reads}"),
+            &format!("remove \"{claim}\" from drop_claims, or {reader_fix}"),
+        )
+    }
+}
+
+/// Adds to `read` the claims `policy` reads from a user's session (under `not` too: a
+/// missing claim would turn its refusal into a pass).
+fn policy_claims<'p>(policy: &'p Policy, read: &mut Vec<&'p str>) {
+    match policy {
+        Policy::LoggedIn | Policy::Provider(_) | Policy::Custom(_) => {}
+        Policy::ClaimEquals { claim, .. } | Policy::ClaimContains { claim, .. } => read.push(claim),
+        Policy::EmailDomain(_) => read.extend(["email", "email_verified"]),
+        Policy::Tenant(_) => read.push("tid"),
+        Policy::MaxAge(_) => read.push("auth_time"),
+        Policy::Acr(_) => read.push("acr"),
+        Policy::All(policies) | Policy::Any(policies) => policies.iter().for_each(|p| policy_claims(p, read)),
+        Policy::Not(policy) => policy_claims(policy, read),
     }
 }
 

@@ -236,3 +236,78 @@ async fn typical_cookie_sizes() {
     assert!((7500..=8500).contains(&microsoft), "{microsoft}");
     assert_eq!(auth_core::random_token().len() + "auth_session=".len(), 56, "a server-side ticket");
 }
+
+/// The bytes of the session cookies in the `Cookie` header `browser` sends (`auth_session`
+/// or its chunks, joined by `"; "`).
+fn session_cookie_bytes(browser: &Browser) -> usize {
+    let pairs: Vec<usize> = browser
+        .jar
+        .iter()
+        .filter(|(name, _)| name.starts_with("auth_session"))
+        .map(|(n, v)| n.len() + 1 + v.len())
+        .collect();
+    pairs.iter().sum::<usize>() + 2 * pairs.len().saturating_sub(1)
+}
+
+/// The sizes the README's "Keeping fewer claims" quotes: a Microsoft-like user in 200 groups
+/// (ids as GUIDs, in the ID token and in userinfo, as Entra ID sends them), with and without
+/// `drop_claims`/`keep_claims`. The ID token carries the groups too, so the cookie shrinks
+/// several times only without it (`keep_tokens`); dropping the claims alone removes one copy.
+#[tokio::test]
+async fn dropped_claims_make_small_cookies() {
+    let groups: Vec<String> = (0..200).map(|i| format!("{i:08x}-6c67-4c5b-b112-36a304b66dad")).collect();
+    let idp = MockIdp::builder()
+        .user(MockUser::new("dana").email("dana@example.test").name("Dana Example").claim("groups", json!(groups)))
+        .login_as(Some("dana"))
+        .start()
+        .await
+        .unwrap();
+    const NO_ID_TOKEN: &str = "keep_tokens = [\"access\", \"refresh\"]\n";
+    let mut sizes = BTreeMap::new();
+    for (name, extra) in [
+        ("every claim", String::new()),
+        ("drop_claims = [\"groups\"]", "drop_claims = [\"groups\"]".to_owned()),
+        ("keep_claims = [\"email\", \"name\"]", "keep_claims = [\"email\", \"name\"]".to_owned()),
+        ("every claim, no ID token", NO_ID_TOKEN.to_owned()),
+        ("drop_claims, no ID token", format!("{NO_ID_TOKEN}drop_claims = [\"groups\"]")),
+        ("keep_claims, no ID token", format!("{NO_ID_TOKEN}keep_claims = [\"email\", \"name\"]")),
+    ] {
+        let app = Setup::new(&extra).start(&idp).await;
+        let mut browser = Browser::new(&app);
+        browser.login().await;
+        let cookies = browser.jar.keys().filter(|n| n.starts_with("auth_session")).count();
+        sizes.insert(name, (session_cookie_bytes(&browser), cookies));
+        let me = browser.me().await;
+        assert_eq!(me["email"], "dana@example.test", "{name}: {me}");
+        assert_eq!(me["name"], "Dana Example", "{name}: {me}");
+        assert_eq!(me["sub"], "dana", "the layer always keeps sub: {me}");
+        let dropped = name.contains("_claims");
+        assert_eq!(me["groups"].is_null(), dropped, "{name}: {me}");
+        assert_eq!(me["aud"].is_null(), name.starts_with("keep_claims"), "keep_claims drops unlisted claims: {name}");
+    }
+    for (name, (bytes, cookies)) in &sizes {
+        println!("session cookie of a user in 200 groups, {name}: {bytes} B in {cookies} cookie(s)");
+    }
+    let size = |name: &str| sizes[name].0;
+    assert!(size("drop_claims = [\"groups\"]") * 3 < size("every claim") * 2, "one copy of the groups less: {sizes:?}");
+    assert!(size("keep_claims = [\"email\", \"name\"]") <= size("drop_claims = [\"groups\"]"), "{sizes:?}");
+    for small in ["drop_claims, no ID token", "keep_claims, no ID token"] {
+        assert!(size(small) * 5 <= size("every claim, no ID token"), "{small}: {sizes:?}");
+        assert!(size(small) * 5 <= size("every claim"), "{small}: {sizes:?}");
+        assert!(size(small) <= 1500, "one small cookie: {sizes:?}");
+    }
+
+    // A refresh brings a new ID token with every group: the refreshed session drops them too.
+    let app = Setup::new("drop_claims = [\"groups\"]\nrefresh_margin_secs = 86400").start(&idp).await;
+    let mut browser = Browser::new(&app);
+    browser.login().await;
+    let at_login = session_cookie_bytes(&browser);
+    idp.reset_hits();
+    let me = browser.me().await;
+    assert_eq!(idp.hits().token, 1, "the access token (1 h) is due within the margin (1 day): refreshed");
+    assert!(browser.session_cookie_set(), "the refreshed session is written");
+    assert!(me["groups"].is_null() && me["email"] == "dana@example.test", "{me}");
+    let refreshed = session_cookie_bytes(&browser);
+    assert!(refreshed <= at_login + 64, "as small as at login: {at_login} B, then {refreshed} B");
+    assert!(refreshed * 3 < size("every claim") * 2, "{refreshed} B");
+}
