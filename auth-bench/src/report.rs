@@ -302,7 +302,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "Ratio to floor: to the bare server receiving the same requests unread, which no layer can be \
-                 faster than ((1b) for (3), (1c) with as many users for (8)). Peak RSS is the server process's \
+                 faster than ((1b) for (3), (1d) for (4), (1c) with as many users for (8)). Peak RSS is the server process's \
                  VmHWM; a many-session variant's counts run in separate processes."
             );
         }

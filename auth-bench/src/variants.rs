@@ -33,6 +33,9 @@ pub enum Variant {
     /// (1b) The bare handler, the request carrying variant (3)'s cookie, unread: what
     /// sending and parsing the cookie costs without any layer.
     BareCookie,
+    /// (1d) The bare handler, the request carrying variant (4)'s chunked cookies, unread:
+    /// the bytes' share of (4)'s cost, as (1b) is of (3)'s.
+    BareChunkedCookie,
     /// (2) `AuthLayer`, a request without cookie.
     Anonymous,
     /// (3) `AuthLayer`, a request with the sealed session of a typical Google login.
@@ -67,9 +70,10 @@ pub enum Crowd {
 
 impl Variant {
     /// Every variant, in the table's order.
-    pub const ALL: [Variant; 11] = [
+    pub const ALL: [Variant; 12] = [
         Variant::Bare,
         Variant::BareCookie,
+        Variant::BareChunkedCookie,
         Variant::BareManyCookies,
         Variant::Anonymous,
         Variant::LoggedIn,
@@ -86,6 +90,7 @@ impl Variant {
         match self {
             Variant::Bare => "bare",
             Variant::BareCookie => "bare-cookie",
+            Variant::BareChunkedCookie => "bare-chunked-cookie",
             Variant::Anonymous => "anonymous",
             Variant::LoggedIn => "logged-in",
             Variant::Chunked => "chunked",
@@ -103,6 +108,7 @@ impl Variant {
         match self {
             Variant::Bare => "(1) bare axum",
             Variant::BareCookie => "(1b) bare axum, request carrying the cookie of (3), unread",
+            Variant::BareChunkedCookie => "(1d) bare axum, request carrying the chunked cookies of (4), unread",
             Variant::Anonymous => "(2) AuthLayer, anonymous",
             Variant::LoggedIn => "(3) AuthLayer, logged in (cookie store)",
             Variant::Chunked => "(4) AuthLayer, logged in, tokens exposed, chunked cookie",
@@ -126,7 +132,11 @@ impl Variant {
     /// [`ANONYMOUS`] is broken, not fast.
     pub fn expected_body(self) -> &'static str {
         match self {
-            Variant::Bare | Variant::BareCookie | Variant::BareManyCookies | Variant::Anonymous => ANONYMOUS,
+            Variant::Bare
+            | Variant::BareCookie
+            | Variant::BareChunkedCookie
+            | Variant::BareManyCookies
+            | Variant::Anonymous => ANONYMOUS,
             Variant::LoggedIn
             | Variant::Chunked
             | Variant::Redis
@@ -157,6 +167,7 @@ impl Variant {
     pub fn floor(self) -> Option<Variant> {
         match self {
             Variant::LoggedIn => Some(Variant::BareCookie),
+            Variant::Chunked => Some(Variant::BareChunkedCookie),
             Variant::ManySessions => Some(Variant::BareManyCookies),
             _ => None,
         }
@@ -316,6 +327,7 @@ pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepar
     match variant {
         Variant::Bare | Variant::BareManyCookies => Ok(Prepared::new(handler, None)),
         Variant::BareCookie => Ok(Prepared::new(handler, Some(google_cookie().await))),
+        Variant::BareChunkedCookie => Ok(Prepared::new(handler, Some(chunked_cookie().await))),
         Variant::Anonymous => Ok(Prepared::new(handler.layer(auth_layer(fixtures::config(false), None)?), None)),
         Variant::LoggedIn => {
             let app = handler.layer(auth_layer(fixtures::config(false), None)?);
@@ -329,9 +341,8 @@ pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepar
             Ok(Prepared::new(handler.layer(auth_layer(config, None)?), None))
         }
         Variant::Chunked => {
-            let cookie = fixtures::cookie_header(&fixtures::sealed(&fixtures::google_session_with_tokens()).await);
             let app = handler.layer(auth_layer(fixtures::config(true), None)?);
-            Ok(Prepared::new(app, Some(Credential::cookie(cookie))))
+            Ok(Prepared::new(app, Some(chunked_cookie().await)))
         }
         Variant::Redis => {
             let url = redis_url.ok_or("the redis variant needs --redis-url")?;
@@ -363,6 +374,11 @@ pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepar
             Ok(Prepared { app, credential: Some(Credential::bearer(&token)), idp: Some(idp) })
         }
     }
+}
+
+/// The cookies of variant (4): the session with its tokens, sealed and split in chunks.
+async fn chunked_cookie() -> Credential {
+    Credential::cookie(fixtures::cookie_header(&fixtures::sealed(&fixtures::google_session_with_tokens()).await))
 }
 
 /// The cookie of variant (3): a typical Google login's session, sealed by the cookie store.
