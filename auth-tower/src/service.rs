@@ -128,8 +128,7 @@ where
                         },
                     };
                     // The app never sees the layer's cookies, whichever credential came.
-                    let also = [shared.pending_cookie.as_str(), shared.pending_prefix.as_str()];
-                    cookies::scan(request.headers(), shared.session_cookie(), &also)
+                    cookies::scan(request.headers(), shared.session_cookie(), &shared.pending_names())
                         .into_strip()
                         .apply(request.headers_mut());
                     request.extensions_mut().insert(shared.routes.clone());
@@ -150,8 +149,7 @@ where
 
         // One pass over the `Cookie` headers: the session cookie, and the headers without
         // the layer's cookies (applied below, once the lookup is done with the headers).
-        let also = [shared.pending_cookie.as_str(), shared.pending_prefix.as_str()];
-        let found = cookies::scan(request.headers(), shared.session_cookie(), &also);
+        let found = cookies::scan(request.headers(), shared.session_cookie(), &shared.pending_names());
         let lookup = match found.parts() {
             // Chunks without their siblings cannot be read, but would be sent forever.
             None if found.is_present() => Lookup::Anonymous(shared.clear_session_cookies(request.headers())),

@@ -104,6 +104,12 @@ impl Shared {
         &self.session_cookie
     }
 
+    /// The names of the pending-login cookies (the name and the `_*` pattern), which the
+    /// app never sees either.
+    pub(crate) fn pending_names(&self) -> [&str; 2] {
+        [self.pending_cookie.as_str(), self.pending_prefix.as_str()]
+    }
+
     /// The pending-login cookie of the login whose OAuth `state` is `state`:
     /// `{pending}_{16 hex digits}`, so that logins started in two tabs do not overwrite each
     /// other and a callback finds its own. The digits are FNV-1a of `state` (the same on
@@ -324,6 +330,27 @@ pub(crate) fn unix_millis() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Inserts `key` into a memory of [`EndedLogins`] bounded at [`ENDED_MAX`] entries: when
+/// full, entries older than [`ENDED_MEMORY_SECS`] at `now_ms` go, then (still full of fresh
+/// ones) the oldest. `at` reads an entry's time (Unix milliseconds).
+fn remember<K: std::hash::Hash + Eq + Clone, V>(
+    map: &mut std::collections::HashMap<K, V>,
+    key: K,
+    value: V,
+    now_ms: u64,
+    at: impl Fn(&V) -> u64,
+) {
+    if map.len() >= ENDED_MAX {
+        map.retain(|_, v| at(v).saturating_add(ENDED_MEMORY_SECS * 1000) > now_ms);
+        if map.len() >= ENDED_MAX
+            && let Some(oldest) = map.iter().min_by_key(|(_, v)| at(v)).map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+    }
+    map.insert(key, value);
+}
+
 impl EndedLogins {
     /// Runs `f` with the entry of `session`'s login, if any.
     fn with_entry<T>(&self, session: &Session, f: impl FnOnce(Option<&(u64, u64)>) -> T) -> T {
@@ -354,18 +381,9 @@ impl EndedLogins {
 
     /// Remembers that `session`, behind `ticket`, was signed out at `now_ms`.
     pub(crate) fn end(&self, session: &Session, ticket: &str, now_ms: u64) {
-        let mut ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ended.len() >= ENDED_MAX {
-            ended.retain(|_, (at, _)| at.saturating_add(ENDED_MEMORY_SECS * 1000) > now_ms);
-            if ended.len() >= ENDED_MAX {
-                // Full of fresh logouts: forget the oldest.
-                if let Some(oldest) = ended.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) {
-                    ended.remove(&oldest);
-                }
-            }
-        }
         let key = session.login_id.clone().unwrap_or_else(|| legacy_key(session));
-        ended.insert(key, (now_ms, Self::fingerprint(ticket)));
+        let mut ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        remember(&mut ended, key, (now_ms, Self::fingerprint(ticket)), now_ms, |(at, _)| *at);
     }
 
     /// Whether the login of `session` was signed out after `began_ms` (a request that began
@@ -395,15 +413,7 @@ impl EndedLogins {
     /// whatever the store answers once it is back.
     pub(crate) fn undeleted(&self, ticket: &str, now_ms: u64) {
         let mut undeleted = self.undeleted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if undeleted.len() >= ENDED_MAX {
-            undeleted.retain(|_, at| at.saturating_add(ENDED_MEMORY_SECS * 1000) > now_ms);
-            if undeleted.len() >= ENDED_MAX
-                && let Some(oldest) = undeleted.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k)
-            {
-                undeleted.remove(&oldest);
-            }
-        }
-        undeleted.insert(Self::fingerprint(ticket), now_ms);
+        remember(&mut undeleted, Self::fingerprint(ticket), now_ms, now_ms, |at| *at);
     }
 
     /// The store deleted the session behind `ticket` after all.
