@@ -292,7 +292,7 @@ impl Shared {
                         present: self.present_session_cookies(headers),
                     }));
                 }
-                cache.insert(ticket, Arc::clone(&session));
+                self.cache_unless_signed_out(cache, ticket, &session);
                 Lookup::Ready(session)
             }
             // Sealed with a previous secret: the slow way seals it again.
@@ -301,6 +301,17 @@ impl Shared {
                 cached: None,
                 present: self.present_session_cookies(headers),
             })),
+        }
+    }
+
+    /// Caches `session` behind `ticket`, unless its login was signed out meanwhile: a logout
+    /// records the login before it empties the cache of it, so an insert that lands after
+    /// that emptying sees the record and takes its entry back (else hits, which do not ask,
+    /// would serve the signed-out cookie; found by the soak).
+    fn cache_unless_signed_out(&self, cache: &crate::cache::SessionCache, ticket: &str, session: &Arc<Session>) {
+        cache.insert(ticket, Arc::clone(session));
+        if self.ended.signed_out(session, ticket) {
+            cache.remove(ticket);
         }
     }
 
@@ -368,7 +379,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
     }
     // The session passed every check: cache it (the store's update forgot the old ticket).
     if let Some(cache) = &shared.cache {
-        cache.insert(&current, Arc::clone(&session));
+        shared.cache_unless_signed_out(cache, &current, &session);
     }
     let (set_cookies, writes) = if changed {
         let writes = Writes { shared: Arc::clone(&shared), session: Arc::clone(&session), began: began_ms };
