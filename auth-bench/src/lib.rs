@@ -13,6 +13,8 @@
 //!   variant's clients in turn, warm-up, fixed window, HDR latency histogram), run by `bench-run`, which interleaves the variants in rounds and
 //!   writes the [`report`].
 //! - [`login`]: complete logins per second against `MockIdp`, with its fetch counters.
+//! - [`revocation`]: how soon a logout on one instance stops another instance's local
+//!   copy of the session (`RedisStore`), in milliseconds.
 //! - [`hotpath`]: the layer driven in process without sockets, for instruction counts
 //!   under callgrind (`bench-hotpath`).
 //! - [`soak`]: not a speed measure but an endurance one (`cargo xtask soak`): the
@@ -34,6 +36,7 @@ pub mod many;
 pub mod peer;
 pub mod redis_server;
 pub mod report;
+pub mod revocation;
 pub mod soak;
 pub mod variants;
 

@@ -207,6 +207,8 @@ pub struct Report {
     pub summaries: Vec<Option<Summary>>,
     /// The login-throughput measure, when it ran.
     pub login: Option<LoginReport>,
+    /// The revocation latency with `RedisStore`'s local copies, when Redis ran.
+    pub revocation: Option<crate::revocation::RevocationReport>,
 }
 
 impl Report {
@@ -220,7 +222,7 @@ impl Report {
                 (v.skipped.is_none() && !v.samples.is_empty()).then(|| v.summary(ran("bare"), floor))
             })
             .collect();
-        Self { settings, machine, variants, summaries, login }
+        Self { settings, machine, variants, summaries, login, revocation: None }
     }
 
     fn variant(&self, name: &str) -> Option<&VariantReport> {
@@ -310,6 +312,10 @@ impl Report {
             let _ = writeln!(out);
             let _ = writeln!(out, "{}", login.markdown());
         }
+        if let Some(revocation) = &self.revocation {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "{}", revocation.markdown());
+        }
         let _ = writeln!(out);
         for line in self.targets() {
             let _ = writeln!(out, "- {line}");
@@ -329,6 +335,19 @@ impl Report {
                 }
                 None => lines.push(format!("{label}: not measured")),
             }
+        }
+        if let Some(r) = ratio("redis") {
+            lines.push(format!("(5) RedisStore at {r:.3} of bare (target >= 0.85): {}", verdict(r >= 0.85)));
+        }
+        if let Some(revocation) = &self.revocation {
+            lines.push(format!(
+                "revocation: another instance stops serving a logged-out session after {:.3} ms median, {:.3} ms max \
+                 over {} trials (target: median under 5 ms): {}",
+                revocation.median_ms,
+                revocation.max_ms,
+                revocation.trials,
+                verdict(revocation.median_ms < 5.0 && revocation.stale_after_1s == 0)
+            ));
         }
         if let Some(r) = ratio("bare-cookie") {
             lines.push(format!(
@@ -354,6 +373,14 @@ impl Report {
             lines.push(format!(
                 "(7) a repeated bearer JWT (verified on its first request, then cached) at {r:.3} of bare{to_logged_in}"
             ));
+        }
+        if let Some(r) = ratio("logged-in-metrics") {
+            let to_logged_in = self
+                .variant("logged-in-metrics")
+                .zip(self.variant("logged-in"))
+                .and_then(|(metrics, logged_in)| metrics.ratio_to(logged_in))
+                .map_or_else(String::new, |q| format!(", {q:.3} of (3) without it"));
+            lines.push(format!("(3m) logged in with a Prometheus recorder installed at {r:.3} of bare{to_logged_in}"));
         }
         // Many users beside one: each many-session count against its floor and against the
         // same store's single-session variant.
@@ -451,6 +478,7 @@ mod tests {
                 redis,
                 variant("axum-login", &[70.0, 150.0, 75.0]),
                 variant("bearer", &[90.0, 180.0, 88.0]),
+                variant("logged-in-metrics", &[90.0, 190.0, 84.0]),
             ],
             None,
         );
@@ -464,6 +492,12 @@ mod tests {
         assert!(table.contains("(3) logged in at 0.900 of bare (target >= 0.95): NOT met"), "{table}");
         assert!(table.contains("(target: faster): met"), "{table}");
         assert!(table.contains("(7) a repeated bearer JWT (verified on its first request, then cached) at 0.900 of bare, 1.000 of (3) logged in"), "{table}");
+        assert!(
+            table.contains(
+                "(3m) logged in with a Prometheus recorder installed at 0.900 of bare, 1.000 of (3) without it"
+            ),
+            "{table}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use axum::Router;
 use axum::routing::get;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderName, HeaderValue};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,10 @@ pub enum Variant {
     Anonymous,
     /// (3) `AuthLayer`, a request with the sealed session of a typical Google login.
     LoggedIn,
+    /// (3m) (3) with a Prometheus recorder installed (`metrics-exporter-prometheus`) before
+    /// the layer is built, so its per-request counters (session cache hits) record: what
+    /// metrics cost a signed-in request.
+    LoggedInMetrics,
     /// (4) The same with ID, access and refresh tokens, exposed, in a chunked cookie.
     Chunked,
     /// (5) Logged in with `auth-redis`'s `RedisStore`.
@@ -70,13 +75,14 @@ pub enum Crowd {
 
 impl Variant {
     /// Every variant, in the table's order.
-    pub const ALL: [Variant; 12] = [
+    pub const ALL: [Variant; 13] = [
         Variant::Bare,
         Variant::BareCookie,
         Variant::BareChunkedCookie,
         Variant::BareManyCookies,
         Variant::Anonymous,
         Variant::LoggedIn,
+        Variant::LoggedInMetrics,
         Variant::Chunked,
         Variant::Redis,
         Variant::Peer,
@@ -93,6 +99,7 @@ impl Variant {
             Variant::BareChunkedCookie => "bare-chunked-cookie",
             Variant::Anonymous => "anonymous",
             Variant::LoggedIn => "logged-in",
+            Variant::LoggedInMetrics => "logged-in-metrics",
             Variant::Chunked => "chunked",
             Variant::Redis => "redis",
             Variant::Peer => "axum-login",
@@ -111,6 +118,7 @@ impl Variant {
             Variant::BareChunkedCookie => "(1d) bare axum, request carrying the chunked cookies of (4), unread",
             Variant::Anonymous => "(2) AuthLayer, anonymous",
             Variant::LoggedIn => "(3) AuthLayer, logged in (cookie store)",
+            Variant::LoggedInMetrics => "(3m) AuthLayer, logged in (cookie store), Prometheus recorder installed",
             Variant::Chunked => "(4) AuthLayer, logged in, tokens exposed, chunked cookie",
             Variant::Redis => "(5) AuthLayer, logged in (RedisStore)",
             Variant::Peer => "(6) axum-login + tower-sessions (memory store)",
@@ -119,7 +127,9 @@ impl Variant {
             Variant::ManySessions => {
                 "(8) AuthLayer, distinct sessions rotating (cookie store, session_cache_entries = 100000)"
             }
-            Variant::ManySessionsRedis => "(9) AuthLayer, distinct sessions rotating (RedisStore)",
+            Variant::ManySessionsRedis => {
+                "(9) AuthLayer, distinct sessions rotating (RedisStore, local copies of up to 100000)"
+            }
         }
     }
 
@@ -138,6 +148,7 @@ impl Variant {
             | Variant::BareManyCookies
             | Variant::Anonymous => ANONYMOUS,
             Variant::LoggedIn
+            | Variant::LoggedInMetrics
             | Variant::Chunked
             | Variant::Redis
             | Variant::Peer
@@ -166,7 +177,7 @@ impl Variant {
     /// carrying the same cookies, to which the ratio "to floor" compares.
     pub fn floor(self) -> Option<Variant> {
         match self {
-            Variant::LoggedIn => Some(Variant::BareCookie),
+            Variant::LoggedIn | Variant::LoggedInMetrics => Some(Variant::BareCookie),
             Variant::Chunked => Some(Variant::BareChunkedCookie),
             Variant::ManySessions => Some(Variant::BareManyCookies),
             _ => None,
@@ -218,7 +229,9 @@ impl Case {
                 "(8) AuthLayer, {count} distinct session{plural} rotating (cookie store, session_cache_entries = 100000)"
             ),
             Variant::ManySessionsRedis => {
-                format!("(9) AuthLayer, {count} distinct session{plural} rotating (RedisStore)")
+                format!(
+                    "(9) AuthLayer, {count} distinct session{plural} rotating (RedisStore, local copies of up to 100000)"
+                )
             }
             other => other.label().to_owned(),
         }
@@ -298,12 +311,24 @@ pub struct Prepared {
     /// The bearer variant's identity provider, which serves the keys the app fetches on
     /// the first request: keep it as long as the app serves (dropping it stops it).
     pub idp: Option<MockIdp>,
+    /// The metrics variant's Prometheus recorder, to read what it recorded.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl Prepared {
     fn new(app: Router, credential: Option<Credential>) -> Self {
-        Self { app, credential, idp: None }
+        Self { app, credential, idp: None, metrics: None }
     }
+}
+
+/// The process's Prometheus recorder, installed as the global recorder on first use (as an
+/// app installs it, before building its layer). It stays for the life of the process: each
+/// variant runs in its own `bench-server` process, so only the metrics variant records;
+/// where variants share a process (`bench-hotpath` runs one, the tests all), those prepared
+/// after it record too.
+fn prometheus() -> Result<PrometheusHandle, String> {
+    static HANDLE: std::sync::OnceLock<Result<PrometheusHandle, String>> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().map_err(|e| e.to_string())).clone()
 }
 
 /// The key prefix of the Redis variants' `RedisStore`, in the server and in `bench-run`,
@@ -332,6 +357,12 @@ pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepar
         Variant::LoggedIn => {
             let app = handler.layer(auth_layer(fixtures::config(false), None)?);
             Ok(Prepared::new(app, Some(google_cookie().await)))
+        }
+        Variant::LoggedInMetrics => {
+            // First the recorder, then the layer, which binds its counters to it.
+            let metrics = prometheus()?;
+            let app = handler.layer(auth_layer(fixtures::config(false), None)?);
+            Ok(Prepared { metrics: Some(metrics), ..Prepared::new(app, Some(google_cookie().await)) })
         }
         Variant::ManySessions => {
             // Sized for the bench's 100,000 users, as a site expecting that many active
@@ -371,7 +402,7 @@ pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepar
             let config = fixtures::mock_idp_config(&idp, "http://127.0.0.1:3000/oauth2callback", &extra)?;
             let token = idp.access_token_for("alice", BEARER_AUDIENCE, "api:read");
             let app = handler.layer(auth_layer(config, None)?);
-            Ok(Prepared { app, credential: Some(Credential::bearer(&token)), idp: Some(idp) })
+            Ok(Prepared { idp: Some(idp), ..Prepared::new(app, Some(Credential::bearer(&token))) })
         }
     }
 }
@@ -441,10 +472,17 @@ pub fn single(credential: Option<&Credential>) -> Result<Credentials, String> {
 }
 
 /// The store of the Redis variants' servers, also the one `bench-run` saves (9)'s users
-/// with: prefix [`REDIS_PREFIX`], Redis checked to answer.
+/// with: prefix [`REDIS_PREFIX`], local copies of up to [`MANY_SESSIONS_CACHE_ENTRIES`]
+/// sessions, Redis checked to answer.
 #[cfg(feature = "redis")]
 pub(crate) async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
-    let store = auth_redis::RedisStore::new(url).map_err(|e| e.to_string())?.with_prefix(REDIS_PREFIX);
+    // Local copies for as many users as (8)'s cache holds, as a site expecting that many
+    // active sessions would size them (`session_cache_entries`).
+    let entries = usize::try_from(MANY_SESSIONS_CACHE_ENTRIES).unwrap_or(usize::MAX);
+    let store = auth_redis::RedisStore::new(url)
+        .map_err(|e| e.to_string())?
+        .with_prefix(REDIS_PREFIX)
+        .with_local_cache(entries);
     store.ping().await.map_err(|e| format!("Redis at {url} does not answer: {e}"))?;
     Ok(Arc::new(store))
 }
@@ -497,6 +535,12 @@ mod tests {
             if let Some(idp) = &prepared.idp {
                 let hits = idp.hits();
                 assert_eq!((hits.discovery, hits.jwks), (1, 1), "{variant}: fetched once, then cached");
+            }
+            if let Some(metrics) = &prepared.metrics {
+                let text = metrics.render();
+                let hits =
+                    text.lines().find_map(|l| l.strip_prefix("auth_session_cache_hits_total{cache=\"cookie\"} "));
+                assert!(hits.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "{variant}: {text}");
             }
         }
         assert_eq!(Variant::parse("axum-login"), Some(Variant::Peer));

@@ -11,7 +11,9 @@
 //!   [`SessionListing`];
 //! - [`AuthConfig`], read from Streamlit's `[auth]` TOML section unchanged, or built in
 //!   code and checked by [`AuthConfig::validate`];
-//! - [`seal::Sealer`], the AES-256-GCM sealing of every cookie.
+//! - [`seal::Sealer`], the AES-256-GCM sealing of every cookie;
+//! - [`metrics`], the name of every metric the layer records and the functions that
+//!   record them (through the `metrics` facade; the app installs the exporter).
 //!
 //! The data types are `#[non_exhaustive]`: their fields are public to read, and each has
 //! a constructor (`Identity::new`, `Session::new`, `TokenSet::new().with_access_token(..)`,
@@ -40,6 +42,7 @@ mod codec;
 pub mod config;
 mod error;
 mod identity;
+pub mod metrics;
 mod policy;
 mod provider;
 pub mod seal;
@@ -53,7 +56,8 @@ mod extract;
 /// Re-exported so providers and stores written outside this workspace use the same macro.
 pub use async_trait::async_trait;
 pub use config::{
-    AuthConfig, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, Secret, SessionStoreConfig, TokenAuthMethod,
+    AuthConfig, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, Secret, SessionStoreConfig,
+    TokenAuthMethod,
 };
 pub use error::{BoxError, ConfigError, ProviderError, StoreError, report};
 pub use identity::{Claims, Identity, LazyClaims, TokenSet};

@@ -165,6 +165,19 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn listing(&self) -> Option<&dyn SessionListing> {
         None
     }
+
+    /// The session behind `ticket` from a copy this store holds in memory and knows to be
+    /// current, without I/O; `None` (the default) when it has none, and the layer then
+    /// calls [`load`](Self::load).
+    ///
+    /// The layer asks on every request, before anything else, so an answer must be cheap
+    /// and must never be a session that was changed or ended since, by this process or any
+    /// other: `auth_redis::RedisStore` answers from copies that Redis itself invalidates
+    /// (client-side caching). The layer still checks the copy's expiry and provider.
+    fn cached(&self, ticket: &str) -> Option<Arc<Session>> {
+        let _ = ticket;
+        None
+    }
 }
 
 /// A lock shared by every instance using one store: see [`SessionStore::lock`].

@@ -16,23 +16,39 @@ pub mod whoami {
     tonic::include_proto!("whoami.v1");
 }
 
-/// `--config FILE` (default `auth.toml`) and `--listen ADDR` (default `127.0.0.1:3000`).
+/// `--config FILE` (default `auth.toml`), `--listen ADDR` (default `127.0.0.1:3000`), and
+/// `--metrics` for the examples that serve `/metrics` ([`Args::from_env_with_metrics`]).
 #[derive(Debug)]
 pub struct Args {
     /// The auth config file (Streamlit's `[auth]` format).
     pub config: PathBuf,
     /// The address to serve on.
     pub listen: SocketAddr,
+    /// `--metrics`: record the layer's metrics and serve them at `GET /metrics`.
+    pub metrics: bool,
 }
 
 impl Args {
     /// Parses the process arguments; prints usage and exits on `--help` or a bad flag.
     pub fn from_env(program: &str) -> Self {
-        match Self::parse(std::env::args().skip(1)) {
+        Self::from_env_accepting(program, false)
+    }
+
+    /// [`Args::from_env`] for a program that also takes `--metrics`.
+    pub fn from_env_with_metrics(program: &str) -> Self {
+        Self::from_env_accepting(program, true)
+    }
+
+    fn from_env_accepting(program: &str, metrics: bool) -> Self {
+        match Self::parse(std::env::args().skip(1), metrics) {
             Ok(Some(args)) => args,
             Ok(None) => {
+                let (flag, help) = match metrics {
+                    true => (" [--metrics]", "\n  --metrics       serve the metrics at GET /metrics"),
+                    false => ("", ""),
+                };
                 println!(
-                    "usage: {program} [--config FILE] [--listen ADDR]\n  --config FILE   auth config (default auth.toml)\n  --listen ADDR   address to serve on (default 127.0.0.1:3000)"
+                    "usage: {program} [--config FILE] [--listen ADDR]{flag}\n  --config FILE   auth config (default auth.toml)\n  --listen ADDR   address to serve on (default 127.0.0.1:3000){help}"
                 );
                 std::process::exit(0)
             }
@@ -43,12 +59,14 @@ impl Args {
         }
     }
 
-    /// Parses `args`; `Ok(None)` means help was asked for.
+    /// Parses `args`; `Ok(None)` means help was asked for. `--metrics` is accepted only when
+    /// `metrics` says the program serves them.
     ///
     /// # Errors
     /// A message naming the flag and the fix.
-    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
-        let mut out = Self { config: "auth.toml".into(), listen: SocketAddr::from(([127, 0, 0, 1], 3000)) };
+    pub fn parse(mut args: impl Iterator<Item = String>, metrics: bool) -> Result<Option<Self>, String> {
+        let mut out =
+            Self { config: "auth.toml".into(), listen: SocketAddr::from(([127, 0, 0, 1], 3000)), metrics: false };
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
@@ -58,6 +76,7 @@ impl Args {
                     out.listen =
                         v.parse().map_err(|_| format!("--listen {v:?} is not an address such as 127.0.0.1:3000"))?;
                 }
+                "--metrics" if metrics => out.metrics = true,
                 "-h" | "--help" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -144,7 +163,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Option<Args>, String> {
-        Args::parse(args.iter().map(|s| s.to_string()))
+        Args::parse(args.iter().map(|s| s.to_string()), false)
     }
 
     #[test]
@@ -161,6 +180,10 @@ mod tests {
         assert!(parse(&["--help"]).expect("ok").is_none());
         assert!(parse(&["--listen", "nope"]).expect_err("bad").contains("--listen"));
         assert!(parse(&["--config"]).expect_err("missing").contains("needs a value"));
+        assert!(!args.metrics);
+        assert!(parse(&["--metrics"]).expect_err("not served").contains("unknown argument"));
+        let with_metrics = Args::parse(["--metrics".to_owned()].into_iter(), true).expect("ok").expect("not help");
+        assert!(with_metrics.metrics);
     }
 }
 

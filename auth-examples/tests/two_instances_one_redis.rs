@@ -6,7 +6,8 @@
 //! `redirect_uri` names instance A, and the callback is sent to B. Scenarios:
 //!
 //! - a login started on A finishes on B, and both see the session;
-//! - a logout on A ends the session on B too (server-side revocation: no cache hides it);
+//! - a logout on A ends the session on B too, by B's next request, though B served it from its
+//!   local copy just before (Redis invalidates the copy: `auth-redis`'s local copies);
 //! - fifty concurrent requests carrying one expired access token, split over A and B, make
 //!   exactly one refresh call (the store's lock spans the instances);
 //! - Redis goes down: pages are served as anonymous with a logged error, finishing a login

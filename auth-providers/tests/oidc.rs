@@ -303,6 +303,10 @@ async fn other_token_errors_are_rejected() {
 
 #[tokio::test]
 async fn key_rotation_costs_one_key_fetch_and_refetches_are_rate_limited() {
+    // The test's runtime runs on its thread: a recorder local to it sees the refetches.
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
     let idp = start(MockIdp::builder()).await;
     let provider = provider(&idp);
     login(&provider).await.expect("first login");
@@ -321,6 +325,18 @@ async fn key_rotation_costs_one_key_fetch_and_refetches_are_rate_limited() {
         assert!(message.contains("does not publish"), "{message}");
     }
     assert_eq!(idp.hits().jwks, 2, "refetches are rate limited");
+    let refetches: Vec<_> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == auth_core::metrics::JWKS_REFETCHES)
+        .map(|(key, _, _, value)| (key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect(), value))
+        .collect();
+    assert_eq!(
+        refetches,
+        [(vec!["provider=mock".to_owned()], metrics_util::debugging::DebugValue::Counter(1))],
+        "the refetch is counted, the rate-limited ones are not"
+    );
 }
 
 #[tokio::test]

@@ -172,11 +172,15 @@ impl Connector {
         }
     }
 
+    /// The error of a failed command or connection, counted in the metrics.
     fn failed(&self, e: &RedisError) -> StoreError {
+        auth_core::metrics::redis_error("unavailable");
         StoreError::Unavailable(format!("Redis at {}: {e}", self.shown))
     }
 
+    /// The error of a command or connection past its time, counted in the metrics.
     fn timed_out(&self, bound: Duration) -> StoreError {
+        auth_core::metrics::redis_error("timeout");
         StoreError::Unavailable(format!("Redis at {} did not answer within {bound:?}", self.shown))
     }
 

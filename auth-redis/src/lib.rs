@@ -67,7 +67,8 @@
 //! - `save`: adds the new ticket to the two indexes (so a session that exists can always
 //!   be revoked), then `SET session PX ttl` with the session's remaining lifetime, then adds
 //!   it to the `sub` index once more (so listing may drop entries it finds no session for).
-//! - `load`: one `GET`; a cookie value that cannot be a ticket costs no round trip.
+//! - `load`: the [local copy](#local-copies) when there is one, else one `GET`; a cookie
+//!   value that cannot be a ticket costs no round trip.
 //! - `update`: `SET ... XX`: the same ticket, a new TTL, and never a session that was
 //!   revoked or logged out meanwhile (that is an error).
 //! - `revoke` (back-channel logout): reads the `sid` or `sub` index, deletes the sessions
@@ -81,6 +82,35 @@
 //!   session is theirs, `DEL` it and drop its entry.
 //! - `try_lock` / `unlock`: `SET lock NX PX ttl` with a random token that this store
 //!   remembers; unlocking deletes the lock only while it still holds that token.
+//!
+//! # Local copies
+//!
+//! Each store keeps copies of the sessions it read lately (up to
+//! [`DEFAULT_LOCAL_CACHE_ENTRIES`], set with [`RedisStore::with_local_cache`]; the layer's
+//! `session_cache_entries` when it makes the store from `session_store = "redis://..."`),
+//! so a request whose session has a copy makes no round trip. Redis keeps them current
+//! (server-assisted client-side caching): a background task holds a RESP3 connection of
+//! its own with `CLIENT TRACKING ON BCAST PREFIX {prefix}session:`, and Redis pushes an
+//! `invalidate` message on it for every change of a session key by any client: a logout,
+//! a back-channel logout, "sign out other devices", a refresh or an idle renewal on any
+//! instance, or an expiry. An instance stops serving a session another one ended about one
+//! Redis round trip after the change (`cargo xtask bench` measures it: `revocation` in
+//! `target/bench/results.json`); the instance that made the change drops its copy at once.
+//!
+//! Copies are served only while tracking is known to be live:
+//! - a closed tracking connection (Redis restarted, the connection killed, the network
+//!   down) empties every copy at once; none is served or made until tracking is back
+//!   (retried from 100 ms, doubling to 5 s), and meanwhile every request reads Redis;
+//! - the task sends a `PING` every 250 ms, and copies are served only within 1 s of the last
+//!   answer: a connection that hangs without closing (a network partition that drops the
+//!   invalidations) stops them within that bound;
+//! - a read from Redis makes a copy only if no invalidation of the same part of the map and
+//!   no loss of tracking came between its `GET` and its answer, so an answer that crossed
+//!   a change is never kept.
+//!
+//! A cluster (`redis+cluster://`) has no local copies: invalidations come from whichever
+//! node owns each key, and following every node through resharding is not implemented, so
+//! every request reads Redis. Each tracked change costs one push message per instance.
 //!
 //! # When Redis is down
 //!
@@ -104,5 +134,8 @@ mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
+mod tracking;
 
-pub use store::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT, RedisStore};
+pub use store::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCAL_CACHE_ENTRIES, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT, RedisStore,
+};

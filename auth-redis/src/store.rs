@@ -3,6 +3,7 @@
 use crate::conn::{Connector, Timeouts};
 use crate::keys::Keys;
 use crate::target::Target;
+use crate::tracking::LocalCopies;
 use auth_core::async_trait;
 use auth_core::{
     ConfigError, Revocation, Session, SessionInfo, SessionListing, SessionLock, SessionRevocation, SessionStore,
@@ -20,6 +21,9 @@ pub const DEFAULT_PREFIX: &str = "auth:";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one Redis answer may take by default.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How many sessions a store keeps local copies of by default (about 2 KB each).
+pub const DEFAULT_LOCAL_CACHE_ENTRIES: usize = 10_000;
 
 /// The longest TTL written.
 const MAX_TTL_MS: u64 = 10_000_000_000_000;
@@ -51,6 +55,10 @@ pub struct RedisStore {
     conn: Arc<Connector>,
     /// The tokens of the locks this store holds, and until when.
     locks: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    /// How many local copies of sessions to keep (see [`with_local_cache`](Self::with_local_cache)).
+    local_entries: usize,
+    /// The local copies, kept current by Redis; `None` when off or on a cluster.
+    copies: Option<Arc<LocalCopies>>,
 }
 
 impl RedisStore {
@@ -66,21 +74,68 @@ impl RedisStore {
     pub fn new(url: &str) -> Result<Self, ConfigError> {
         let target = Target::parse(url)?;
         let timeouts = Timeouts { connect: DEFAULT_CONNECT_TIMEOUT, response: DEFAULT_RESPONSE_TIMEOUT };
-        Ok(Self {
+        let store = Self {
             url: url.trim().into(),
             conn: Arc::new(Connector::new(target.clone(), url.trim(), timeouts)),
             target,
             keys: Keys::new(DEFAULT_PREFIX.to_owned()),
             timeouts,
             locks: Arc::default(),
-        })
+            local_entries: DEFAULT_LOCAL_CACHE_ENTRIES,
+            copies: None,
+        };
+        Ok(store.with_copies())
     }
 
     /// Prefixes every key with `prefix` (default `auth:`), so that several apps can share
     /// a Redis. Two stores see each other's sessions exactly when their prefixes are equal.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.keys = Keys::new(prefix.into());
+        self.with_copies()
+    }
+
+    /// Keeps local copies of up to about `entries` recently used sessions (default
+    /// [`DEFAULT_LOCAL_CACHE_ENTRIES`], about 2 KB each; `0` turns them off), kept current
+    /// by Redis: a request whose session has a copy costs no round trip. See
+    /// [Local copies](crate#local-copies) for how a change on any instance reaches them
+    /// and what happens when tracking is lost. On a cluster there are none.
+    pub fn with_local_cache(mut self, entries: usize) -> Self {
+        self.local_entries = entries;
+        self.with_copies()
+    }
+
+    /// Whether the local copies are in use now: on, and Redis tracking them (the tracking
+    /// connection starts with the first command, and is lost while Redis is unreachable).
+    pub fn local_cache_live(&self) -> bool {
+        self.copies.as_ref().is_some_and(|c| c.is_live())
+    }
+
+    /// New, empty local copies for the current prefix and size (`None` when off or on a
+    /// cluster: invalidations would come from whichever node owns each key, and following
+    /// every node through resharding is not done).
+    fn with_copies(mut self) -> Self {
+        let single = matches!(self.target, Target::Single(_));
+        self.copies = (self.local_entries > 0 && single)
+            .then(|| Arc::new(LocalCopies::new(self.local_entries, self.keys.session(""))));
         self
+    }
+
+    /// The local copies, with their tracking task started (the first call needs a Tokio
+    /// runtime, which every async method has).
+    fn copies(&self) -> Option<&Arc<LocalCopies>> {
+        let copies = self.copies.as_ref()?;
+        if let Target::Single(client) = &self.target {
+            copies.start(client, self.timeouts.connect, self.timeouts.response);
+        }
+        Some(copies)
+    }
+
+    /// Drops the local copy of `ticket` (this instance changed or ended it; Redis tells the
+    /// others).
+    fn forget(&self, ticket: &str) {
+        if let Some(copies) = &self.copies {
+            copies.invalidate(ticket);
+        }
     }
 
     /// How long connecting may take (default 1 s). A call while Redis is unreachable
@@ -203,16 +258,33 @@ impl SessionStore for RedisStore {
         Ok(ticket)
     }
 
+    /// From the local copy when there is one; else reads Redis and keeps a copy (unless a
+    /// change crossed the read: see [Local copies](crate#local-copies)).
     async fn load(&self, ticket: &str) -> Result<Option<Session>, StoreError> {
         if !is_ticket(ticket) {
             return Ok(None);
         }
-        Ok(self.get(ticket).await?.flatten())
+        let copies = self.copies();
+        if let Some(copy) = copies.and_then(|c| c.get(ticket)) {
+            return Ok(Some((*copy).clone()));
+        }
+        let epoch = copies.and_then(|c| c.epoch(ticket));
+        let session = self.get(ticket).await?.flatten();
+        if let (Some(copies), Some(epoch), Some(session)) = (copies, epoch, &session) {
+            copies.insert(ticket, Arc::new(session.clone()), epoch);
+        }
+        Ok(session)
+    }
+
+    fn cached(&self, ticket: &str) -> Option<Arc<Session>> {
+        self.copies.as_ref()?.get(ticket)
     }
 
     async fn delete(&self, ticket: &str) -> Result<(), StoreError> {
         if is_ticket(ticket) {
-            self.conn.query::<()>(cmd("DEL").arg(self.keys.session(ticket))).await?;
+            let deleted = self.conn.query::<()>(cmd("DEL").arg(self.keys.session(ticket))).await;
+            self.forget(ticket);
+            deleted?;
         }
         Ok(())
     }
@@ -236,6 +308,7 @@ impl SessionStore for RedisStore {
             }
             None => self.conn.query::<i64>(cmd("DEL").arg(key)).await? == 1,
         };
+        self.forget(ticket);
         if written { Ok(ticket.to_owned()) } else { Err(gone()) }
     }
 
@@ -284,6 +357,7 @@ impl SessionListing for RedisStore {
             return Ok(false);
         }
         let ended = self.conn.query::<usize>(cmd("DEL").arg(self.keys.session(&ticket))).await? == 1;
+        self.forget(&ticket);
         self.conn.query::<()>(cmd("SREM").arg(&index).arg(&ticket)).await?;
         Ok(ended)
     }
@@ -298,6 +372,7 @@ impl SessionListing for RedisStore {
                 continue;
             }
             ended += self.conn.query::<usize>(cmd("DEL").arg(self.keys.session(&ticket))).await?;
+            self.forget(&ticket);
             done.push(ticket);
         }
         if !done.is_empty() {
@@ -335,6 +410,7 @@ impl SessionRevocation for RedisStore {
             };
             if which.matches(&session) {
                 revoked += self.conn.query::<usize>(cmd("DEL").arg(&key)).await?;
+                self.forget(&ticket);
             }
             done.push(ticket);
         }
@@ -385,6 +461,7 @@ impl fmt::Debug for RedisStore {
             .field("prefix", &self.keys.prefix())
             .field("connect_timeout", &self.timeouts.connect)
             .field("response_timeout", &self.timeouts.response)
+            .field("local_copies", &self.copies)
             .finish()
     }
 }

@@ -434,6 +434,13 @@ pub(crate) fn split<'v>(name: &str, value: &'v str) -> Vec<(String, &'v str)> {
         .collect()
 }
 
+/// The bytes the cookies `written` (from [`split`]) take in a request's `Cookie` header:
+/// each `NAME=value`, joined by `"; "`. What `cookie_budget_bytes` is compared with.
+pub(crate) fn header_bytes(written: &[(String, &str)]) -> usize {
+    written.iter().map(|(name, value)| name.len() + 1 + value.len()).sum::<usize>()
+        + 2 * written.len().saturating_sub(1)
+}
+
 /// Attributes shared by every cookie the layer sets.
 #[derive(Clone, Debug)]
 pub(crate) struct CookieAttrs {

@@ -7,13 +7,16 @@
 use crate::cache::{CachedStore, SessionCache};
 use crate::cookies::CookieAttrs;
 use crate::error::AuthError;
+use crate::overflow::OverflowStore;
 use crate::routes::{AuthRoutes, DEFAULT_PREFIX};
 use crate::service::AuthService;
 use crate::state::{PENDING_COOKIE, Shared};
 use auth_core::config::DEFAULT_PROVIDER;
+use auth_core::metrics::CacheCounters;
 use auth_core::seal::Sealer;
 use auth_core::{
-    AuthConfig, ConfigError, CookieStore, IdentityProvider, MemoryStore, SessionStore, SessionStoreConfig,
+    AuthConfig, ConfigError, CookieOverflow, CookieStore, IdentityProvider, MemoryStore, SessionStore,
+    SessionStoreConfig,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -49,7 +52,9 @@ impl fmt::Debug for AuthLayer {
 impl AuthLayer {
     /// Builds the providers configured in `config`, the session store `session_store`
     /// names, and the layer. Synchronous: nothing touches the network (discovery happens on
-    /// the first login), so an app starts while its identity provider is down.
+    /// the first login), so an app starts while its identity provider is down. With
+    /// `cookie_overflow = "store"`, use the [`builder`](Self::builder) to give it the store
+    /// ([`AuthLayerBuilder::with_overflow_store`]).
     ///
     /// # Errors
     /// [`AuthError::Providers`] when a provider cannot be built, and any error of
@@ -68,6 +73,7 @@ impl AuthLayer {
             providers: Vec::new(),
             config_providers: false,
             store: None,
+            overflow: None,
             prefix: DEFAULT_PREFIX.to_owned(),
         }
     }
@@ -95,6 +101,8 @@ pub struct AuthLayerBuilder {
     /// Whether [`with_config_providers`](AuthLayerBuilder::with_config_providers) was called.
     config_providers: bool,
     store: Option<Arc<dyn SessionStore>>,
+    /// Where sessions past `cookie_budget_bytes` go with `cookie_overflow = "store"`.
+    overflow: Option<Arc<dyn SessionStore>>,
     prefix: String,
 }
 
@@ -150,6 +158,43 @@ impl AuthLayerBuilder {
         self
     }
 
+    /// Keeps the sessions that would not fit `cookie_budget_bytes` in `store`, when the config
+    /// says `cookie_overflow = "store"` and sessions live in cookies: such a session is saved
+    /// in `store`, and its cookie carries a small ticket to it. Use a shared store such as
+    /// `auth_redis::RedisStore` when several instances serve the app, or a [`MemoryStore`]
+    /// for one process (its sessions end when the process does). Sessions that fit stay in
+    /// their cookie. `cookie_overflow = "store"` without this call is an error of
+    /// [`build`](Self::build); with `cookie_overflow = "warn"` (the default), or sessions
+    /// already on the server (`session_store`, [`with_store`](Self::with_store)), `store` is
+    /// not used.
+    ///
+    /// ```
+    /// # use auth_tower::{AuthConfig, AuthLayer, MemoryStore};
+    /// # use std::sync::Arc;
+    /// let config = AuthConfig::from_toml_str(r#"
+    /// [auth]
+    /// redirect_uri = "http://localhost:3000/oauth2callback"
+    /// cookie_secret = "a secret of at least thirty-two bytes"
+    /// cookie_overflow = "store"
+    /// [auth.corp]
+    /// client_id = "app"
+    /// client_secret = "s3cret"
+    /// server_metadata_url = "https://idp.example/.well-known/openid-configuration"
+    /// "#, "auth.toml")?;
+    /// let missing = AuthLayer::builder(config.clone()).with_config_providers().build().unwrap_err();
+    /// assert!(missing.to_string().contains("with_overflow_store"), "{missing}");
+    /// let layer = AuthLayer::builder(config)
+    ///     .with_config_providers()
+    ///     .with_overflow_store(Arc::new(MemoryStore::new()))
+    ///     .build()?;
+    /// assert!(format!("{layer:?}").contains("OverflowStore"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_overflow_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.overflow = Some(store);
+        self
+    }
+
     /// Serves the routes under `prefix` (default `/auth`): `{prefix}/login`,
     /// `{prefix}/logout` and `{prefix}/backchannel-logout`. The callback's path is always
     /// the path of `redirect_uri`.
@@ -161,15 +206,20 @@ impl AuthLayerBuilder {
     /// Checks the setup (the config with [`AuthConfig::validate`], then how the parts fit
     /// together) and builds the layer.
     ///
+    /// An app that exports the layer's metrics ([`auth_core::metrics`]) installs its
+    /// recorder before this call: the per-request counters bind to the recorder installed
+    /// when the layer is built.
+    ///
     /// # Errors
     /// [`AuthError::Config`] for any value [`AuthConfig::validate`] refuses,
     /// [`AuthError::NoProviders`], [`AuthError::DuplicateProvider`],
     /// [`AuthError::InvalidPrefix`], or [`AuthError::Config`] when the callback path
     /// collides with another route, the session cookie is named like the pending-login one,
-    /// the callback or logout route lies outside `cookie_path`, or `session_store` names
-    /// Redis without the `redis` feature.
+    /// the callback or logout route lies outside `cookie_path`, `session_store` names
+    /// Redis without the `redis` feature, or `cookie_overflow = "store"` has no store to
+    /// overflow into ([`with_overflow_store`](Self::with_overflow_store)).
     pub fn build(self) -> Result<AuthLayer, AuthError> {
-        let Self { config, providers, config_providers, store, prefix } = self;
+        let Self { config, providers, config_providers, store, overflow, prefix } = self;
         // A config read from a file was checked as it was read; one built or edited in code
         // meets the same rules here.
         config.validate()?;
@@ -282,6 +332,25 @@ impl AuthLayerBuilder {
         };
         let prefix = config.cookie_prefix();
         let session_cookie = format!("{prefix}{}", config.cookie_name);
+        // Only sessions that live in cookies can overflow: with a server-side store there is
+        // nothing to do.
+        let overflows = resealer.is_some() && config.cookie_overflow == CookieOverflow::Store;
+        let store = match overflow {
+            _ if !overflows => store,
+            Some(server) => {
+                let budget = config.cookie_budget_bytes;
+                Arc::new(OverflowStore::new(store, server, session_cookie.clone(), budget)) as Arc<dyn SessionStore>
+            }
+            None => {
+                return Err(invalid(
+                    "auth.cookie_overflow",
+                    "is \"store\", but the layer has no store to keep the sessions that overflow".into(),
+                    "build the layer with AuthLayer::builder(config).with_config_providers() and call \
+                     .with_overflow_store(Arc::new(store)) with a RedisStore (auth-redis) when several instances \
+                     serve the app, or a MemoryStore for one process; or set cookie_overflow = \"warn\"",
+                ));
+            }
+        };
         // The pending login is always a host-only cookie on `/`, whatever the session cookie
         // uses: on https it is `__Host-`, so a sibling subdomain cannot plant one (login CSRF).
         let pending_attrs = CookieAttrs { path: "/".into(), secure: config.secure_cookies(), domain: None };
@@ -289,6 +358,13 @@ impl AuthLayerBuilder {
         let pending_prefix = format!("{pending_cookie}_*");
         let providers_accept_bearer = providers.iter().any(|p| p.accepts_bearer_tokens());
         let listing = store.listing().is_some();
+        // The per-request counters bind to the recorder installed now (the app installs it
+        // first); describing the metrics lets exporters show their help text.
+        auth_core::metrics::describe();
+        let counts = |used: bool, cache| if used { CacheCounters::new(cache) } else { CacheCounters::noop() };
+        let (cookie_cache_counts, bearer_cache_counts) =
+            (counts(cache.is_some(), "cookie"), counts(providers_accept_bearer, "bearer"));
+        let store_cache_counts = counts(resealer.is_none(), "store");
         let shared = Shared {
             config,
             providers,
@@ -296,6 +372,7 @@ impl AuthLayerBuilder {
             cache,
             resealer,
             listing,
+            overflow: overflows,
             sealer,
             routes,
             callback_path,
@@ -311,6 +388,9 @@ impl AuthLayerBuilder {
             ended: Default::default(),
             flights: Default::default(),
             budget: Default::default(),
+            cookie_cache_counts,
+            bearer_cache_counts,
+            store_cache_counts,
         };
         Ok(AuthLayer { shared: Arc::new(shared) })
     }
@@ -330,7 +410,12 @@ fn configured_store(config: &AuthConfig, sealer: &Sealer) -> Result<Configured, 
     match &config.session_store {
         SessionStoreConfig::Memory => Ok(Configured::Server(Arc::new(MemoryStore::new()))),
         #[cfg(feature = "redis")]
-        SessionStoreConfig::Redis(url) => Ok(Configured::Server(Arc::new(auth_redis::RedisStore::new(url.expose())?))),
+        SessionStoreConfig::Redis(url) => {
+            // The store's local copies are the layer's session cache for Redis.
+            let entries = usize::try_from(config.session_cache_entries).unwrap_or(usize::MAX);
+            let store = auth_redis::RedisStore::new(url.expose())?.with_local_cache(entries);
+            Ok(Configured::Server(Arc::new(store)))
+        }
         #[cfg(not(feature = "redis"))]
         SessionStoreConfig::Redis(_) => Err(AuthError::Config(ConfigError::Invalid {
             origin: config.origin.clone(),

@@ -153,7 +153,9 @@
 //! The routes run in `tracing` spans `auth.login`, `auth.callback`, `auth.logout` and
 //! `auth.backchannel_logout`, refreshes in `auth.refresh`, with the fields `provider` and
 //! `outcome`; codes, states, tokens and secrets are never logged. Session cookies larger
-//! than `cookie_budget_bytes` are reported with a warning (at most once a minute).
+//! than `cookie_budget_bytes` are reported with a warning (at most once a minute), unless
+//! `cookie_overflow = "store"` keeps such sessions on the server
+//! ([`AuthLayerBuilder::with_overflow_store`]).
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -165,6 +167,7 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod layer;
+mod overflow;
 mod page;
 mod refresh;
 mod require;
@@ -276,9 +279,10 @@ pub use token::{AccessToken, NoAccessToken};
 /// macro: `use auth_tower::async_trait;` then `#[async_trait]` on the `impl`.
 pub use auth_core::async_trait;
 pub use auth_core::{
-    AuthConfig, AuthMethod, Authorization, BearerIdentity, BoxError, CallbackParams, Claims, ConfigError, CookieStore,
-    Decision, ExposeTokens, ExposedTokens, Forbidden, Identity, IdentityProvider, KeepTokens, LoginOptions,
-    LoginResult, LogoutClaims, MemoryStore, PendingLogin, Policy, ProviderConfig, ProviderError, ProviderKind,
-    Revocation, Secret, Session, SessionInfo, SessionListing, SessionLock, SessionRevocation, SessionStore,
-    SessionStoreConfig, StepUp, StoreError, Ticket, TokenSet, User, random_token, session_handle, unix_now,
+    AuthConfig, AuthMethod, Authorization, BearerIdentity, BoxError, CallbackParams, Claims, ConfigError,
+    CookieOverflow, CookieStore, Decision, ExposeTokens, ExposedTokens, Forbidden, Identity, IdentityProvider,
+    KeepTokens, LoginOptions, LoginResult, LogoutClaims, MemoryStore, PendingLogin, Policy, ProviderConfig,
+    ProviderError, ProviderKind, Revocation, Secret, Session, SessionInfo, SessionListing, SessionLock,
+    SessionRevocation, SessionStore, SessionStoreConfig, StepUp, StoreError, Ticket, TokenSet, User, random_token,
+    session_handle, unix_now,
 };

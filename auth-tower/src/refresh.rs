@@ -167,6 +167,7 @@ async fn run(shared: &Shared, ticket: &str, session: Arc<Session>) -> Outcome {
         };
         tracing::Span::current().record("outcome", outcome.name());
         tracing::info!(outcome = outcome.name(), "session refresh finished");
+        auth_core::metrics::refresh(&session.identity.provider, outcome.name());
         outcome
     }
     .instrument(span)

@@ -11,9 +11,10 @@
 //! inner service is called at once and its future is not boxed. The cache is looked up with
 //! the cookie's bytes (a split cookie's chunks, without joining them): a hit means they
 //! equal a value that opened, so only a miss validates and joins them. Everything else (a cookie
-//! seen for the first time, any cookie with a server-side store, a refresh, a renewal, a
-//! re-seal with the current secret) runs in one boxed future ([`prepare`]) before the inner
-//! service is called, and the cookies it writes go on the inner service's response.
+//! seen for the first time, any cookie with a server-side store, the ticket of a session that
+//! overflowed into one, a refresh, a renewal, a re-seal with the current secret) runs in one
+//! boxed future ([`prepare`]) before the inner service is called, and the cookies it writes
+//! go on the inner service's response.
 //!
 //! [`SessionCache`]: crate::cache::SessionCache
 
@@ -67,6 +68,9 @@ enum Lookup {
     Anonymous(Vec<HeaderValue>),
     /// A cached session that needs nothing.
     Ready(Arc<Session>),
+    /// A server-side store's current copy of the session, which needs nothing; with the
+    /// person's sessions when the store lists them.
+    Stored(Arc<Session>, Option<Sessions>),
     /// Work before the inner service: load the session, and refresh or renew it.
     Prepare(Box<Pending>),
 }
@@ -116,6 +120,7 @@ where
                     // An API client: the token alone says who it is; no cookie is read or written.
                     // A hit means these exact bytes were checked and verified before.
                     let cached = shared.bearer_cache.get_parts(&[(0, token)], unix_now());
+                    shared.bearer_cache_counts.record(cached.is_some());
                     let unverified = match cached {
                         Some(_) => None,
                         None => match bearer::token_text(token) {
@@ -168,6 +173,7 @@ where
                     (cookies::Parts::Unordered, Some(value)) => cache.get_parts(&[(0, value.as_bytes())], now),
                     (cookies::Parts::Unordered, None) => None,
                 });
+                shared.cookie_cache_counts.record(cached.is_some());
                 match cached {
                     Some(session) if !shared.work_due(&session, now) => Lookup::Ready(session),
                     // A miss with the cookie store: opened here, without a future.
@@ -177,6 +183,11 @@ where
                             None => Lookup::Anonymous(shared.clear_session_cookies(request.headers())),
                         }
                     }
+                    // A server-side store: its own current copy, if it keeps one (RedisStore).
+                    None if shared.cache.is_none() => match joined.or_else(|| found.value()) {
+                        Some(ticket) => shared.open_stored(&ticket, now, request.headers()),
+                        None => Lookup::Anonymous(shared.clear_session_cookies(request.headers())),
+                    },
                     cached => match joined.or_else(|| found.value()) {
                         Some(ticket) => Lookup::Prepare(Box::new(Pending {
                             ticket: ticket.into_owned(),
@@ -197,6 +208,15 @@ where
                 ResponseFuture { kind: Kind::Inner { future: self.inner.call(request), set_cookies, writes: None } }
             }
             Lookup::Ready(session) => {
+                request.extensions_mut().insert(shared.user(session));
+                ResponseFuture {
+                    kind: Kind::Inner { future: self.inner.call(request), set_cookies: Vec::new(), writes: None },
+                }
+            }
+            Lookup::Stored(session, sessions) => {
+                if let Some(sessions) = sessions {
+                    request.extensions_mut().insert(sessions);
+                }
                 request.extensions_mut().insert(shared.user(session));
                 ResponseFuture {
                     kind: Kind::Inner { future: self.inner.call(request), set_cookies: Vec::new(), writes: None },
@@ -274,6 +294,14 @@ impl Shared {
         let (Some(cookie), Some(cache)) = (&self.resealer, &self.cache) else {
             unreachable!("only called with the cookie store and its cache")
         };
+        if self.overflow && crate::overflow::server_ticket(ticket).is_some() {
+            // A session that overflowed into the server store: loaded from there, never cached.
+            return Lookup::Prepare(Box::new(Pending {
+                ticket: ticket.to_owned(),
+                cached: None,
+                present: self.present_session_cookies(headers),
+            }));
+        }
         match cookie.open(ticket) {
             Some((session, _)) if !self.usable(&session, ticket, now) => {
                 tracing::debug!("session cookie ended (expired, provider removed or signed out); clearing it");
@@ -304,11 +332,35 @@ impl Shared {
         }
     }
 
+    /// A request with a server-side store: serves the store's own current copy of the
+    /// session ([`SessionStore::cached`]) when it has one that needs nothing; the rest goes
+    /// the slow way, through [`SessionStore::load`].
+    fn open_stored(&self, ticket: &str, now: u64, headers: &http::HeaderMap) -> Lookup {
+        let copy = self.store.cached(ticket);
+        self.store_cache_counts.record(copy.is_some());
+        let copy = copy.filter(|session| self.usable(session, ticket, now));
+        match copy {
+            Some(session) if !self.work_due(&session, now) => {
+                let sessions = self.sessions(&session, ticket);
+                Lookup::Stored(session, sessions)
+            }
+            cached => Lookup::Prepare(Box::new(Pending {
+                ticket: ticket.to_owned(),
+                cached,
+                present: self.present_session_cookies(headers),
+            })),
+        }
+    }
+
     /// Caches `session` behind `ticket`, unless its login was signed out meanwhile: a logout
     /// records the login before it empties the cache of it, so an insert that lands after
     /// that emptying sees the record and takes its entry back (else hits, which do not ask,
-    /// would serve the signed-out cookie; found by the soak).
+    /// would serve the signed-out cookie; found by the soak). Never a session behind an
+    /// overflow ticket: its server store may end it without the cache knowing.
     fn cache_unless_signed_out(&self, cache: &crate::cache::SessionCache, ticket: &str, session: &Arc<Session>) {
+        if self.overflow && crate::overflow::server_ticket(ticket).is_some() {
+            return;
+        }
         cache.insert(ticket, Arc::clone(session));
         if self.ended.signed_out(session, ticket) {
             cache.remove(ticket);
@@ -388,7 +440,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
         (Vec::new(), None)
     };
     // Only stores that list sessions pay for the handle (a hash of the ticket).
-    let sessions = shared.listing.then(|| Sessions::new(Arc::clone(&shared.store), Arc::clone(&session), &current));
+    let sessions = shared.sessions(&session, &current);
     Prepared { user: shared.user(session), set_cookies, writes, refused: None, sessions }
 }
 

@@ -6,7 +6,7 @@ use auth_core::{Revocation, Session, SessionInfo, SessionListing, SessionStore, 
 use http::HeaderMap;
 use http::header::USER_AGENT;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The sessions of the person signed in on this request: list them, end one, or end every
 /// one but this request's ("sign out other devices").
@@ -38,20 +38,22 @@ use std::sync::Arc;
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
     session: Arc<Session>,
-    current: String,
+    /// The request's ticket, for its handle: hashed on first use, not on every request.
+    ticket: Arc<str>,
+    current: Arc<OnceLock<String>>,
 }
 
 impl Sessions {
     /// The sessions of `session`'s person in `store`, seen from the request whose cookie
     /// carries `ticket` (only its handle is kept).
     pub(crate) fn new(store: Arc<dyn SessionStore>, session: Arc<Session>, ticket: &str) -> Self {
-        Self { store, session, current: session_handle(ticket) }
+        Self { store, session, ticket: ticket.into(), current: Arc::default() }
     }
 
     /// The handle of this request's session: the [`SessionInfo::handle`] that
     /// [`list`](Self::list) shows for it.
     pub fn current(&self) -> &str {
-        &self.current
+        self.current.get_or_init(|| session_handle(&self.ticket))
     }
 
     /// Every live session of the person, oldest first; this request's is the one whose
@@ -75,6 +77,7 @@ impl Sessions {
         let (provider, subject) = self.owner();
         let ended = self.listing()?.end(provider, subject, handle).await?;
         tracing::info!(provider, ended, "ended one session of a user");
+        auth_core::metrics::sessions_revoked("sessions", u64::from(ended));
         Ok(ended)
     }
 
@@ -84,8 +87,9 @@ impl Sessions {
     /// The store's.
     pub async fn end_others(&self) -> Result<usize, StoreError> {
         let (provider, subject) = self.owner();
-        let ended = self.listing()?.end_all(provider, subject, Some(&self.current)).await?;
+        let ended = self.listing()?.end_all(provider, subject, Some(self.current())).await?;
         tracing::info!(provider, ended, "ended the other sessions of a user");
+        auth_core::metrics::sessions_revoked("sessions", ended as u64);
         Ok(ended)
     }
 
@@ -104,7 +108,7 @@ impl fmt::Debug for Sessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sessions")
             .field("provider", &self.session.identity.provider)
-            .field("current", &self.current)
+            .field("current", &self.current())
             .finish_non_exhaustive()
     }
 }

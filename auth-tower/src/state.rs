@@ -7,6 +7,7 @@ use crate::cache::SessionCache;
 use crate::cookies::{self, CookieAttrs};
 use crate::refresh::Flights;
 use crate::routes::AuthRoutes;
+use auth_core::metrics::CacheCounters;
 use auth_core::seal::Sealer;
 use auth_core::{
     AuthConfig, CookieStore, Identity, IdentityProvider, LoginResult, Session, SessionStore, TokenSet, User,
@@ -50,6 +51,9 @@ pub(crate) struct Shared {
     /// they were last written and the browser's summary, and each signed-in request gets
     /// [`Sessions`](crate::Sessions).
     pub(crate) listing: bool,
+    /// Whether sessions past `cookie_budget_bytes` live in a server-side store, behind an
+    /// overflow ticket (`cookie_overflow = "store"`, see [`crate::overflow`]).
+    pub(crate) overflow: bool,
     pub(crate) sealer: Sealer,
     pub(crate) routes: AuthRoutes,
     pub(crate) callback_path: String,
@@ -75,6 +79,13 @@ pub(crate) struct Shared {
     /// Refreshes in flight, and their recent outcomes.
     pub(crate) flights: Flights,
     pub(crate) budget: BudgetWarning,
+    /// Lookups of `cache` (no-ops without it) and of `bearer_cache`: made when the layer is
+    /// built, bound to the metrics recorder installed then, so counting costs a request an
+    /// atomic add rather than a lookup by name (see [`auth_core::metrics`]).
+    pub(crate) cookie_cache_counts: CacheCounters,
+    pub(crate) bearer_cache_counts: CacheCounters,
+    /// Lookups of a server-side store's own copies ([`SessionStore::cached`]).
+    pub(crate) store_cache_counts: CacheCounters,
 }
 
 impl Shared {
@@ -154,6 +165,20 @@ impl Shared {
             .with_login_id(Some(login_id))
             .with_updated_at(self.written_at(now))
             .with_device(if self.listing { crate::sessions::device(request) } else { None })
+    }
+
+    /// The [`Sessions`](crate::Sessions) of a request signed in with `session`, whose cookie
+    /// carries `ticket`, when the store lists sessions. They name the session by the ticket
+    /// the store lists it by: `ticket` itself, or with `cookie_overflow = "store"` the server
+    /// store's ticket of a session that overflowed (none for one in its cookie: nothing
+    /// lists those).
+    pub(crate) fn sessions(&self, session: &Arc<Session>, ticket: &str) -> Option<crate::Sessions> {
+        let listed = match (self.listing, self.overflow) {
+            (false, _) => None,
+            (true, false) => Some(ticket),
+            (true, true) => crate::overflow::server_ticket(ticket),
+        }?;
+        Some(crate::Sessions::new(Arc::clone(&self.store), Arc::clone(session), listed))
     }
 
     /// What a session written at `now` keeps as [`Session::updated_at`]: `now` when the
@@ -262,8 +287,7 @@ impl Shared {
             );
         }
         let max_age = session.remaining_secs(now);
-        let size: usize = written.iter().map(|(name, value)| name.len() + 1 + value.len()).sum::<usize>()
-            + 2 * written.len().saturating_sub(1);
+        let size = cookies::header_bytes(&written);
         self.budget.check(size, self.config.cookie_budget_bytes, written.len(), now);
         let mut out: Vec<HeaderValue> = written
             .iter()
@@ -452,7 +476,7 @@ impl BudgetWarning {
             more_since_last_warning = suppressed,
             "the session cookies exceed cookie_budget_bytes: browsers send them with every request and many \
              proxies refuse request headers past 8 KB; keep sessions on the server (session_store = \"memory\" \
-             or a Redis URL) or keep fewer tokens (keep_tokens)"
+             or a Redis URL), only the big ones (cookie_overflow = \"store\"), or fewer tokens (keep_tokens)"
         );
     }
 }

@@ -24,10 +24,12 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: bench-run [--quick] [--rounds N] [--duration SECS] [--warmup SECS] [--connections N]
                  [--server-threads N] [--max-other-cores X] [--quiet-timeout SECS] [--variants a,b,...] [--sessions N,...]
-                 [--logins N] [--login-concurrency N] [--out FILE] [--command TEXT]
+                 [--logins N] [--login-concurrency N] [--revocation-trials N] [--out FILE] [--command TEXT]
   --quick            2 rounds x 1 s after 0.5 s warm-up, 200 logins (a smoke run, not for the README)
   defaults           5 rounds x 5 s after 1 s warm-up, 64 connections, every variant, 1000 logins at 8 at once
   --logins 0         skip the login-throughput measure
+  --revocation-trials  logouts on one RedisStore timed until another's local copy is gone
+                     (default 1000, 100 with --quick; 0 skips; needs Redis)
   --max-other-cores  a sample taken while other processes kept more than X cores busy (default 0.15)
                      is taken again (twice at most); before each sample the run waits up to
                      --quiet-timeout (default 120 s, 10 s with --quick) for the machine to be that quiet
@@ -36,7 +38,7 @@ const USAGE: &str = "usage: bench-run [--quick] [--rounds N] [--duration SECS] [
                      many-sessions-redis), their requests sent in turn (default 100000, at most 1000000);
                      with a list (1,1000,100000) each of those variants is measured once per count,
                      named many-sessions@1000 (no suffix for 100000)
-  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, chunked, redis, axum-login, bearer,
+  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, logged-in-metrics, chunked, redis, axum-login, bearer,
             many-sessions, many-sessions-redis";
 
 #[derive(Debug)]
@@ -52,6 +54,7 @@ struct Args {
     sessions: Vec<usize>,
     logins: usize,
     login_concurrency: usize,
+    revocation_trials: usize,
     out: Option<PathBuf>,
     command: String,
 }
@@ -99,6 +102,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         sessions: vec![DEFAULT_SESSIONS],
         logins: 1000,
         login_concurrency: 8,
+        revocation_trials: 1000,
         out: None,
         command: "cargo xtask bench".into(),
     };
@@ -110,6 +114,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 out.duration = Duration::from_secs(1);
                 out.warmup = Duration::from_millis(500);
                 out.logins = 200;
+                out.revocation_trials = 100;
                 out.quiet_timeout = Duration::from_secs(10);
             }
             "--rounds" => out.rounds = count(&value()?, &flag)?.max(1),
@@ -131,6 +136,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "--sessions" => out.sessions = session_counts(&value()?)?,
             "--logins" => out.logins = count(&value()?, &flag)?,
             "--login-concurrency" => out.login_concurrency = count(&value()?, &flag)?.max(1),
+            "--revocation-trials" => out.revocation_trials = count(&value()?, &flag)?,
             "--out" => out.out = Some(value()?.into()),
             "--command" => out.command = value()?,
             "-h" | "--help" => return Ok(None),
@@ -494,6 +500,21 @@ fn run(args: &Args) -> Result<(), String> {
         });
     }
     drop(servers);
+    let revocation = match redis_url {
+        Some(url) if args.revocation_trials > 0 => {
+            println!("  revocation: {} logouts on one store seen by another's local copies", args.revocation_trials);
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+            match runtime.block_on(auth_bench::revocation::measure(url, args.revocation_trials)) {
+                Ok(report) => Some(report),
+                Err(error) => {
+                    println!("  revocation: not measured: {error}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     drop(redis);
 
     let login = if args.logins > 0 {
@@ -513,7 +534,8 @@ fn run(args: &Args) -> Result<(), String> {
         server_threads: args.server_threads,
         command: args.command.clone(),
     };
-    let report = Report::new(settings, machine, reports, login);
+    let mut report = Report::new(settings, machine, reports, login);
+    report.revocation = revocation;
     println!("\n{}", report.markdown());
     for variant in &report.variants {
         if let Some(error) = &variant.first_error {

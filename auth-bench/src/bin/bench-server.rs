@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 
 const USAGE: &str = "usage: bench-server --variant NAME --listen ADDR [--threads N] [--redis-url URL]
   --threads N  Tokio worker threads (default: one per core)
-  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, chunked, redis, axum-login, bearer,
+  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, logged-in-metrics, chunked, redis, axum-login, bearer,
             many-sessions, many-sessions-redis";
 
 struct Args {
@@ -77,7 +77,7 @@ fn main() {
 
 async fn run(args: Args) -> Result<(), String> {
     // `_idp` (the bearer variant's identity provider) serves until the process ends.
-    let Prepared { app, credential, idp: _idp } = prepare(args.variant, args.redis_url.as_deref()).await?;
+    let Prepared { app, credential, idp: _idp, .. } = prepare(args.variant, args.redis_url.as_deref()).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();

@@ -23,8 +23,8 @@ mod types;
 mod validate;
 
 pub use types::{
-    AuthConfig, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, REDIS_SCHEMES, Secret, SessionStoreConfig,
-    TokenAuthMethod,
+    AuthConfig, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, REDIS_SCHEMES, Secret,
+    SessionStoreConfig, TokenAuthMethod,
 };
 
 use crate::ConfigError;
@@ -161,6 +161,7 @@ const TOP_KEYS: &[&str] = &[
     "end_with_id_token",
     "refresh_margin_secs",
     "cookie_budget_bytes",
+    "cookie_overflow",
     "session_cache_entries",
     "keep_tokens",
     "session_store",

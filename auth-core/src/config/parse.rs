@@ -2,7 +2,7 @@
 //! types: the shape of each value (a string, a table, a whole number) and the defaults.
 //! What a value may be is [`validate`](super::validate)'s, run on the result.
 
-use super::types::{AuthConfig, ExposeTokens, KeepTokens, Secret, SessionStoreConfig};
+use super::types::{AuthConfig, CookieOverflow, ExposeTokens, KeepTokens, Secret, SessionStoreConfig};
 use super::validate::Check;
 use super::{DEFAULT_PROVIDER, PROVIDER_KEYS, PROVIDER_TABLES, SECRET_FIX, TOP_KEYS, did_you_mean};
 use crate::{ConfigError, Policy};
@@ -158,6 +158,21 @@ impl Reader<'_> {
         })
     }
 
+    fn cookie_overflow(&self, table: &Map<String, Value>) -> Result<CookieOverflow, ConfigError> {
+        let fix = "write cookie_overflow = \"warn\" (log a warning, the default) or cookie_overflow = \"store\" \
+                   (keep such sessions in the server-side store given to with_overflow_store)";
+        let Some(value) = table.get("cookie_overflow") else { return Ok(CookieOverflow::Warn) };
+        match value.as_str().map(str::trim) {
+            Some("warn") => Ok(CookieOverflow::Warn),
+            Some("store") => Ok(CookieOverflow::Store),
+            Some(other) => {
+                let shown: String = other.chars().take(40).collect();
+                Err(self.err("auth.cookie_overflow", &format!("is {shown:?}, not \"warn\" or \"store\""), fix))
+            }
+            None => Err(self.err("auth.cookie_overflow", "is not a string (\"warn\" or \"store\")", fix)),
+        }
+    }
+
     fn secrets(&self, value: Option<&Value>) -> Result<Vec<Secret>, ConfigError> {
         let key = "auth.previous_cookie_secrets";
         match value {
@@ -254,6 +269,7 @@ impl Reader<'_> {
         config.end_with_id_token = self.boolean(auth, "end_with_id_token")?;
         config.refresh_margin_secs = self.secs(auth, "refresh_margin_secs", config.refresh_margin_secs)?;
         config.cookie_budget_bytes = self.whole(auth, "cookie_budget_bytes", config.cookie_budget_bytes, "bytes")?;
+        config.cookie_overflow = self.cookie_overflow(auth)?;
         config.session_cache_entries =
             self.whole(auth, "session_cache_entries", config.session_cache_entries, "entries")?;
 

@@ -266,6 +266,34 @@ fn session_key_errors_name_the_key_and_the_fix() {
 }
 
 #[test]
+fn cookie_overflow_is_warn_or_store_and_store_needs_a_budget() {
+    assert_eq!(with("").map(|c| c.cookie_overflow).ok(), Some(CookieOverflow::Warn), "the default");
+    assert_eq!(with("cookie_overflow = \"warn\"").map(|c| c.cookie_overflow).ok(), Some(CookieOverflow::Warn));
+    assert_eq!(with("cookie_overflow = \"store\"").map(|c| c.cookie_overflow).ok(), Some(CookieOverflow::Store));
+    // Sessions already on the server: nothing overflows, and nothing is wrong.
+    let server = with("cookie_overflow = \"store\"\nsession_store = \"memory\"").expect("valid");
+    assert_eq!(server.cookie_overflow, CookieOverflow::Store);
+
+    for bad in ["cookie_overflow = \"redis\"", "cookie_overflow = \"Store \"", "cookie_overflow = true"] {
+        let (key, message) = invalid(bad);
+        assert_eq!(key, "auth.cookie_overflow", "{bad}: {message}");
+        assert!(message.contains("\"warn\"") && message.contains("\"store\""), "names the values: {message}");
+    }
+    let (key, message) = invalid("cookie_overflow = \"store\"\ncookie_budget_bytes = 0");
+    assert_eq!(key, "auth.cookie_overflow", "{message}");
+    assert!(message.contains("auth.cookie_budget_bytes") && message.contains("is 0"), "names both keys: {message}");
+    let in_code = validated(|c| {
+        c.cookie_overflow = CookieOverflow::Store;
+        c.cookie_budget_bytes = 0;
+    });
+    assert!(
+        matches!(in_code, Err(ConfigError::Invalid { ref key, .. }) if key == "auth.cookie_overflow"),
+        "{in_code:?}"
+    );
+    validated(|c| c.cookie_overflow = CookieOverflow::Store).expect("with the default budget");
+}
+
+#[test]
 fn keep_tokens_drops_what_it_does_not_keep() {
     use crate::TokenSet;
     let tokens = TokenSet {

@@ -101,6 +101,21 @@ pub enum SessionStoreConfig {
     Redis(Secret),
 }
 
+/// What the layer does with a cookie session larger than `cookie_budget_bytes`
+/// (`cookie_overflow`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CookieOverflow {
+    /// `"warn"` (the default): write it anyway, in as many cookies as it takes, and log a
+    /// warning (at most once a minute).
+    #[default]
+    Warn,
+    /// `"store"`: keep it in the server-side store given to the layer's builder
+    /// (`with_overflow_store`), and put only a small ticket in the cookie. Sessions that fit
+    /// stay in their cookie. Nothing to do when sessions already live on the server.
+    Store,
+}
+
 /// The schemes `session_store` accepts for Redis.
 pub const REDIS_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "redis+cluster", "rediss+cluster"];
 
@@ -358,11 +373,17 @@ pub struct AuthConfig {
     /// (`refresh_margin_secs`, default 60).
     pub refresh_margin_secs: u64,
     /// Log a warning when the session cookies of a response exceed this many bytes
-    /// (`cookie_budget_bytes`, default 4096; 0 never warns).
+    /// (`cookie_budget_bytes`, default 4096; 0 never warns), or keep such sessions on the
+    /// server (see [`cookie_overflow`](Self::cookie_overflow)).
     pub cookie_budget_bytes: u64,
+    /// What happens to a cookie session past `cookie_budget_bytes` (`cookie_overflow`,
+    /// default [`CookieOverflow::Warn`]).
+    pub cookie_overflow: CookieOverflow,
     /// How many opened session cookies each process keeps in memory, so that a request
     /// whose cookie was seen before skips opening it (`session_cache_entries`, default
     /// 10,000, about 20 MB when full; 0: no cache). Past it, each new entry evicts one.
+    /// With `session_store = "redis://..."` it sizes the Redis store's local copies of
+    /// sessions, which Redis keeps current.
     pub session_cache_entries: u64,
     /// Which tokens sessions keep (`keep_tokens`, default all).
     pub keep_tokens: KeepTokens,
@@ -400,6 +421,7 @@ impl AuthConfig {
             end_with_id_token: false,
             refresh_margin_secs: super::DEFAULT_REFRESH_MARGIN_SECS,
             cookie_budget_bytes: super::DEFAULT_COOKIE_BUDGET_BYTES,
+            cookie_overflow: CookieOverflow::Warn,
             session_cache_entries: super::DEFAULT_SESSION_CACHE_ENTRIES,
             keep_tokens: KeepTokens::ALL,
             session_store: SessionStoreConfig::Cookie,

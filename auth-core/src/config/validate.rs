@@ -2,7 +2,7 @@
 //! [`ProviderConfig::validate`]. Reading a file runs them; so does the layer's builder,
 //! so a config built or edited in code meets the same rules as one read from a file.
 
-use super::types::{AuthConfig, ProviderConfig, REDIS_SCHEMES, SessionStoreConfig, TokenAuthMethod};
+use super::types::{AuthConfig, CookieOverflow, ProviderConfig, REDIS_SCHEMES, SessionStoreConfig, TokenAuthMethod};
 use super::{LAYER_CLAIMS, RESERVED_KWARGS, RULE_CLAIMS, SECRET_FIX, split_url};
 use crate::{ConfigError, Policy};
 use std::ops::RangeInclusive;
@@ -139,6 +139,13 @@ impl AuthConfig {
         v.within("auth.http_timeout_secs", self.http_timeout_secs, HTTP_TIMEOUT_SECS, "seconds")?;
         v.within("auth.refresh_margin_secs", self.refresh_margin_secs, REFRESH_MARGIN_SECS, "seconds")?;
         v.within("auth.cookie_budget_bytes", self.cookie_budget_bytes, COOKIE_BUDGET_BYTES, "bytes")?;
+        if self.cookie_overflow == CookieOverflow::Store && self.cookie_budget_bytes == 0 {
+            return Err(v.err(
+                "auth.cookie_overflow",
+                "is \"store\" while auth.cookie_budget_bytes is 0 (no budget), so no session would ever overflow",
+                "give cookie_budget_bytes a size, such as 4096 (the default), or remove cookie_overflow",
+            ));
+        }
         v.within("auth.session_cache_entries", self.session_cache_entries, SESSION_CACHE_ENTRIES, "entries")?;
         v.within("auth.metadata_ttl_secs", self.metadata_ttl_secs, METADATA_TTL_SECS, "seconds")?;
         let (expose, keep) = (self.expose_tokens, self.keep_tokens);

@@ -10,19 +10,28 @@
 //! (a same-site form) signs out every other device; with the cookie store both answer `501`,
 //! saying that a server-side store is needed.
 //!
+//! With `--metrics`, the layer's metrics ([`auth_core::metrics`]: logins, refreshes, logouts,
+//! provider calls, cache hits, ...) are recorded by `metrics-exporter-prometheus` and served
+//! in Prometheus' text format at `GET /metrics`, outside the auth layer. The recorder is
+//! installed before the layer is built, which binds its per-request counters to it. Without
+//! the flag there is no recorder and no such route. Anyone who can reach the app can read
+//! `/metrics` (counts only: no user data); in production serve it where only the scraper can.
+//!
 //! ```text
-//! cargo run -p auth-examples --bin axum-basic -- --config auth.toml --listen 127.0.0.1:3000
+//! cargo run -p auth-examples --bin axum-basic -- --config auth.toml --listen 127.0.0.1:3000 [--metrics]
 //! ```
 
 use auth_examples::{Args, escape, home_page, init_tracing, private_page, shutdown_signal};
 use auth_tower::{AuthConfig, AuthLayer, Policy, RequireLayer, RequireUser, Sessions, Site, StoreError, User};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 async fn home(user: User) -> Html<String> {
     Html(home_page("axum-basic", &user))
@@ -97,10 +106,34 @@ fn store_failed(error: &StoreError) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
+/// Installs the Prometheus recorder as the process's metrics recorder, with buckets for the
+/// provider call durations, and runs its upkeep (draining histograms) every five seconds.
+fn install_prometheus() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(auth_core::metrics::PROVIDER_REQUEST_DURATION.to_owned()),
+            &auth_core::metrics::PROVIDER_REQUEST_DURATION_BUCKETS,
+        )?
+        .install_recorder()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+/// `GET /metrics`: every metric recorded so far, in Prometheus' text format.
+fn prometheus_text(handle: &PrometheusHandle) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+}
+
 #[tokio::main]
 async fn main() {
     init_tracing();
-    let args = Args::from_env("axum-basic");
+    let args = Args::from_env_with_metrics("axum-basic");
     if let Err(error) = run(args).await {
         eprintln!("axum-basic: {error}");
         std::process::exit(1);
@@ -111,13 +144,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = AuthConfig::from_file(&args.config)?;
     // Where this app is, for telling its own forms from other sites'.
     let origin: Arc<str> = config.app_origin().into();
+    // Before the layer: it binds its per-request counters to the recorder installed now.
+    let metrics = if args.metrics { Some(install_prometheus()?) } else { None };
     let auth = AuthLayer::from_config(config)?;
     let admin_group = auth_examples::admin_group()?;
     let guarded = Router::new()
         .route("/admin", get(admin))
         .route_layer(RequireLayer::new(Policy::group(admin_group)))
         .merge(Router::new().route("/sensitive", get(sensitive)).route_layer(RequireLayer::new(Policy::max_age(300))));
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/", get(home))
         .route("/me", get(me))
         .route("/private", get(private))
@@ -126,6 +161,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .merge(guarded)
         .with_state(origin)
         .layer(auth);
+    if let Some(handle) = metrics {
+        // Added after the layer, so scrapes do not pass through it.
+        app = app.route("/metrics", get(move || std::future::ready(prometheus_text(&handle))));
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;

@@ -10,7 +10,7 @@
 //! again once it is `metadata_ttl_secs` old; every fetch, the first or a refetch, passes
 //! the same checks.
 
-use super::http::Http;
+use super::http::{Endpoint, Http};
 use crate::error::Failure;
 use serde::Deserialize;
 use url::Url;
@@ -72,7 +72,7 @@ pub(crate) async fn fetch(
 }
 
 async fn load(http: &Http, url: &Url, check_issuer: impl Fn(&str) -> Result<(), String>) -> Result<Metadata, Failure> {
-    const WHAT: &str = "the discovery request";
+    const WHAT: Endpoint = Endpoint::Discovery;
     let answer = http.send(WHAT, url, http.get(url)).await?;
     if !answer.status.is_success() {
         return Err(http.unavailable(WHAT, url, &format!("answered HTTP {}", answer.status)));

@@ -30,7 +30,7 @@
 //! preset that expects such an issuer ever gets here; for every other provider an `iss`
 //! that is not a URL fails the exact issuer comparison first.
 
-use super::http::Http;
+use super::http::{Endpoint, Http};
 use super::token::clip;
 use crate::error::Failure;
 use auth_core::Claims;
@@ -86,7 +86,7 @@ pub(crate) enum Refusal {
 
 /// Fetches the provider's key set. Keys this crate cannot use are skipped.
 pub(crate) async fn fetch_keys(http: &Http, url: &Url) -> Result<Keys, Failure> {
-    const WHAT: &str = "the key set (JWKS) request";
+    const WHAT: Endpoint = Endpoint::Jwks;
     let result = async {
         let answer = http.send(WHAT, url, http.get(url)).await?;
         if !answer.status.is_success() {

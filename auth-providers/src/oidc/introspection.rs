@@ -22,7 +22,7 @@
 //! [`BearerIdentity::expires_at`]: auth_core::BearerIdentity::expires_at
 
 use super::bearer::{MAX_TOKEN_BYTES, check_audience};
-use super::http::Http;
+use super::http::{Endpoint, Http};
 use super::token::{ClientAuth, clip};
 use crate::error::Failure;
 use auth_core::Claims;
@@ -57,7 +57,7 @@ pub(crate) fn is_jwt(token: &str) -> bool {
 /// a `2xx` JSON object (a refused client authentication, a redirect): the provider has not
 /// judged the token, so the request cannot be verified now.
 pub(crate) async fn request(http: &Http, endpoint: &Url, client: &ClientAuth, token: &str) -> Result<Claims, Failure> {
-    const WHAT: &str = "the introspection request";
+    const WHAT: Endpoint = Endpoint::Introspection;
     if token.len() > MAX_TOKEN_BYTES {
         return Err(http.rejected(&format!("the access token is longer than {MAX_TOKEN_BYTES} bytes")));
     }

@@ -26,7 +26,7 @@ use auth_core::{
 use bearer::AccessToken;
 use cache::Cache;
 use discovery::Metadata;
-use http::Http;
+use http::{Endpoint, Http};
 use id_token::{Expected, Keys, Refusal};
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
 use std::fmt;
@@ -256,10 +256,17 @@ impl OidcProvider {
         };
         let keys = self.keys.get(fetch).await?;
         Ok(match check(&keys) {
-            Err(Refusal::UnknownKey) => match self.keys.refresh(&keys, JWKS_REFETCH_INTERVAL, fetch).await? {
-                Some(fresh) => check(&fresh),
-                None => Err(Refusal::UnknownKey),
-            },
+            Err(Refusal::UnknownKey) => {
+                // Called only when the refetch is made (not rate-limited, not already done).
+                let refetch = || {
+                    auth_core::metrics::jwks_refetch(&self.name);
+                    fetch()
+                };
+                match self.keys.refresh(&keys, JWKS_REFETCH_INTERVAL, refetch).await? {
+                    Some(fresh) => check(&fresh),
+                    None => Err(Refusal::UnknownKey),
+                }
+            }
             outcome => outcome,
         })
     }
@@ -311,7 +318,7 @@ impl OidcProvider {
         mut claims: Claims,
         access_token: &str,
     ) -> Result<Claims, Failure> {
-        const WHAT: &str = "the userinfo request";
+        const WHAT: Endpoint = Endpoint::Userinfo;
         let Some(endpoint) = metadata.userinfo_endpoint.as_ref() else { return Ok(claims) };
         if claims.contains_key("email") && claims.contains_key("name") {
             return Ok(claims);

@@ -9,7 +9,7 @@
 //! `Rejected`, and anything else (a misconfigured client, a WAF, a redirect to a login page)
 //! is `Unavailable`: the session is kept and the refresh retried later.
 
-use super::http::Http;
+use super::http::{Endpoint, Http};
 use crate::error::Failure;
 use auth_core::{Secret, TokenAuthMethod, TokenSet, unix_now};
 use base64::Engine as _;
@@ -138,7 +138,7 @@ pub(crate) async fn request(
     client: &ClientAuth,
     grant: Grant<'_>,
 ) -> Result<Tokens, Failure> {
-    const WHAT: &str = "the token request";
+    const WHAT: Endpoint = Endpoint::Token;
     let mut form: Vec<(&str, &str)> = match &grant {
         Grant::Code { code, pkce_verifier, redirect_uri } => vec![
             ("grant_type", "authorization_code"),

@@ -4,7 +4,7 @@ use super::{Query, method_not_allowed, record_outcome, record_provider};
 use crate::page::{Page, json};
 use crate::state::Shared;
 use auth_core::config::DEFAULT_PROVIDER;
-use auth_core::{ProviderError, Revocation};
+use auth_core::{ProviderError, Revocation, metrics};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
@@ -43,12 +43,14 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     use http_body_util::BodyExt as _;
-    let refuse = |status: StatusCode, outcome: &str, error: &str, description: &str| {
+    let refuse = |status: StatusCode, outcome: &'static str, error: &str, description: &str| {
         record_outcome(outcome);
+        metrics::backchannel_logout(outcome);
         json(status, &serde_json::json!({ "error": error, "error_description": description }))
     };
     if parts.method != Method::POST {
         record_outcome("method_not_allowed");
+        metrics::backchannel_logout("method_not_allowed");
         return method_not_allowed(&[Method::POST]);
     }
     let form = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|value| {
@@ -142,6 +144,8 @@ where
             }
             tracing::info!(sessions, "back-channel logout ended sessions");
             record_outcome("revoked");
+            metrics::backchannel_logout("revoked");
+            metrics::sessions_revoked("backchannel", sessions as u64);
             let mut response = http::Response::new(http_body_util::Full::new(Bytes::new()));
             response.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response

@@ -2,12 +2,12 @@
 //! the provider verify the response, stores the session and redirects to `return_to`.
 
 use super::login::PendingCookie;
-use super::{Query, provider_failure, record_outcome, record_provider, truncate};
+use super::{Query, provider_failure, provider_outcome, record_outcome, record_provider, truncate};
 use crate::cookies;
 use crate::page::{Link, Page, page, redirect};
 use crate::return_to;
 use crate::state::{PENDING_PURPOSE, Shared, append_cookie};
-use auth_core::{CallbackParams, Identity, LoginOptions, LoginResult, unix_now};
+use auth_core::{CallbackParams, Identity, LoginOptions, LoginResult, metrics, unix_now};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use subtle::ConstantTimeEq;
@@ -33,8 +33,18 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
             clear_pending(shared, name, headers);
         }
     };
-    let fail = |status: StatusCode, outcome: &str, title: &str, message: &str, links: &[Link<'_>]| {
+    // Every error answer is a callback error; one that belongs to a login of this browser
+    // is that login's failure too (its provider comes from the sealed pending cookie).
+    let login_provider = pending.as_ref().map(|p| p.provider.clone());
+    let failed = |reason: &'static str| {
+        metrics::callback_error(reason);
+        if let Some(provider) = &login_provider {
+            metrics::login_failed(provider, reason);
+        }
+    };
+    let fail = |status: StatusCode, outcome: &'static str, title: &str, message: &str, links: &[Link<'_>]| {
         record_outcome(outcome);
+        failed(outcome);
         let mut response = page(status, title, message, links);
         clear(response.headers_mut());
         response
@@ -62,6 +72,7 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
         return fail(status, "provider_error", "Sign-in was not completed", &message, &try_again);
     }
     let Some(pending) = pending else {
+        failed("expired");
         return expired(&start_again);
     };
     if query.repeated {
@@ -77,6 +88,7 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
         return fail(StatusCode::BAD_REQUEST, "missing_code", "Sign-in failed", message, &start_again);
     };
     let Some(provider) = shared.provider(&pending.provider) else {
+        failed("expired");
         let mut response = expired(&start_again);
         clear(response.headers_mut());
         return response;
@@ -88,6 +100,7 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
             Ok(result) => result,
             Err(error) => {
                 tracing::warn!(%error, "login not completed");
+                failed(provider_outcome(&error));
                 let mut response = provider_failure(&error, &start_again);
                 clear(response.headers_mut());
                 return response;
@@ -130,6 +143,7 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
     }
     clear(headers);
     record_outcome("signed_in");
+    metrics::login_succeeded(provider.name());
     response
 }
 

@@ -3,11 +3,11 @@
 //! `prompt` ask for a step-up login (guards send browsers here with them); the callback
 //! checks the ID token against them.
 
-use super::{Query, provider_failure, record_outcome, record_provider, truncate};
+use super::{Query, provider_failure, provider_outcome, record_outcome, record_provider, truncate};
 use crate::page::{Link, Page, page, redirect};
 use crate::return_to;
 use crate::state::{PENDING_PURPOSE, PENDING_TTL_SECS, Shared, append_cookie};
-use auth_core::{Authorization, LoginOptions, PendingLogin, unix_now};
+use auth_core::{Authorization, LoginOptions, PendingLogin, metrics, unix_now};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,8 @@ pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
         },
     };
     record_provider(provider.name());
+    // Started here: it ends signed in or failed at the callback, failed below, or abandoned.
+    metrics::login_started(provider.name());
     let options = query.login_options();
     let retry = shared.routes.login_url_with(Some(provider.name()), &return_to, &options);
     let retry = [Link { href: &retry, text: "Try again" }];
@@ -53,6 +55,7 @@ pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
         Ok(authorization) => authorization,
         Err(error) => {
             tracing::warn!(%error, "identity provider could not start a login");
+            metrics::login_failed(provider.name(), provider_outcome(&error));
             return provider_failure(&error, &retry);
         }
     };
@@ -65,6 +68,7 @@ pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
     };
     let Ok(json) = serde_json::to_vec(&cookie) else {
         record_outcome("error");
+        metrics::login_failed(provider.name(), "error");
         return page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed", "The login could not be started.", &retry);
     };
     let sealed = shared.sealer.seal(PENDING_PURPOSE, &json);
@@ -78,6 +82,7 @@ pub(super) async fn login(shared: &Shared, parts: &Parts) -> Page {
         record_outcome("redirect");
     } else {
         record_outcome("bad_authorization_url");
+        metrics::login_failed(provider.name(), "bad_authorization_url");
     }
     response
 }

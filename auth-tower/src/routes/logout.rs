@@ -68,6 +68,7 @@ pub(super) async fn logout(shared: &Arc<Shared>, parts: &Parts) -> Page {
                 cache.forget(|cached| crate::state::EndedLogins::same_login(cached, &session));
             }
             record_provider(&session.identity.provider);
+            auth_core::metrics::logout(&session.identity.provider);
             if let Some(provider) = shared.provider(&session.identity.provider) {
                 location = end_session_url(shared, provider.as_ref(), &session).await;
             }

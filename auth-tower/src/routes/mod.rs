@@ -135,31 +135,39 @@ impl Query {
 /// `Denied` 403, `Unavailable` 503, anything else 502. The provider's detail stays in the
 /// logs (it may say more about the setup than a visitor should read).
 pub(super) fn provider_failure(error: &ProviderError, links: &[Link<'_>]) -> Page {
-    let (status, outcome, title, message) = match error {
+    let (status, title, message) = match error {
         ProviderError::Rejected(_) => (
             StatusCode::BAD_REQUEST,
-            "rejected",
             "Sign-in failed",
             "The sign-in service's answer could not be verified, so nobody was signed in.",
         ),
         ProviderError::Denied(_) => {
-            (StatusCode::FORBIDDEN, "denied", "Sign-in refused", "Your account is not allowed to sign in to this app.")
+            (StatusCode::FORBIDDEN, "Sign-in refused", "Your account is not allowed to sign in to this app.")
         }
         ProviderError::Unavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
             "Sign-in unavailable",
             "The sign-in service is unavailable, try again shortly.",
         ),
         _ => (
             StatusCode::BAD_GATEWAY,
-            "error",
             "Sign-in failed",
             "The sign-in service failed, so nobody was signed in. Try again later.",
         ),
     };
-    record_outcome(outcome);
+    record_outcome(provider_outcome(error));
     page(status, title, message, links)
+}
+
+/// The outcome a provider's error gives a login, in the span and in the metrics:
+/// `rejected`, `denied`, `unavailable` or `error`.
+pub(super) fn provider_outcome(error: &ProviderError) -> &'static str {
+    match error {
+        ProviderError::Rejected(_) => "rejected",
+        ProviderError::Denied(_) => "denied",
+        ProviderError::Unavailable(_) => "unavailable",
+        _ => "error",
+    }
 }
 
 pub(super) fn method_not_allowed(allowed: &[Method]) -> Page {

@@ -42,7 +42,7 @@ async fn idle_deadline_is_renewed_only_after_a_tenth_of_the_window() {
 
 /// Idle timeout in real time (3 s; times are whole seconds): a request after a second
 /// renews the deadline, three idle seconds after it end the session.
-async fn idle_session_ends_unless_used(setup: Setup) {
+pub(super) async fn idle_session_ends_unless_used(setup: Setup) {
     let idp = idp().await;
     let app = setup.start(&idp).await;
     let mut browser = Browser::new(&app);

@@ -7,7 +7,8 @@
 //! - [`refresh`]: rotation, single flight within a process and across instances sharing
 //!   a store, refusals, access tokens;
 //! - [`logout`]: RP-initiated and back-channel logout;
-//! - [`stores`]: stores named by the config, and custom stores with their capabilities.
+//! - [`stores`]: stores named by the config, and custom stores with their capabilities;
+//! - [`overflow`]: `cookie_overflow = "store"`, sessions too big for their cookie on the server.
 //!
 //! This file holds what they share: the app on loopback and a browser with a cookie jar.
 #![cfg(feature = "axum")]
@@ -65,11 +66,13 @@ struct Setup {
     store: Option<Arc<MemoryStore>>,
     /// Any other store given to the builder.
     custom: Option<Arc<dyn SessionStore>>,
+    /// The store given to `with_overflow_store`.
+    overflow: Option<Arc<dyn SessionStore>>,
 }
 
 impl Setup {
     fn new(extra: &str) -> Self {
-        Self { extra: extra.to_owned(), origin: None, store: None, custom: None }
+        Self { extra: extra.to_owned(), origin: None, store: None, custom: None, overflow: None }
     }
 
     fn memory(self) -> Self {
@@ -83,6 +86,11 @@ impl Setup {
 
     fn custom_store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.custom = Some(store);
+        self
+    }
+
+    fn overflow_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.overflow = Some(store);
         self
     }
 
@@ -116,6 +124,9 @@ impl Setup {
         }
         if let Some(store) = &self.custom {
             builder = builder.with_store(Arc::clone(store));
+        }
+        if let Some(store) = &self.overflow {
+            builder = builder.with_overflow_store(Arc::clone(store));
         }
         builder.build()
     }
@@ -382,5 +393,6 @@ mod cookies;
 mod idle;
 mod logout;
 mod logs;
+mod overflow;
 mod refresh;
 mod stores;

@@ -3,6 +3,9 @@
 use super::*;
 use auth_core::SessionLock;
 use auth_tower::async_trait;
+use metrics::{SharedString, Unit};
+use metrics_util::CompositeKey;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 // --------------------------------------------------------------------------- refresh
 
@@ -33,7 +36,7 @@ pub(super) async fn until_expired() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
 }
 
-async fn refreshes_and_persists_the_rotated_refresh_token(setup: Setup) {
+pub(super) async fn refreshes_and_persists_the_rotated_refresh_token(setup: Setup) {
     let (idp, app) = short_lived(setup).await;
     let mut browser = Browser::new(&app);
     browser.login().await;
@@ -284,6 +287,59 @@ async fn an_unreachable_provider_keeps_the_session_but_not_an_expired_token() {
     let hits = idp.hits().token;
     browser.get("/me").await;
     assert_eq!(idp.hits().token, hits);
+}
+
+/// One metric as a [`DebuggingRecorder`] snapshot has it.
+type Recorded = (CompositeKey, Option<Unit>, Option<SharedString>, DebugValue);
+
+/// What counter `name` with exactly `labels` (in any order) counted in `snapshot`; 0 when never.
+fn counted(snapshot: &[Recorded], name: &str, labels: &[(&str, &str)]) -> u64 {
+    let mut wanted = labels.to_vec();
+    wanted.sort_unstable();
+    let matches = |key: &metrics::Key| {
+        let mut have: Vec<(&str, &str)> = key.labels().map(|l| (l.key(), l.value())).collect();
+        have.sort_unstable();
+        key.name() == name && have == wanted
+    };
+    snapshot
+        .iter()
+        .find_map(|(key, _, _, value)| match value {
+            DebugValue::Counter(n) if matches(key.key()) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn refresh_outcomes_and_token_calls_are_counted() {
+    // Everything here runs on the test's thread (a current-thread runtime: the app, its
+    // refresh flights, the IdP), so a recorder local to the thread sees what the layer counts.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let (idp, app) = short_lived(Setup::new("refresh_margin_secs = 0")).await;
+    let (mut refreshed, mut kept) = (Browser::new(&app), Browser::new(&app));
+    refreshed.login().await;
+    kept.login().await;
+    until_expired().await;
+    assert!(refreshed.logged_in().await);
+    idp.set_fault(Fault::Unavailable);
+    assert!(kept.logged_in().await, "a provider that is down keeps the session");
+    idp.set_fault(Fault::TokenError("invalid_grant".into()));
+    until_expired().await;
+    assert!(!refreshed.logged_in().await, "a refused refresh ends the session");
+
+    let snapshot = snapshotter.snapshot().into_vec();
+    let refreshes = auth_core::metrics::REFRESHES;
+    for (outcome, count) in [("refreshed", 1), ("kept", 1), ("logged_out", 1), ("store_error", 0)] {
+        assert_eq!(counted(&snapshot, refreshes, &[("provider", "default"), ("outcome", outcome)]), count, "{outcome}");
+    }
+    let token = |outcome| {
+        let labels = [("provider", "default"), ("endpoint", "token"), ("outcome", outcome)];
+        counted(&snapshot, auth_core::metrics::PROVIDER_REQUESTS, &labels)
+    };
+    assert_eq!((token("ok"), token("server_error"), token("client_error")), (3, 1, 1), "two logins and a refresh");
+    assert_eq!(counted(&snapshot, auth_core::metrics::LOGINS_SUCCEEDED, &[("provider", "default")]), 2);
 }
 
 #[tokio::test]

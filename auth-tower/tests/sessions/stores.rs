@@ -170,3 +170,69 @@ async fn a_refresh_the_store_failed_is_tried_again_by_the_next_request() {
     idp.set_access_token_ttl(Duration::from_secs(3600));
     assert!(browser.logged_in().await, "the next request refreshes again");
 }
+
+// ------------------------------------------------------------------ Redis, local copies
+
+/// The ids of the Redis clients that track keys (`CLIENT LIST`, flag `t`).
+fn tracking_clients(redis: &auth_redis::testing::RedisServer) -> Vec<String> {
+    let list = redis.command("CLIENT LIST").expect("CLIENT LIST");
+    let tracking = |line: &&str| line.split(' ').any(|f| f.strip_prefix("flags=").is_some_and(|f| f.contains('t')));
+    list.lines()
+        .filter(tracking)
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_owned))
+        .collect()
+}
+
+/// Waits (up to 5 s) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(5), "waited 5 s for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Two instances on one Redis, each with its `RedisStore`'s local copies: B serves a
+/// session from its copy, a logout on A ends it on B by B's very next request (twenty
+/// times over), and while B's tracking connection is gone B reads Redis, never its copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_layers_on_one_redis_keep_their_local_copies_current() {
+    let redis = auth_redis::testing::RedisServer::start().expect("redis-server (apt-get install redis-server)");
+    let idp = idp().await;
+    let store = || auth_redis::RedisStore::new(&redis.url()).expect("a Redis URL");
+    let (on_a, on_b) = (store(), store());
+    let a = Setup::new("").custom_store(Arc::new(on_a.clone())).start(&idp).await;
+    let b = Setup::new("").custom_store(Arc::new(on_b.clone())).start(&idp).await;
+    let signed_in_on_both = || async {
+        let mut browser = Browser::new(&a);
+        browser.login().await;
+        let ticket = browser.jar["auth_session"].clone();
+        let mut on_b_too = Browser::with_jar(&b, &browser.jar);
+        assert!(on_b_too.logged_in().await, "B finds the session A made");
+        until("B's tracking", || on_b.local_cache_live()).await;
+        assert!(on_b_too.logged_in().await);
+        assert!(on_b.cached(&ticket).is_some(), "B serves it from its local copy");
+        (browser, on_b_too, ticket)
+    };
+
+    for round in 0..20 {
+        let (mut browser, mut on_b_too, ticket) = signed_in_on_both().await;
+        let logout = browser.send(reqwest::Method::POST, "/auth/logout", &[("origin", a.base.as_str())]).await;
+        assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+        assert!(!on_b_too.logged_in().await, "round {round}: B's next request after the logout on A is anonymous");
+        assert!(on_b.cached(&ticket).is_none());
+    }
+
+    // B's tracking connection dies, and the session is ended behind its back (a logout whose
+    // invalidation B cannot hear): B reads Redis rather than serve its copy.
+    let (_browser, mut on_b_too, ticket) = signed_in_on_both().await;
+    for id in tracking_clients(&redis) {
+        redis.command(&format!("CLIENT KILL ID {id}")).expect("CLIENT KILL");
+    }
+    until("B to notice", || !on_b.local_cache_live()).await;
+    redis.command(&format!("DEL auth:session:{ticket}")).expect("DEL");
+    assert!(!on_b_too.logged_in().await, "without tracking, B went back to Redis");
+    // Tracking comes back by itself.
+    let (_browser, mut again, _) = signed_in_on_both().await;
+    assert!(again.logged_in().await);
+}
