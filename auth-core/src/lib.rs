@@ -56,8 +56,8 @@ mod extract;
 /// Re-exported so providers and stores written outside this workspace use the same macro.
 pub use async_trait::async_trait;
 pub use config::{
-    AuthConfig, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, Secret, SessionStoreConfig,
-    TokenAuthMethod,
+    AuthConfig, ClientAssertionAudience, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind,
+    Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
 };
 pub use error::{BoxError, ConfigError, ProviderError, StoreError, report};
 pub use identity::{Claims, Identity, LazyClaims, TokenSet};

@@ -34,7 +34,8 @@
 //! `expired` (the login is unknown here: expired, used, or never started by this browser).
 //!
 //! Values of `endpoint`: `discovery`, `jwks`, `token` (code exchange and refresh),
-//! `userinfo`, `introspection`; of `outcome` for provider requests: `ok` (2xx), `redirect`
+//! `userinfo`, `introspection`, `par` (pushed authorization requests), `revocation` (token
+//! revocation at logout); of `outcome` for provider requests: `ok` (2xx), `redirect`
 //! (3xx, never followed), `client_error` (4xx), `server_error` (5xx), `timeout`,
 //! `transport_error` (no connection, a broken or oversized answer). Of the back-channel
 //! `outcome`: `revoked`, `malformed`, `method_not_allowed`, `unknown_provider`,

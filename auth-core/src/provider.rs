@@ -282,6 +282,21 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// Revokes `session`'s tokens at the provider (RFC 7009) as it signs out: the refresh
+    /// token, or the access token when the session has no refresh token. The layer calls it
+    /// after the session has ended, in a task of its own, and only logs a failure, so an
+    /// implementation may take as long as its bounded HTTP timeout. Answers whether a token
+    /// was revoked: `Ok(false)` when there is nothing to do (no revocation endpoint, turned
+    /// off, no token), which is the default.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unavailable`] when the provider cannot be reached,
+    /// [`ProviderError::Rejected`] when it refuses the request.
+    async fn revoke_tokens(&self, session: &Session) -> Result<bool, ProviderError> {
+        let _ = session;
+        Ok(false)
+    }
+
     /// Verifies an OpenID Connect Back-Channel Logout 1.0 logout token (a signed JWT the
     /// provider POSTs to the app) and returns the sessions it names.
     ///
@@ -342,6 +357,15 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
     /// default is no.
     fn accepts_opaque_tokens(&self) -> bool {
         false
+    }
+
+    /// The public keys this client authenticates with (`private_key_jwt`), as JWKs with
+    /// `kty`, `kid`, `use`, `alg` and the public members only, never a private part. The
+    /// layer publishes the union of every provider's at `GET /auth/jwks` when
+    /// `publish_client_jwks = true`, for providers that fetch a client's keys from its
+    /// registered `jwks_uri`. The default is none.
+    fn client_jwks(&self) -> Vec<serde_json::Value> {
+        Vec::new()
     }
 
     /// Verifies an `Authorization: Bearer` access token (RFC 9068 JWT: signature with the

@@ -146,6 +146,15 @@ async fn counters_move_with_logins_failures_and_logouts() {
         let timed = [("provider", "default"), ("endpoint", endpoint)];
         expect("auth_provider_request_duration_seconds_count", &timed, 1.0);
     }
+    // The logout revokes the refresh token in a task of its own, after answering.
+    let revoked = [("provider", "default"), ("endpoint", "revocation"), ("outcome", "ok")];
+    let started = std::time::Instant::now();
+    let (mut text, mut samples) = (text, after.clone());
+    while value(&samples, "auth_provider_requests_total", &revoked) < 1.0 && started.elapsed().as_secs() < 5 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        (text, samples) = metrics(&app).await;
+    }
+    assert_eq!(value(&samples, "auth_provider_requests_total", &revoked), 1.0, "[{SUITE}] revocation\n{text}");
     let hits = value(&after, "auth_session_cache_hits_total", &[("cache", "cookie")]);
     let misses = value(&after, "auth_session_cache_misses_total", &[("cache", "cookie")]);
     assert!(hits >= 1.0 && hits + misses >= 3.0, "[{SUITE}] home and /me twice: {hits} hits, {misses} misses\n{text}");

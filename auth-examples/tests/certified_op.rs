@@ -147,6 +147,102 @@ async fn login_consent_userinfo_and_rp_initiated_logout(example: Example) {
     h.form("authorize again (expecting the OP login form)", &page, |f| f.has_field("login"));
 }
 
+/// RFC 9126 and RFC 7009 against the certified provider, by config alone: the OP requires
+/// pushed authorization requests (`--par required`), axum-basic's `use_par` is left at
+/// `"auto"` and picks that up from discovery, so the browser goes to the OP with only
+/// `client_id` and `request_uri`; the login (login and consent forms) and `/me` work; and
+/// the logout revokes the refresh token at the OP's `revocation_endpoint` (its stderr says
+/// the refresh token was destroyed) while the browser goes on to the end-session endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_basic_logs_in_with_par_and_logout_revokes_the_refresh_token() {
+    let options = OpOptions { par: Some("required"), ..OpOptions::default() };
+    let mut h = Harness::start_with("par-revocation", Example::AxumBasic, options).await;
+    h.check("OP discovery", h.discovery["require_pushed_authorization_requests"] == Value::Bool(true), || {
+        format!("the OP does not require PAR: {}", h.discovery)
+    });
+
+    let callback = h.login_at_op("alice", "/me").await;
+    let page = h.get("callback", callback).await;
+    let page = h.follow_app("callback", page).await;
+    h.expect_status("after callback", &page, StatusCode::OK);
+    let me = h.parse_json("after callback", &page);
+    h.check("logged-in /me", me["sub"] == "alice" && me["email"] == "alice@example.test", || {
+        format!("expected alice with her userinfo email: {me}")
+    });
+    let pushed = h.stack.app.count("authorization request pushed");
+    h.check("logged-in /me", pushed == 1, || format!("expected the app to log one pushed request, got {pushed}"));
+
+    const DESTROYED: &str = "oidc-provider refresh_token.destroyed: client_id=";
+    h.check("before logout", !h.stack.op.printed(DESTROYED), || "a refresh token was destroyed early".to_owned());
+    let origin = h.app_origin();
+    let page = h.post_form("logout", h.app("/auth/logout"), &[], Some(&origin)).await;
+    h.expect_status("logout", &page, StatusCode::SEE_OTHER);
+    let end_session = h.location("logout", &page);
+    let endpoint = h.op_endpoint("end_session_endpoint");
+    h.check("logout", without_query(&end_session) == endpoint, || {
+        format!("expected a redirect to the OP's end_session_endpoint {endpoint}, got {end_session}")
+    });
+    let me = h.get_json("/me after logout", h.app("/me")).await;
+    h.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || format!("still logged in: {me}"));
+
+    // The revocation runs after the logout answered: give it a moment.
+    let started = std::time::Instant::now();
+    while !h.stack.op.printed(DESTROYED) && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let want = format!("{DESTROYED}{CLIENT_ID}");
+    h.check("revocation", h.stack.op.printed(&want), || format!("the OP never printed {want:?}"));
+    h.check("revocation", !h.stack.op.printed("revocation.error"), || "the OP refused the revocation".to_owned());
+    h.check("revocation", h.stack.app.printed("token revoked at logout"), || {
+        "the app did not log the revocation".to_owned()
+    });
+}
+
+/// RFC 7523 client authentication against the certified provider, by config alone: the OP
+/// registers `e2e-client-pkjwt` with `token_endpoint_auth_method: "private_key_jwt"` and
+/// the app's `GET /auth/jwks` as its `jwks_uri`; axum-basic has no client secret, only
+/// `client_private_key_file` (an EC P-256 key) and `publish_client_jwks = true`. The code
+/// exchange and a refresh (a 5 s access token, refreshed 4 s before it expires) each
+/// authenticate with a fresh assertion the OP verifies with the keys it fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_basic_logs_in_and_refreshes_with_private_key_jwt() {
+    let options = OpOptions {
+        private_key_jwt: true,
+        access_token_ttl: Some(5),
+        app_config: "refresh_margin_secs = 4",
+        ..OpOptions::default()
+    };
+    let mut h = Harness::start_with("private-key-jwt", Example::AxumBasic, options).await;
+    let methods = h.discovery["token_endpoint_auth_methods_supported"].clone();
+    h.check("OP discovery", methods.as_array().is_some_and(|m| m.iter().any(|m| m == "private_key_jwt")), || {
+        format!("the OP does not offer private_key_jwt: {methods}")
+    });
+    let jwks = h.get_json("app /auth/jwks", h.app("/auth/jwks")).await;
+    let key = &jwks["keys"][0];
+    h.check("app /auth/jwks", key["kty"] == "EC" && key["alg"] == "ES256" && key.get("d").is_none(), || {
+        format!("expected one public ES256 key: {jwks}")
+    });
+
+    let callback = h.login_at_op("alice", "/me").await;
+    let page = h.get("callback", callback).await;
+    let page = h.follow_app("callback", page).await;
+    h.expect_status("after callback", &page, StatusCode::OK);
+    let me = h.parse_json("after callback", &page);
+    h.check("logged-in /me", me["sub"] == "alice" && me["email"] == "alice@example.test", || {
+        format!("expected alice with her userinfo email: {me}")
+    });
+    let code = format!("grant.success: grant_type=authorization_code client_id={CLIENT_ID}-pkjwt");
+    h.check("code exchange", h.stack.op.printed(&code), || format!("the OP never printed {code:?}"));
+
+    // Past the refresh margin: the next request refreshes, authenticated by an assertion.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let me = h.get_json("/me after the margin", h.app("/me")).await;
+    h.check("/me after the margin", me["sub"] == "alice", || format!("the session ended: {me}"));
+    let refresh = format!("grant.success: grant_type=refresh_token client_id={CLIENT_ID}-pkjwt");
+    h.check("refresh", h.stack.op.printed(&refresh), || format!("the OP never printed {refresh:?}"));
+    h.check("refresh", !h.stack.op.printed("grant.error"), || "the OP refused a client assertion".to_owned());
+}
+
 /// The callback URL of a completed login, replayed: refused with a 4xx page (never a
 /// 5xx), and it logs nobody in.
 async fn replayed_callback_is_refused(example: Example) {
@@ -250,6 +346,11 @@ async fn axum_basic_accepts_the_certified_providers_jwt_access_tokens() {
 
 struct Harness {
     stack: Stack,
+    /// The OP requires pushed authorization requests: the login URL carries only
+    /// `client_id` and `request_uri`.
+    par: bool,
+    /// The client the app signs in as (`<client-id>-pkjwt` with `private_key_jwt`).
+    client_id: String,
     discovery: Value,
     client: reqwest::Client,
     first_client: Option<reqwest::Client>,
@@ -258,8 +359,22 @@ struct Harness {
 
 impl Harness {
     async fn start(name: &str, example: Example) -> Self {
-        let stack = Stack::start(&format!("{name}-{}", example.name()), example, OpOptions::default());
-        let mut h = Self { stack, discovery: Value::Null, client: new_client(), first_client: None, trail: Vec::new() };
+        Self::start_with(name, example, OpOptions::default()).await
+    }
+
+    async fn start_with(name: &str, example: Example, options: OpOptions) -> Self {
+        let par = options.par == Some("required");
+        let client_id = if options.private_key_jwt { format!("{CLIENT_ID}-pkjwt") } else { CLIENT_ID.to_owned() };
+        let stack = Stack::start(&format!("{name}-{}", example.name()), example, options);
+        let mut h = Self {
+            stack,
+            par,
+            client_id,
+            discovery: Value::Null,
+            client: new_client(),
+            first_client: None,
+            trail: Vec::new(),
+        };
         let url = h.stack.issuer_url("/.well-known/openid-configuration");
         h.discovery = h.get_json("OP discovery", url).await;
         let issuer = h.discovery["issuer"].as_str().unwrap_or_default().to_owned();
@@ -311,8 +426,18 @@ impl Harness {
         let params = query(&authorize);
         let param = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         let redirect_uri = self.app("/oauth2callback");
+        if self.par {
+            let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+            let request_uri = param("request_uri").unwrap_or_default();
+            self.check("login start", names == ["client_id", "request_uri"], || {
+                format!("a pushed request sends only client_id and request_uri, got {authorize}")
+            });
+            self.check("login start", request_uri.starts_with("urn:ietf:params:oauth:request_uri:"), || {
+                format!("request_uri {request_uri:?} is not one the OP handed out")
+            });
+        }
         let expectations: [(&str, Option<&str>); 7] = [
-            ("client_id", Some(CLIENT_ID)),
+            ("client_id", Some(self.client_id.as_str())),
             ("response_type", Some("code")),
             ("redirect_uri", Some(redirect_uri.as_str())),
             ("state", None),
@@ -320,7 +445,7 @@ impl Harness {
             ("code_challenge", None),
             ("code_challenge_method", Some("S256")),
         ];
-        for (key, want) in expectations {
+        for (key, want) in expectations.into_iter().filter(|_| !self.par) {
             let got = param(key);
             let ok = match (want, &got) {
                 (_, None) => false,
@@ -332,7 +457,7 @@ impl Harness {
             });
         }
         let scope = param("scope").unwrap_or_default();
-        self.check("login start", scope.split(' ').any(|s| s == "openid"), || {
+        self.check("login start", self.par || scope.split(' ').any(|s| s == "openid"), || {
             format!("scope {scope:?} lacks openid in {authorize}")
         });
 

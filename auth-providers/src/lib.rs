@@ -29,7 +29,9 @@
 //!
 //! [`OidcProvider`] runs the authorization-code flow with PKCE (S256), `state` and
 //! `nonce`. On the callback it checks the RFC 9207 `iss` parameter, exchanges the code
-//! (`client_secret_basic` by default, `client_secret_post` or none), and verifies the ID
+//! (`client_secret_basic` by default, `client_secret_post`, none, or an RFC 7523 client
+//! assertion: `private_key_jwt` signed with the section's `client_private_key_file`, or
+//! `client_secret_jwt`), and verifies the ID
 //! token: signature with a key of the provider's cached key set (fetched again once for
 //! an unknown `kid`, at most every 10 seconds), an asymmetric algorithm (never `none`,
 //! never `HS*`), `iss`, `aud` and `azp`, `exp` and `iat` within `leeway_secs`, and the

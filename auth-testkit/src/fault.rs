@@ -78,12 +78,29 @@ pub enum Fault {
     Delay(Duration),
     /// The token endpoint answers `400` with `{"error": <this>}`.
     TokenError(String),
+    /// The pushed authorization request endpoint (RFC 9126) answers `400` with
+    /// `{"error": <this>}`, such as `"invalid_request"`.
+    ParError(String),
+    /// The pushed authorization request endpoint answers `500 Internal Server Error`.
+    ParServerError,
+    /// The pushed authorization request endpoint sleeps this long before answering (the
+    /// other endpoints answer at once), for timeout tests.
+    ParDelay(Duration),
+    /// The revocation endpoint (RFC 7009) answers `500 Internal Server Error` and revokes
+    /// nothing.
+    RevocationServerError,
+    /// The revocation endpoint sleeps this long before answering (and then revokes).
+    RevocationDelay(Duration),
     /// These claims are merged into every ID token after all other faults, overriding
     /// existing ones; a `null` value removes the claim. Must be a JSON object.
     IdTokenClaims(Value),
     /// These fields are merged into the discovery document; a `null` value removes the
     /// field. Must be a JSON object.
     DiscoveryExtra(Value),
+    /// `/token` and `/introspect` accept only client assertions (`private_key_jwt`,
+    /// `client_secret_jwt`) whose `aud` is exactly this value, instead of the issuer or the
+    /// token endpoint: a provider that insists on one of them.
+    ClientAssertionAudience(String),
 }
 
 /// The active faults, queried by the handlers.

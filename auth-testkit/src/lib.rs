@@ -183,6 +183,7 @@ use url::Url;
 
 pub use backchannel::{BACKCHANNEL_LOGOUT_EVENT, LogoutDelivery, LogoutToken};
 pub use fault::{Fault, WRONG_AUDIENCE, WRONG_ISSUER, WRONG_NONCE};
+pub use server::ClientAuthentication;
 pub use user::MockUser;
 
 use server::{Config, Endpoint, Shared, TenantIssuer};
@@ -220,6 +221,10 @@ pub struct Hits {
     pub end_session: usize,
     /// `POST /introspect` (RFC 7662 token introspection)
     pub introspect: usize,
+    /// `POST /par` (RFC 9126 pushed authorization requests)
+    pub par: usize,
+    /// `POST /revoke` (RFC 7009 token revocation)
+    pub revocation: usize,
 }
 
 impl MockIdp {
@@ -283,6 +288,8 @@ impl MockIdp {
             userinfo: count(Endpoint::Userinfo),
             end_session: count(Endpoint::EndSession),
             introspect: count(Endpoint::Introspect),
+            par: count(Endpoint::Par),
+            revocation: count(Endpoint::Revoke),
         }
     }
 
@@ -355,6 +362,20 @@ impl MockIdp {
     /// `scope`, `prompt`, PKCE parameters and the like.
     pub fn last_authorize_params(&self) -> Option<BTreeMap<String, String>> {
         self.shared.lock().last_authorize.clone()
+    }
+
+    /// The parameters of the most recent pushed authorization request (`POST /par`, RFC
+    /// 9126) the provider accepted; `/authorize` then sees only `client_id` and `request_uri`
+    /// ([`last_authorize_params`](Self::last_authorize_params)).
+    pub fn last_par_params(&self) -> Option<BTreeMap<String, String>> {
+        self.shared.lock().last_par.clone()
+    }
+
+    /// Every token `POST /revoke` (RFC 7009) was asked to revoke so far, in order. A revoked
+    /// refresh token is refused (`invalid_grant`) from then on, a revoked access token by
+    /// `/userinfo` and introspection.
+    pub fn revoked_tokens(&self) -> Vec<String> {
+        self.shared.lock().revoked.clone()
     }
 
     /// The parameters (query and form) of the most recent `/end_session` request, for
@@ -489,6 +510,8 @@ pub struct MockIdpBuilder {
     keep_previous_key: bool,
     rotate_refresh_tokens: bool,
     introspection_audience: Option<String>,
+    client_authentication: ClientAuthentication,
+    require_par: bool,
 }
 
 impl Default for MockIdpBuilder {
@@ -511,6 +534,8 @@ impl Default for MockIdpBuilder {
             keep_previous_key: false,
             rotate_refresh_tokens: true,
             introspection_audience: None,
+            client_authentication: ClientAuthentication::Secret,
+            require_par: false,
         }
     }
 }
@@ -644,6 +669,26 @@ impl MockIdpBuilder {
         self
     }
 
+    /// Whether `/authorize` accepts only pushed authorization requests (RFC 9126): the
+    /// discovery document says `require_pushed_authorization_requests` and a request
+    /// without a `request_uri` from `POST /par` is sent back with `error=invalid_request`.
+    /// Default `false` (the PAR endpoint is advertised and served either way).
+    pub fn require_pushed_authorization_requests(mut self, required: bool) -> Self {
+        self.require_par = required;
+        self
+    }
+
+    /// How the client authenticates at `/token` and `/introspect` (default: with its
+    /// secret, `client_secret_basic` or `client_secret_post`). With
+    /// [`ClientAuthentication::PrivateKeyJwt`] or [`ClientAuthentication::ClientSecretJwt`]
+    /// only an RFC 7523 client assertion is accepted: signed as the method says, `iss` and
+    /// `sub` the client id, `aud` the issuer or the token endpoint (see
+    /// [`Fault::ClientAssertionAudience`]), `exp` not past, a `jti` not seen before.
+    pub fn client_authentication(mut self, method: ClientAuthentication) -> Self {
+        self.client_authentication = method;
+        self
+    }
+
     /// Binds the port and starts serving on the current Tokio runtime.
     ///
     /// Fails when the port cannot be bound, or with `InvalidInput` when `login_as`
@@ -701,6 +746,9 @@ impl MockIdpBuilder {
             keep_previous_key: self.keep_previous_key,
             rotate_refresh_tokens: self.rotate_refresh_tokens,
             introspection_audience: self.introspection_audience,
+            client_authentication: self.client_authentication,
+            seen_assertions: Default::default(),
+            require_par: self.require_par,
         };
         keys::all(); // parse the keys now, not during the first token request
         let shared = Arc::new(Shared::new(config, self.login_as));

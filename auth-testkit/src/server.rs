@@ -27,13 +27,20 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use url::Url;
 
+mod client_assertion;
+
 use crate::fault::{Fault, Faults, WRONG_AUDIENCE, WRONG_ISSUER, WRONG_NONCE};
 use crate::jwt::{self, Alg, SignOptions};
 use crate::keys::{self, SigningKey};
 use crate::user::MockUser;
+pub use client_assertion::ClientAuthentication;
 
 /// Authorization codes live this long.
 const CODE_TTL: Duration = Duration::from_secs(60);
+/// Pushed authorization requests (RFC 9126) live this long.
+const PAR_TTL: Duration = Duration::from_secs(60);
+/// The prefix of every `request_uri` the PAR endpoint hands out (RFC 9126 §2.2).
+const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
 type Params = BTreeMap<String, String>;
 
@@ -58,6 +65,13 @@ pub(crate) struct Config {
     /// The `aud` introspection reports for the access tokens of `/token` (default: the
     /// client id).
     pub(crate) introspection_audience: Option<String>,
+    /// How the client authenticates (default: with its secret).
+    pub(crate) client_authentication: ClientAuthentication,
+    /// The `jti`s of the client assertions accepted so far.
+    pub(crate) seen_assertions: client_assertion::SeenAssertions,
+    /// Advertise `require_pushed_authorization_requests` and refuse `/authorize` requests
+    /// that were not pushed.
+    pub(crate) require_par: bool,
 }
 
 /// An issuer that differs per user: discovery advertises `template`; ID tokens and callbacks
@@ -78,6 +92,12 @@ pub(crate) struct Mutable {
     pub(crate) previous_key: Option<usize>,
     pub(crate) last_authorize: Option<Params>,
     pub(crate) last_end_session: Option<Params>,
+    /// The parameters of the most recent pushed authorization request.
+    pub(crate) last_par: Option<Params>,
+    /// Every token `/revoke` was asked to revoke, in order.
+    pub(crate) revoked: Vec<String>,
+    /// Pushed requests by `request_uri`, until used or expired.
+    pushed: HashMap<String, (Params, Instant)>,
     /// Replaces `Config::access_token_ttl` from now on (see `MockIdp::set_access_token_ttl`).
     pub(crate) access_token_ttl: Option<Duration>,
     /// Replaces `Config::auth_age` from now on (see `MockIdp::set_auth_age`).
@@ -132,6 +152,8 @@ pub(crate) enum Endpoint {
     Userinfo,
     EndSession,
     Introspect,
+    Par,
+    Revoke,
 }
 
 /// Everything the handlers and the [`MockIdp`](crate::MockIdp) handle share.
@@ -139,7 +161,7 @@ pub(crate) enum Endpoint {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     state: Mutex<Mutable>,
-    hits: [AtomicUsize; 7],
+    hits: [AtomicUsize; 9],
 }
 
 impl Shared {
@@ -201,9 +223,13 @@ impl Shared {
         Ok(faults)
     }
 
-    /// Checks the client's credentials (`client_secret_basic` or `client_secret_post`):
-    /// `Err` is the `401 invalid_client` answer.
+    /// Checks the client's credentials (`client_secret_basic` or `client_secret_post`, or
+    /// an assertion, see [`client_assertion`]): `Err` is the `401 invalid_client` answer.
     fn authenticate_client(&self, headers: &HeaderMap, params: &Params) -> Result<(), Response> {
+        if params.contains_key("client_assertion") || self.config.client_authentication != ClientAuthentication::Secret
+        {
+            return self.authenticate_assertion(params);
+        }
         let client = client_credentials(headers, params);
         if client
             .as_ref()
@@ -276,11 +302,16 @@ impl Shared {
             "end_session_endpoint": format!("{base}/end_session"),
             "introspection_endpoint": format!("{base}/introspect"),
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "pushed_authorization_request_endpoint": format!("{base}/par"),
+            "require_pushed_authorization_requests": self.config.require_par,
+            "revocation_endpoint": format!("{base}/revoke"),
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "scopes_supported": ["openid", "email", "profile", "offline_access"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "HS256"],
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": claims,
             "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -404,6 +435,8 @@ pub(crate) fn router(shared: Arc<Shared>, path: &str) -> Router {
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/end_session", get(end_session).post(end_session))
         .route("/introspect", post(introspect))
+        .route("/par", post(par))
+        .route("/revoke", post(revoke))
         .with_state(shared);
     if path.is_empty() { routes } else { Router::new().nest(path, routes) }
 }
@@ -627,10 +660,18 @@ async fn authorize(AxState(s): St, RawQuery(query): RawQuery) -> Response {
         Ok(faults) => faults,
         Err(response) => return response,
     };
+    let (params, pushed) = match s.pushed_request(params) {
+        Ok(resolved) => resolved,
+        Err(response) => return response,
+    };
     let request = match s.validate_authorize(&params, &faults) {
         Ok(request) => request,
         Err(response) => return response,
     };
+    if s.config.require_par && !pushed {
+        let description = "Pushed Authorization Request must be used (require_pushed_authorization_requests).";
+        return s.redirect_error(&request, "invalid_request", description, &faults);
+    }
     if faults.has(&Fault::AccessDenied) {
         return s.redirect_error(&request, "access_denied", "The user denied access (Fault::AccessDenied).", &faults);
     }
@@ -853,6 +894,112 @@ async fn introspect(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response
         })
     };
     no_store(StatusCode::OK, answer.unwrap_or_else(|| json!({ "active": false })))
+}
+
+impl Shared {
+    /// The parameters of an `/authorize` request: those pushed earlier when it carries a
+    /// `request_uri` (which is spent: single use), else its own; and whether they were
+    /// pushed. An unknown, used or expired `request_uri`, or one pushed by another client,
+    /// is an HTML `400` page (there is no validated `redirect_uri` to send an error to).
+    fn pushed_request(&self, params: Params) -> Result<(Params, bool), Response> {
+        let Some(request_uri) = params.get("request_uri") else { return Ok((params, false)) };
+        let now = Instant::now();
+        let pushed = {
+            let mut state = self.lock();
+            state.pushed.retain(|_, (_, expires)| *expires > now);
+            state.pushed.remove(request_uri)
+        };
+        match pushed {
+            Some((pushed, _)) if pushed.get("client_id") == params.get("client_id") => Ok((pushed, true)),
+            Some(_) => {
+                let msg = "The request_uri was pushed by another client than this request's client_id.";
+                Err(html_page(StatusCode::BAD_REQUEST, "Invalid request_uri", msg))
+            }
+            None => {
+                let msg = "The request_uri is unknown, was already used, or has expired.";
+                Err(html_page(StatusCode::BAD_REQUEST, "Invalid request_uri", msg))
+            }
+        }
+    }
+}
+
+/// RFC 9126 pushed authorization requests, for the client only (authenticated as at
+/// `/token`): the parameters are checked as `/authorize` checks them and kept for
+/// [`PAR_TTL`] under a fresh single-use `request_uri`. Answers `201 {"request_uri",
+/// "expires_in"}`, or `400 {"error": "invalid_request"}` for parameters `/authorize` would
+/// refuse.
+async fn par(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
+    let faults = match s.enter(Some(Endpoint::Par)).await {
+        Ok(faults) => faults,
+        Err(response) => return response,
+    };
+    if let Some(delay) = faults.find(|f| match f {
+        Fault::ParDelay(d) => Some(*d),
+        _ => None,
+    }) {
+        tokio::time::sleep(delay).await;
+    }
+    if faults.has(&Fault::ParServerError) {
+        return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Fault::ParServerError");
+    }
+    if let Some(error) = faults.find(|f| match f {
+        Fault::ParError(e) => Some(e),
+        _ => None,
+    }) {
+        return oauth_error(StatusCode::BAD_REQUEST, error, "Fault::ParError");
+    }
+    let mut params = parse_form(&body);
+    if let Err(response) = s.authenticate_client(&headers, &params) {
+        return response;
+    }
+    params.remove("client_secret");
+    params.entry("client_id".into()).or_insert_with(|| s.config.client_id.clone());
+    if params.contains_key("request_uri") {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "request_uri may not be pushed.");
+    }
+    if s.validate_authorize(&params, &faults).is_err() {
+        let description = "The pushed parameters are not a valid authorization request (see /authorize).";
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description);
+    }
+    let request_uri = format!("{REQUEST_URI_PREFIX}{}", jwt::random_token());
+    {
+        let mut state = s.lock();
+        state.last_par = Some(params.clone());
+        state.pushed.insert(request_uri.clone(), (params, Instant::now() + PAR_TTL));
+    }
+    no_store(StatusCode::CREATED, json!({ "request_uri": request_uri, "expires_in": PAR_TTL.as_secs() }))
+}
+
+/// RFC 7009 token revocation, for the client only (authenticated as at `/token`): the
+/// token is recorded (see `MockIdp::revoked_tokens`) and, when it is a refresh or access
+/// token `/token` issued, forgotten, so a refresh with it answers `invalid_grant`. Answers
+/// `200` also for tokens it does not know, as the RFC says.
+async fn revoke(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
+    let faults = match s.enter(Some(Endpoint::Revoke)).await {
+        Ok(faults) => faults,
+        Err(response) => return response,
+    };
+    if let Some(delay) = faults.find(|f| match f {
+        Fault::RevocationDelay(d) => Some(*d),
+        _ => None,
+    }) {
+        tokio::time::sleep(delay).await;
+    }
+    if faults.has(&Fault::RevocationServerError) {
+        return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Fault::RevocationServerError");
+    }
+    let params = parse_form(&body);
+    if let Err(response) = s.authenticate_client(&headers, &params) {
+        return response;
+    }
+    let Some(token) = params.get("token") else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing.");
+    };
+    let mut state = s.lock();
+    state.refresh_tokens.remove(token);
+    state.access_tokens.remove(token);
+    state.revoked.push(token.clone());
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
 }
 
 async fn end_session(AxState(s): St, RawQuery(query): RawQuery, body: Bytes) -> Response {

@@ -147,7 +147,10 @@ async fn discovery_advertises_exactly_the_endpoints() {
     assert_eq!(doc["response_types_supported"], json!(["code"]));
     assert_eq!(doc["subject_types_supported"], json!(["public"]));
     assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["RS256"]));
-    assert_eq!(doc["token_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post"]));
+    assert_eq!(
+        doc["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"])
+    );
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(doc["grant_types_supported"], json!(["authorization_code", "refresh_token"]));
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
@@ -381,7 +384,17 @@ async fn hits_are_counted_and_reset() {
     http().get(format!("{}/end_session", idp.issuer())).send().await.unwrap();
     assert_eq!(
         idp.hits(),
-        Hits { discovery: 1, jwks: 2, authorize: 1, token: 1, userinfo: 1, end_session: 1, introspect: 0 }
+        Hits {
+            discovery: 1,
+            jwks: 2,
+            authorize: 1,
+            token: 1,
+            userinfo: 1,
+            end_session: 1,
+            introspect: 0,
+            par: 0,
+            revocation: 0
+        }
     );
     idp.reset_hits();
     assert_eq!(idp.hits(), Hits::default());
@@ -730,7 +743,17 @@ async fn endpoint_faults() {
     assert_eq!(http().post(format!("{}/token", idp.issuer())).send().await.unwrap().status(), 503);
     assert_eq!(
         idp.hits(),
-        Hits { discovery: 1, jwks: 1, authorize: 1, token: 1, userinfo: 1, end_session: 1, introspect: 0 }
+        Hits {
+            discovery: 1,
+            jwks: 1,
+            authorize: 1,
+            token: 1,
+            userinfo: 1,
+            end_session: 1,
+            introspect: 0,
+            par: 0,
+            revocation: 0
+        }
     );
 
     idp.set_fault(Fault::Delay(Duration::from_millis(400)));

@@ -35,6 +35,8 @@ pub(crate) enum Route {
     Callback,
     Logout,
     BackchannelLogout,
+    /// `GET /auth/jwks`, served only with `publish_client_jwks = true`.
+    Jwks,
 }
 
 #[derive(Debug)]
@@ -98,6 +100,8 @@ impl Shared {
             Some(Route::Logout)
         } else if path == self.routes.backchannel_logout_path() {
             Some(Route::BackchannelLogout)
+        } else if self.config.publish_client_jwks && path == self.routes.jwks_path() {
+            Some(Route::Jwks)
         } else {
             None
         }

@@ -9,7 +9,19 @@
 //
 // Every flag also reads an environment variable (flag wins): OP_HOST, OP_PORT,
 // OP_CLIENT_ID, OP_CLIENT_SECRET, OP_REDIRECT_URI, OP_POST_LOGOUT_REDIRECT_URI,
-// OP_ACCESS_TOKEN_TTL, OP_RESOURCE. The URI flags may be repeated (or comma-separated in the env).
+// OP_ACCESS_TOKEN_TTL, OP_RESOURCE, OP_PAR. The URI flags may be repeated (or comma-separated in the env).
+//
+// --par required|optional|off (RFC 9126 pushed authorization requests; default optional,
+// oidc-provider's own default: the endpoint is advertised and served). `required` sets
+// `requirePushedAuthorizationRequests`: discovery says require_pushed_authorization_requests
+// and a plain authorization request fails with invalid_request. `off` disables the feature.
+// Token revocation (RFC 7009) is always on; each refresh or access token it revokes prints
+// `oidc-provider refresh_token.destroyed: client_id=ID` (or access_token) to stderr.
+//
+// --client-jwks FILE|URL (or OP_CLIENT_JWKS) adds a private_key_jwt client (RFC 7523):
+// `<client-id>-pkjwt`, with the same redirect URIs and no secret, authenticating with
+// assertions signed by a key of FILE, a JWK Set of public keys ({"keys": [...]}), or of
+// the set at URL (an http(s) URL: the client's jwks_uri, fetched when an assertion comes).
 //
 // --resource URI (RFC 8707 resource indicators) adds an API: a second client,
 // `<client-id>-api` with the same secret, may use the client_credentials grant, and its
@@ -57,6 +69,8 @@ const { values: flags } = parseArgs({
     'post-logout-redirect-uri': { type: 'string', multiple: true },
     'access-token-ttl': { type: 'string' },
     resource: { type: 'string' },
+    par: { type: 'string' },
+    'client-jwks': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -93,6 +107,8 @@ const accessTokenTtl = int('access-token-ttl', flags['access-token-ttl'] ?? proc
 if (accessTokenTtl === 0) fail('--access-token-ttl must be at least 1 second');
 
 const resource = flags.resource ?? process.env.OP_RESOURCE;
+const par = flags.par ?? process.env.OP_PAR ?? 'optional';
+if (!['required', 'optional', 'off'].includes(par)) fail(`--par must be required, optional or off, got ${JSON.stringify(par)}`);
 const apiClientId = `${clientId}-api`;
 
 const jwks = JSON.parse(readFileSync(new URL('jwks.json', HERE), 'utf8'));
@@ -116,6 +132,10 @@ const configuration = {
     rpInitiatedLogout: { enabled: true },
     revocation: { enabled: true },
     userinfo: { enabled: true },
+    pushedAuthorizationRequests: {
+      enabled: par !== 'off',
+      requirePushedAuthorizationRequests: par === 'required',
+    },
   },
   cookies: {
     keys: ['e2e-cookie-key-not-secret-0123456789abcdef'],
@@ -183,6 +203,32 @@ if (resource) {
   };
 }
 
+const clientJwks = flags['client-jwks'] ?? process.env.OP_CLIENT_JWKS;
+if (clientJwks) {
+  let keys;
+  if (/^https?:\/\//.test(clientJwks)) {
+    keys = { jwks_uri: clientJwks };
+    // oidc-provider's fetches refuse loopback and private addresses (SSRF protection);
+    // this fixture's apps are on loopback, so the jwks_uri fetch goes without it.
+    configuration.fetch = (url, options) => globalThis.fetch(url, { ...options, dispatcher: undefined });
+  } else {
+    try {
+      keys = { jwks: { keys: JSON.parse(readFileSync(clientJwks, 'utf8')).keys } };
+    } catch (err) {
+      fail(`--client-jwks ${clientJwks}: ${err.message}`);
+    }
+  }
+  configuration.clients.push({
+    client_id: `${clientId}-pkjwt`,
+    redirect_uris: redirectUris,
+    post_logout_redirect_uris: postLogoutRedirectUris,
+    response_types: ['code'],
+    grant_types: ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_method: 'private_key_jwt',
+    ...keys,
+  });
+}
+
 const server = http.createServer();
 await new Promise((resolve, reject) => {
   server.once('error', reject);
@@ -205,7 +251,7 @@ for (const event of [
 ]) {
   provider.on(event, (...args) => {
     const err = args.find((a) => a instanceof Error);
-    const detail = err ? `${err.name}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}` : '';
+    const detail = err ? `${err.name}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}${err.error_detail ? ` [${err.error_detail}]` : ''}${err.cause?.message ? ` cause: ${err.cause.message}` : ''}` : '';
     process.stderr.write(`oidc-provider ${event}: ${detail}\n`);
   });
 }
@@ -215,6 +261,13 @@ for (const event of [
 provider.on('grant.success', (ctx) => {
   process.stderr.write(`oidc-provider grant.success: grant_type=${ctx.oidc.params.grant_type} client_id=${ctx.oidc.client?.clientId}\n`);
 });
+
+// One stderr line per token destroyed (the revocation endpoint, at the app's logout).
+for (const kind of ['refresh_token', 'access_token']) {
+  provider.on(`${kind}.destroyed`, (token) => {
+    process.stderr.write(`oidc-provider ${kind}.destroyed: client_id=${token.clientId}\n`);
+  });
+}
 
 server.on('request', provider.callback());
 

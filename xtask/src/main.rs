@@ -188,7 +188,8 @@ struct Requirement {
 
 /// What the suites meet for real: the certified OpenID Provider runs on Node.js, the
 /// browser suite drives Chromium through chromedriver, the session-store suites start
-/// their own Redis (and a Redis Cluster with redis-cli), the TLS test makes a CA with openssl.
+/// their own Redis (and a Redis Cluster with redis-cli), the TLS test makes a CA with openssl
+/// and the `private_key_jwt` tests make client keys with it.
 const REQUIREMENTS: &[Requirement] = &[
     Requirement {
         program: "node",
@@ -200,7 +201,11 @@ const REQUIREMENTS: &[Requirement] = &[
     Requirement { program: "chromedriver", packages: &["chromium-driver"], used_by: "the browser suite" },
     Requirement { program: "redis-server", packages: &["redis-server"], used_by: "the Redis session-store suites" },
     Requirement { program: "redis-cli", packages: &["redis-tools"], used_by: "the Redis Cluster test" },
-    Requirement { program: "openssl", packages: &["openssl"], used_by: "the Redis TLS test" },
+    Requirement {
+        program: "openssl",
+        packages: &["openssl"],
+        used_by: "the Redis TLS test and the private_key_jwt tests (client keys)",
+    },
 ];
 
 fn on_path(program: &str) -> bool {

@@ -17,14 +17,15 @@
 //! `AUTH__GOOGLE__CLIENT_SECRET`, ... (`AUTH__` then the keys joined by `__`).
 //! Errors name the file, the key and the fix; secrets never appear in them.
 
+mod client_keys;
 mod parse;
 mod provider;
 mod types;
 mod validate;
 
 pub use types::{
-    AuthConfig, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind, REDIS_SCHEMES, Secret,
-    SessionStoreConfig, TokenAuthMethod,
+    AuthConfig, ClientAssertionAudience, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind,
+    REDIS_SCHEMES, Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
 };
 
 use crate::ConfigError;
@@ -166,6 +167,7 @@ const TOP_KEYS: &[&str] = &[
     "keep_tokens",
     "session_store",
     "policies",
+    "publish_client_jwks",
 ];
 const PROVIDER_KEYS: &[&str] = &[
     "client_id",
@@ -175,8 +177,15 @@ const PROVIDER_KEYS: &[&str] = &[
     "kind",
     "display_name",
     "token_endpoint_auth_method",
+    "client_private_key_file",
+    "client_key_id",
+    "client_certificate_file",
+    "client_assertion_audience",
+    "token_endpoint_auth_signing_alg",
     "keep_claims",
     "drop_claims",
+    "use_par",
+    "revoke_on_logout",
 ];
 /// The claims every session keeps whatever `keep_claims` and `drop_claims` say, because the
 /// layer reads them from stored sessions, with what reads each (for messages).

@@ -267,6 +267,7 @@ impl Reader<'_> {
         config.http_timeout_secs = self.secs(auth, "http_timeout_secs", config.http_timeout_secs)?;
         config.metadata_ttl_secs = self.secs(auth, "metadata_ttl_secs", config.metadata_ttl_secs)?;
         config.end_with_id_token = self.boolean(auth, "end_with_id_token")?;
+        config.publish_client_jwks = self.boolean(auth, "publish_client_jwks")?;
         config.refresh_margin_secs = self.secs(auth, "refresh_margin_secs", config.refresh_margin_secs)?;
         config.cookie_budget_bytes = self.whole(auth, "cookie_budget_bytes", config.cookie_budget_bytes, "bytes")?;
         config.cookie_overflow = self.cookie_overflow(auth)?;

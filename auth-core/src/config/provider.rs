@@ -2,7 +2,7 @@
 //! kind, the metadata URL its preset implies, and the keys left for the preset.
 
 use super::parse::Reader;
-use super::types::{ProviderConfig, ProviderKind, Secret, TokenAuthMethod, default_display_name};
+use super::types::{ProviderConfig, ProviderKind, Secret, TokenAuthMethod, UsePar, default_display_name};
 use super::{GOOGLE_METADATA_URL, PROVIDER_KEYS, PROVIDER_TABLES, TOP_KEYS, split_url};
 use crate::ConfigError;
 use serde_json::{Map, Value};
@@ -67,15 +67,18 @@ impl Reader<'_> {
             None | Some("client_secret_basic") => TokenAuthMethod::ClientSecretBasic,
             Some("client_secret_post") => TokenAuthMethod::ClientSecretPost,
             Some("none") => TokenAuthMethod::None,
+            Some("private_key_jwt") => TokenAuthMethod::PrivateKeyJwt,
+            Some("client_secret_jwt") => TokenAuthMethod::ClientSecretJwt,
             Some(other) => {
                 return Err(self.err(
                     &key("token_endpoint_auth_method"),
                     &format!("is {other:?}"),
-                    "use \"client_secret_basic\", \"client_secret_post\" or \"none\"",
+                    "use \"client_secret_basic\", \"client_secret_post\", \"private_key_jwt\", \"client_secret_jwt\" or \"none\"",
                 ));
             }
         };
         config.client_secret = self.optional_str(table, at, "client_secret")?.map(Secret::new);
+        self.client_keys(table, at, &mut config)?;
         match table.get("client_kwargs") {
             None => {}
             Some(Value::Object(kwargs)) => {
@@ -102,6 +105,28 @@ impl Reader<'_> {
                 ));
             }
         }
+        config.use_par = match table.get("use_par") {
+            None => UsePar::Auto,
+            Some(Value::Bool(true)) => UsePar::Always,
+            Some(Value::Bool(false)) => UsePar::Never,
+            // Environment overrides arrive as strings.
+            Some(Value::String(s)) if s == "auto" => UsePar::Auto,
+            Some(Value::String(s)) if s == "true" => UsePar::Always,
+            Some(Value::String(s)) if s == "false" => UsePar::Never,
+            Some(other) => {
+                return Err(self.err(
+                    &key("use_par"),
+                    &format!("is {other}"),
+                    "use \"auto\" (push when the provider requires it), true or false",
+                ));
+            }
+        };
+        config.revoke_on_logout = match table.get("revoke_on_logout") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+            Some(_) => return Err(self.err(&key("revoke_on_logout"), "is not true or false", "write true or false")),
+        };
         config.keep_claims = self.claim_names(table, at, "keep_claims")?;
         config.drop_claims = self.claim_names(table, at, "drop_claims")?;
         config.display_name =

@@ -569,3 +569,102 @@ fn claim_list_errors_name_the_keys_and_the_fix() {
         .expect_err("groups not kept");
     assert!(rule.to_string().contains("`auth.corp.keep_claims` lacks \"groups\""), "{rule}");
 }
+
+#[test]
+fn use_par_and_revoke_on_logout_are_typed_and_checked() {
+    let section = |extra: &str| {
+        format!(
+            "[auth]\nredirect_uri = \"http://localhost:3000/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
+             [auth.corp]\nclient_id = \"id\"\nclient_secret = \"s\"\n\
+             server_metadata_url = \"https://idp.example/.well-known/openid-configuration\"\n{extra}"
+        )
+    };
+    let corp = |extra: &str| parse(&section(extra)).expect("valid config").providers.remove("corp").expect("corp");
+    let defaults = corp("");
+    assert_eq!((defaults.use_par, defaults.revoke_on_logout), (UsePar::Auto, true));
+    assert_eq!(corp("use_par = \"auto\"").use_par, UsePar::Auto);
+    assert_eq!(corp("use_par = true").use_par, UsePar::Always);
+    assert_eq!(corp("use_par = false").use_par, UsePar::Never);
+    assert!(!corp("revoke_on_logout = false").revoke_on_logout);
+    match parse(&section("use_par = \"always\"")) {
+        Err(ConfigError::Invalid { key, problem, fix, .. }) => {
+            assert_eq!(key, "auth.corp.use_par");
+            assert!(
+                problem.contains("\"always\"") && fix.contains("\"auto\"") && fix.contains("true or false"),
+                "{fix}"
+            );
+        }
+        other => panic!("expected an invalid key, got {other:?}"),
+    }
+    assert_eq!(invalid_key(&section("revoke_on_logout = \"yes\"")), "auth.corp.revoke_on_logout");
+}
+
+#[test]
+fn client_keys_are_read_and_checked() {
+    let publishing = |extra: &str| {
+        format!(
+            "[auth]\nredirect_uri = \"http://localhost:3000/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
+             publish_client_jwks = true\n\
+             [auth.corp]\nclient_id = \"id\"\n\
+             server_metadata_url = \"https://idp.example/.well-known/openid-configuration\"\n{extra}"
+        )
+    };
+    let section = |extra: &str| {
+        format!(
+            "[auth]\nredirect_uri = \"http://localhost:3000/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
+             [auth.corp]\nclient_id = \"id\"\n\
+             server_metadata_url = \"https://idp.example/.well-known/openid-configuration\"\n{extra}"
+        )
+    };
+    let config = parse(&publishing(
+        "token_endpoint_auth_method = \"private_key_jwt\"\n\
+         client_private_key_file = [\"new.pem\", \"old.pem\"]\nclient_key_id = \"k1\"\n\
+         client_certificate_file = \"cert.pem\"\nclient_assertion_audience = \"token_endpoint\"",
+    ))
+    .expect("private_key_jwt needs no client_secret");
+    assert!(config.publish_client_jwks);
+    let corp = &config.providers["corp"];
+    assert_eq!(corp.token_endpoint_auth_method, TokenAuthMethod::PrivateKeyJwt);
+    assert_eq!(corp.client_private_key_files, [std::path::PathBuf::from("new.pem"), "old.pem".into()]);
+    assert_eq!(corp.client_key_ids, ["k1"]);
+    assert_eq!(corp.client_certificate_file.as_deref(), Some(std::path::Path::new("cert.pem")));
+    assert_eq!(corp.client_assertion_audience, ClientAssertionAudience::TokenEndpoint);
+    let one = parse(&section("token_endpoint_auth_method = \"private_key_jwt\"\nclient_private_key_file = \"k.pem\""))
+        .expect("one key");
+    assert_eq!(one.providers["corp"].client_assertion_audience, ClientAssertionAudience::Issuer);
+    assert!(!with("").expect("valid").publish_client_jwks, "off by default");
+    let (key, empty) = invalid("publish_client_jwks = true");
+    assert_eq!(key, "auth.publish_client_jwks");
+    assert!(empty.contains("no provider uses token_endpoint_auth_method = \"private_key_jwt\""), "{empty}");
+    let microsoft = ProviderConfig::new("m", ProviderKind::Microsoft, "id", "https://login.microsoftonline.com/x");
+    assert_eq!(microsoft.client_assertion_audience, ClientAssertionAudience::TokenEndpoint);
+
+    let secret_jwt = parse(&section("token_endpoint_auth_method = \"client_secret_jwt\"\nclient_secret = \"s\""))
+        .expect("client_secret_jwt");
+    assert_eq!(secret_jwt.providers["corp"].token_endpoint_auth_method, TokenAuthMethod::ClientSecretJwt);
+
+    let error = |extra: &str| match parse(&section(extra)) {
+        Err(err @ ConfigError::Invalid { .. }) => err.to_string(),
+        other => panic!("expected an invalid key for {extra:?}, got {other:?}"),
+    };
+    let missing = error("token_endpoint_auth_method = \"private_key_jwt\"");
+    assert!(missing.contains("`auth.corp.client_private_key_file` is missing") && missing.contains("PEM"), "{missing}");
+    let unused = error("client_secret = \"s\"\nclient_private_key_file = \"k.pem\"");
+    assert!(unused.contains("`auth.corp.client_private_key_file`") && unused.contains("private_key_jwt"), "{unused}");
+    let no_secret = error("token_endpoint_auth_method = \"client_secret_jwt\"");
+    assert!(no_secret.contains("`auth.corp.client_secret`"), "{no_secret}");
+    let kids = error(
+        "token_endpoint_auth_method = \"private_key_jwt\"\nclient_private_key_file = \"k.pem\"\nclient_key_id = [\"a\", \"b\"]",
+    );
+    assert!(kids.contains("`auth.corp.client_key_id` names 2 kids for 1 key files"), "{kids}");
+    let audience = error(
+        "token_endpoint_auth_method = \"private_key_jwt\"\nclient_private_key_file = \"k.pem\"\nclient_assertion_audience = \"aud\"",
+    );
+    assert!(audience.contains("\"issuer\" or \"token_endpoint\""), "{audience}");
+    let alg = error(
+        "token_endpoint_auth_method = \"private_key_jwt\"\nclient_private_key_file = \"k.pem\"\ntoken_endpoint_auth_signing_alg = \"HS256\"",
+    );
+    assert!(alg.contains("`auth.corp.token_endpoint_auth_signing_alg` is \"HS256\"") && alg.contains("PS256"), "{alg}");
+    let method = error("token_endpoint_auth_method = \"tls_client_auth\"\nclient_secret = \"s\"");
+    assert!(method.contains("\"private_key_jwt\"") && method.contains("\"client_secret_jwt\""), "{method}");
+}

@@ -142,6 +142,41 @@ pub enum TokenAuthMethod {
     ClientSecretPost,
     /// A public client: no secret, PKCE only.
     None,
+    /// An RFC 7523 client assertion signed with the client's private key
+    /// (`client_private_key_file`): no shared secret.
+    PrivateKeyJwt,
+    /// An RFC 7523 client assertion signed with HMAC-SHA256 keyed with `client_secret`.
+    ClientSecretJwt,
+}
+
+/// The `aud` of the client assertions of `private_key_jwt` and `client_secret_jwt`
+/// (`client_assertion_audience`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAssertionAudience {
+    /// `"issuer"`: the provider's issuer identifier, as RFC 7523bis and FAPI 2.0 require
+    /// (the default, except for Microsoft).
+    #[default]
+    Issuer,
+    /// `"token_endpoint"`: the token endpoint's URL, for providers that insist on it
+    /// (Microsoft Entra ID, whose default it is; Okta).
+    TokenEndpoint,
+}
+
+/// When the login pushes its authorization request to the provider first (RFC 9126
+/// pushed authorization requests, PAR): the section's `use_par`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UsePar {
+    /// `"auto"` (the default): when the discovery document says
+    /// `require_pushed_authorization_requests = true`.
+    #[default]
+    Auto,
+    /// `true`: always; a provider that advertises no `pushed_authorization_request_endpoint`
+    /// fails each login with an error page saying so.
+    Always,
+    /// `false`: never, even when the provider requires it (its logins then fail there).
+    Never,
 }
 
 /// One provider section.
@@ -177,6 +212,22 @@ pub struct ProviderConfig {
     pub client_kwargs: BTreeMap<String, String>,
     /// Token endpoint client authentication.
     pub token_endpoint_auth_method: TokenAuthMethod,
+    /// PEM private keys of `private_key_jwt` (`client_private_key_file`, one path or a
+    /// list for rotation): the first signs, all are published at `/auth/jwks`. Relative
+    /// paths are relative to the working directory.
+    pub client_private_key_files: Vec<std::path::PathBuf>,
+    /// The `kid` of each key of `client_private_key_files`, in the same order
+    /// (`client_key_id`); a key without one gets its RFC 7638 thumbprint.
+    pub client_key_ids: Vec<String>,
+    /// The PEM certificate of the signing key (`client_certificate_file`): assertions then
+    /// carry its `x5t#S256`, which Microsoft Entra ID matches.
+    pub client_certificate_file: Option<std::path::PathBuf>,
+    /// The `aud` of client assertions (`client_assertion_audience`).
+    pub client_assertion_audience: ClientAssertionAudience,
+    /// The algorithm of `private_key_jwt` assertions (`token_endpoint_auth_signing_alg`):
+    /// `"RS256"` or `"PS256"` for an RSA key, `"ES256"` for an EC key; `None` (the
+    /// default): RS256 or ES256, as the key says.
+    pub token_endpoint_auth_signing_alg: Option<String>,
     /// The only claims this provider's sessions keep, besides those the layer needs
     /// (`keep_claims`; see [`keeps_claim`](Self::keeps_claim)); `None` keeps every claim
     /// [`drop_claims`](Self::drop_claims) does not name. `Some(vec![])` keeps only what the
@@ -185,6 +236,11 @@ pub struct ProviderConfig {
     /// Claims this provider's sessions drop (`drop_claims`); not together with
     /// [`keep_claims`](Self::keep_claims).
     pub drop_claims: Option<Vec<String>>,
+    /// Whether logins push their authorization request first (`use_par`).
+    pub use_par: UsePar,
+    /// Whether logout revokes the session's refresh token at the provider's
+    /// `revocation_endpoint` (`revoke_on_logout`, default `true`).
+    pub revoke_on_logout: bool,
     /// Keys this crate does not interpret, for provider presets (`hosted_domains`, ...).
     pub extra: Map<String, Value>,
 }
@@ -208,8 +264,18 @@ impl ProviderConfig {
             server_metadata_url: server_metadata_url.into(),
             client_kwargs: BTreeMap::new(),
             token_endpoint_auth_method: TokenAuthMethod::default(),
+            client_private_key_files: Vec::new(),
+            client_key_ids: Vec::new(),
+            client_certificate_file: None,
+            token_endpoint_auth_signing_alg: None,
+            client_assertion_audience: match kind {
+                ProviderKind::Microsoft => ClientAssertionAudience::TokenEndpoint,
+                _ => ClientAssertionAudience::Issuer,
+            },
             keep_claims: None,
             drop_claims: None,
+            use_par: UsePar::default(),
+            revoke_on_logout: true,
             extra: Map::new(),
         }
     }
@@ -232,6 +298,29 @@ impl ProviderConfig {
     #[must_use]
     pub fn with_token_endpoint_auth_method(mut self, method: TokenAuthMethod) -> Self {
         self.token_endpoint_auth_method = method;
+        self
+    }
+
+    /// With `use_par`: when logins push their authorization request first.
+    #[must_use]
+    pub fn with_use_par(mut self, use_par: UsePar) -> Self {
+        self.use_par = use_par;
+        self
+    }
+
+    /// With `revoke_on_logout`: whether logout revokes the refresh token at the provider.
+    #[must_use]
+    pub fn with_revoke_on_logout(mut self, revoke: bool) -> Self {
+        self.revoke_on_logout = revoke;
+        self
+    }
+
+    /// With `private_key_jwt` client authentication signed by the PEM key at `path`
+    /// (`client_private_key_file`; call again to add a key for rotation).
+    #[must_use]
+    pub fn with_client_private_key_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.token_endpoint_auth_method = TokenAuthMethod::PrivateKeyJwt;
+        self.client_private_key_files.push(path.into());
         self
     }
 
@@ -389,6 +478,9 @@ pub struct AuthConfig {
     pub keep_tokens: KeepTokens,
     /// Where sessions live (`session_store`, default the sealed cookie).
     pub session_store: SessionStoreConfig,
+    /// Serve `GET /auth/jwks`, the public keys of every `private_key_jwt` provider
+    /// (`publish_client_jwks`, default `false`).
+    pub publish_client_jwks: bool,
     /// Named guards (`[auth.policies]`), for the app to look up with
     /// [`policy`](Self::policy): `admin = { claim_contains = { claim = "groups", value = "admins" } }`.
     pub policies: BTreeMap<String, Policy>,
@@ -425,6 +517,7 @@ impl AuthConfig {
             session_cache_entries: super::DEFAULT_SESSION_CACHE_ENTRIES,
             keep_tokens: KeepTokens::ALL,
             session_store: SessionStoreConfig::Cookie,
+            publish_client_jwks: false,
             policies: BTreeMap::new(),
             origin: "auth config".into(),
         }

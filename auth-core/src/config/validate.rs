@@ -147,6 +147,17 @@ impl AuthConfig {
             ));
         }
         v.within("auth.session_cache_entries", self.session_cache_entries, SESSION_CACHE_ENTRIES, "entries")?;
+        // Providers built in code (an empty `providers`) may publish keys of their own.
+        if self.publish_client_jwks
+            && !self.providers.is_empty()
+            && !self.providers.values().any(|p| p.token_endpoint_auth_method == TokenAuthMethod::PrivateKeyJwt)
+        {
+            return Err(v.err(
+                "auth.publish_client_jwks",
+                "is true, but no provider uses token_endpoint_auth_method = \"private_key_jwt\", so /auth/jwks would be empty",
+                "remove publish_client_jwks, or set up private_key_jwt (client_private_key_file) for a provider",
+            ));
+        }
         v.within("auth.metadata_ttl_secs", self.metadata_ttl_secs, METADATA_TTL_SECS, "seconds")?;
         let (expose, keep) = (self.expose_tokens, self.keep_tokens);
         for (exposed, kept, token) in [(expose.id, keep.id, "id"), (expose.access, keep.access, "access")] {
@@ -187,7 +198,8 @@ impl AuthConfig {
 
 impl ProviderConfig {
     /// Checks the keys every provider kind shares: a client id, a client secret unless the
-    /// client is public, an http(s) `server_metadata_url`, a scope with `openid` and no
+    /// client is public or uses `private_key_jwt` (which needs `client_private_key_file`,
+    /// and the client-key keys only with it), an http(s) `server_metadata_url`, a scope with `openid` and no
     /// `client_kwargs` the login sets itself, and `keep_claims` or `drop_claims` (not both)
     /// keeping what the section's admission rules read. Preset keys (`extra`) are the
     /// provider code's to judge. `origin` names the file (or `"auth config"`) in the error.
@@ -207,13 +219,16 @@ impl ProviderConfig {
             ));
         }
         let has_secret = self.client_secret.as_ref().is_some_and(|s| !s.expose().is_empty());
-        if self.token_endpoint_auth_method != TokenAuthMethod::None && !has_secret {
+        if !matches!(self.token_endpoint_auth_method, TokenAuthMethod::None | TokenAuthMethod::PrivateKeyJwt)
+            && !has_secret
+        {
             return Err(v.err(
                 &self.key("client_secret"),
                 "is missing or empty",
                 "copy the client secret from the provider's app registration (or set token_endpoint_auth_method = \"none\" for a public client)",
             ));
         }
+        self.validate_client_keys(&v)?;
         v.http_url(&self.key("server_metadata_url"), &self.server_metadata_url)?;
         if let Some(reserved) = self.client_kwargs.keys().find(|k| RESERVED_KWARGS.contains(&k.as_str())) {
             return Err(v.err(

@@ -57,6 +57,13 @@ pub(crate) struct OpOptions {
     pub(crate) app_config: &'static str,
     /// `--resource` (an API whose client-credentials tokens are JWTs for this audience).
     pub(crate) resource: Option<&'static str>,
+    /// `--par` (`required`, `optional` or `off`): pushed authorization requests; the
+    /// provider's default (`optional`) when `None`.
+    pub(crate) par: Option<&'static str>,
+    /// The app signs in as the provider's `private_key_jwt` client (`<client-id>-pkjwt`)
+    /// with an EC key made here, which the provider fetches from the app's `/auth/jwks`
+    /// (`--client-jwks URL`, `publish_client_jwks = true`).
+    pub(crate) private_key_jwt: bool,
 }
 
 /// The provider and an example app logging in against it, on free loopback ports.
@@ -94,6 +101,12 @@ impl Stack {
         if let Some(resource) = options.resource {
             cmd.args(["--resource", resource]);
         }
+        if let Some(par) = options.par {
+            cmd.args(["--par", par]);
+        }
+        if options.private_key_jwt {
+            cmd.args(["--client-jwks", app_base.join("auth/jwks").expect("jwks url").as_str()]);
+        }
         let (op, line) = Proc::spawn("oidc-provider", cmd, "oidc-provider listening on ");
         let issuer = line.trim_start_matches("oidc-provider listening on ").trim().to_owned();
         if let Err(e) = Url::parse(&issuer) {
@@ -101,12 +114,28 @@ impl Stack {
         }
 
         let cookie_secret = format!("e2e-{name}-{}-cookie-secret-0123456789abcdef", std::process::id());
+        let client = if options.private_key_jwt {
+            let key = dir.path.join("client-key.pem");
+            let made = Command::new("openssl")
+                .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+                .arg(&key)
+                .status();
+            assert!(
+                made.is_ok_and(|status| status.success()),
+                "[{SUITE}] openssl cannot make a key; install it: apt-get install -y openssl"
+            );
+            format!(
+                "client_id = \"{CLIENT_ID}-pkjwt\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\n\
+                 client_private_key_file = {key:?}\npublish_client_jwks = true"
+            )
+        } else {
+            format!("client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"")
+        };
         let config = format!(
             "[auth]\n\
              redirect_uri = \"{redirect_uri}\"\n\
              cookie_secret = \"{cookie_secret}\"\n\
-             client_id = \"{CLIENT_ID}\"\n\
-             client_secret = \"{CLIENT_SECRET}\"\n\
+             {client}\n\
              server_metadata_url = \"{issuer}/.well-known/openid-configuration\"\n\
              {}\n",
             options.app_config

@@ -32,6 +32,15 @@ pub(crate) struct Metadata {
     /// RFC 7662 (advertised as in RFC 8414): where opaque access tokens are checked.
     #[serde(default)]
     pub(crate) introspection_endpoint: Option<Url>,
+    /// RFC 9126: where authorization requests are pushed.
+    #[serde(default)]
+    pub(crate) pushed_authorization_request_endpoint: Option<Url>,
+    /// RFC 9126: the provider accepts only pushed authorization requests.
+    #[serde(default)]
+    pub(crate) require_pushed_authorization_requests: bool,
+    /// RFC 7009 (advertised as in RFC 8414): where tokens are revoked.
+    #[serde(default)]
+    pub(crate) revocation_endpoint: Option<Url>,
     /// RFC 9207: the provider puts `iss` on every authorization response.
     #[serde(default)]
     pub(crate) authorization_response_iss_parameter_supported: bool,
@@ -86,6 +95,8 @@ async fn load(http: &Http, url: &Url, check_issuer: impl Fn(&str) -> Result<(), 
         ("userinfo_endpoint", metadata.userinfo_endpoint.as_ref()),
         ("end_session_endpoint", metadata.end_session_endpoint.as_ref()),
         ("introspection_endpoint", metadata.introspection_endpoint.as_ref()),
+        ("pushed_authorization_request_endpoint", metadata.pushed_authorization_request_endpoint.as_ref()),
+        ("revocation_endpoint", metadata.revocation_endpoint.as_ref()),
     ] {
         if let Some(endpoint) = endpoint
             && !matches!(endpoint.scheme(), "https" | "http")

@@ -28,6 +28,10 @@ pub(crate) enum Endpoint {
     Token,
     Userinfo,
     Introspection,
+    /// RFC 9126 pushed authorization requests.
+    Par,
+    /// RFC 7009 token revocation.
+    Revocation,
 }
 
 impl Endpoint {
@@ -39,6 +43,8 @@ impl Endpoint {
             Self::Token => "token",
             Self::Userinfo => "userinfo",
             Self::Introspection => "introspection",
+            Self::Par => "par",
+            Self::Revocation => "revocation",
         }
     }
 }
@@ -51,6 +57,8 @@ impl fmt::Display for Endpoint {
             Self::Token => "the token request",
             Self::Userinfo => "the userinfo request",
             Self::Introspection => "the introspection request",
+            Self::Par => "the pushed authorization request",
+            Self::Revocation => "the token revocation request",
         })
     }
 }

@@ -22,6 +22,7 @@
 //! [`BearerIdentity::expires_at`]: auth_core::BearerIdentity::expires_at
 
 use super::bearer::{MAX_TOKEN_BYTES, check_audience};
+use super::discovery::Metadata;
 use super::http::{Endpoint, Http};
 use super::token::{ClientAuth, clip};
 use crate::error::Failure;
@@ -56,14 +57,20 @@ pub(crate) fn is_jwt(token: &str) -> bool {
 /// errors, timeouts, 429 and 5xx (see [`Http::send`]), and for any other answer that is not
 /// a `2xx` JSON object (a refused client authentication, a redirect): the provider has not
 /// judged the token, so the request cannot be verified now.
-pub(crate) async fn request(http: &Http, endpoint: &Url, client: &ClientAuth, token: &str) -> Result<Claims, Failure> {
+pub(crate) async fn request(
+    http: &Http,
+    metadata: &Metadata,
+    endpoint: &Url,
+    client: &ClientAuth,
+    token: &str,
+) -> Result<Claims, Failure> {
     const WHAT: Endpoint = Endpoint::Introspection;
     if token.len() > MAX_TOKEN_BYTES {
         return Err(http.rejected(&format!("the access token is longer than {MAX_TOKEN_BYTES} bytes")));
     }
-    let mut form = vec![("token", token), ("token_type_hint", "access_token")];
-    let request = client.authenticate(http.post(endpoint), &mut form);
-    let answer = http.send(WHAT, endpoint, request.form(&form)).await?;
+    let form = [("token", token), ("token_type_hint", "access_token")];
+    let request = client.authenticate(http, endpoint, &form, metadata)?;
+    let answer = http.send(WHAT, endpoint, request).await?;
     if !answer.status.is_success() {
         return Err(http.unavailable(WHAT, endpoint, &format!("answered HTTP {}", answer.status)));
     }

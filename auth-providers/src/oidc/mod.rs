@@ -8,11 +8,14 @@
 
 pub(crate) mod bearer;
 mod cache;
+mod client_assertion;
 pub(crate) mod discovery;
 mod http;
 mod id_token;
 pub(crate) mod introspection;
 mod logout_token;
+mod par;
+mod revocation;
 mod token;
 
 use crate::ProviderSettings;
@@ -21,10 +24,11 @@ use crate::profile::Profile;
 use auth_core::async_trait;
 use auth_core::{
     Authorization, BearerIdentity, CallbackParams, Claims, Identity, IdentityProvider, LoginOptions, LoginResult,
-    LogoutClaims, PendingLogin, ProviderConfig, ProviderError, Session, TokenAuthMethod, unix_now,
+    LogoutClaims, PendingLogin, ProviderConfig, ProviderError, Session, TokenAuthMethod, UsePar, unix_now,
 };
 use bearer::AccessToken;
 use cache::Cache;
+use client_assertion::ClientKeys;
 use discovery::Metadata;
 use http::{Endpoint, Http};
 use id_token::{Expected, Keys, Refusal};
@@ -56,6 +60,10 @@ pub struct OidcProvider {
     /// `client_kwargs` other than `scope`, appended to every authorization URL.
     extra_params: Vec<(String, String)>,
     metadata_url: Url,
+    /// `use_par`, and its dotted key for messages.
+    use_par: (UsePar, String),
+    /// `revoke_on_logout`.
+    revoke_on_logout: bool,
     leeway: Duration,
     profile: Profile,
     /// The admission rules' fingerprint, computed once.
@@ -74,7 +82,10 @@ impl fmt::Debug for OidcProvider {
             .field("client_id", &self.client.client_id)
             .field("client_secret", &self.client.secret.as_ref().map(|_| "<redacted>"))
             .field("token_endpoint_auth_method", &self.client.method)
+            .field("client_keys", &self.client.keys)
             .field("server_metadata_url", &self.metadata_url.as_str())
+            .field("use_par", &self.use_par.0)
+            .field("revoke_on_logout", &self.revoke_on_logout)
             .finish_non_exhaustive()
     }
 }
@@ -86,7 +97,9 @@ impl OidcProvider {
     /// # Errors
     /// [`BuildError`] naming the config key when the section cannot work: an empty
     /// `client_id`, a missing `client_secret` (unless `token_endpoint_auth_method =
-    /// "none"`), a `server_metadata_url` that is not a discovery URL, a scope without
+    /// "none"` or `"private_key_jwt"`), a `client_private_key_file` or
+    /// `client_certificate_file` that is missing, unreadable, encrypted or of an unusable
+    /// kind (read here, once), a `server_metadata_url` that is not a discovery URL, a scope without
     /// `openid`, a `client_kwargs` entry this provider sets itself, or a preset key
     /// (`hosted_domains`, `allowed_tenants`, ...) that is unusable, misspelt or meant for
     /// another kind of provider.
@@ -106,6 +119,7 @@ impl OidcProvider {
             )
         })?;
         let profile = Profile::new(config, &metadata_url)?;
+        let client_keys = ClientKeys::load(config)?.map(Arc::new);
         let scope = config.scope().to_owned();
         let mut extra_params: Vec<(String, String)> = config
             .client_kwargs
@@ -130,10 +144,14 @@ impl OidcProvider {
                 client_id: config.client_id.clone(),
                 secret,
                 method: config.token_endpoint_auth_method,
+                keys: client_keys,
+                audience: config.client_assertion_audience,
             },
             scope,
             extra_params,
             metadata_url,
+            use_par: (config.use_par, config.key("use_par")),
+            revoke_on_logout: config.revoke_on_logout,
             leeway: Duration::from_secs(settings.leeway_secs),
             profile,
             admission,
@@ -224,7 +242,7 @@ impl OidcProvider {
                           introspection_endpoint to check it with";
             return Err(self.http.rejected(reason).into());
         };
-        let answer = introspection::request(&self.http, endpoint, &self.client, raw).await?;
+        let answer = introspection::request(&self.http, &metadata, endpoint, &self.client, raw).await?;
         let issuer = match answer.get("iss") {
             Some(_) => {
                 self.profile.token_issuer(&metadata.issuer, &answer).map_err(|reason| self.http.rejected(&reason))?
@@ -380,7 +398,7 @@ impl OidcProvider {
                 .into());
         };
         let grant = Grant::Code { code: &callback.code, pkce_verifier, redirect_uri };
-        let tokens = token::request(&self.http, &metadata.token_endpoint, &self.client, grant).await?;
+        let tokens = token::request(&self.http, &metadata, &self.client, grant).await?;
         tracing::debug!("authorization code exchanged");
         let Some(raw_id_token) = tokens.id_token.as_deref() else {
             return Err(self
@@ -417,9 +435,7 @@ impl OidcProvider {
         let metadata = self.metadata().await.map_err(|failure| match failure {
             Failure::Unavailable(message) | Failure::Rejected(message) => ProviderError::Unavailable(message),
         })?;
-        let tokens =
-            token::request(&self.http, &metadata.token_endpoint, &self.client, Grant::Refresh { refresh_token })
-                .await?;
+        let tokens = token::request(&self.http, &metadata, &self.client, Grant::Refresh { refresh_token }).await?;
         let mut identity = session.identity.clone();
         if let Some(raw) = tokens.id_token.as_deref() {
             let mut claims = self.verify_id_token(&metadata, raw, None).await?;
@@ -455,6 +471,22 @@ impl OidcProvider {
         fresh.refresh_token = fresh.refresh_token.or_else(|| old.refresh_token.clone());
         fresh.scope = fresh.scope.or_else(|| old.scope.clone());
         Ok(LoginResult::new(identity, fresh))
+    }
+
+    /// See [`IdentityProvider::revoke_tokens`] and [`revocation`].
+    async fn revoke(&self, session: &Session) -> Result<bool, ProviderError> {
+        if !self.revoke_on_logout || session.identity.provider != self.name {
+            return Ok(false);
+        }
+        let tokens = &session.tokens;
+        let Some((token, hint)) = revocation::pick(tokens.refresh_token.as_deref(), tokens.access_token.as_deref())
+        else {
+            return Ok(false);
+        };
+        let metadata = self.metadata().await?;
+        let Some(endpoint) = metadata.revocation_endpoint.as_ref() else { return Ok(false) };
+        revocation::revoke(&self.http, &metadata, endpoint, &self.client, token, hint).await?;
+        Ok(true)
     }
 
     /// RP-initiated logout: the provider's `end_session_endpoint` (or the configured one)
@@ -526,26 +558,45 @@ impl IdentityProvider for OidcProvider {
             let state = CsrfToken::new_random_len(32);
             let nonce = Nonce::new_random_len(32);
             let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-            let mut url = metadata.authorization_endpoint.clone();
-            {
-                let mut query = url.query_pairs_mut();
-                query
-                    .append_pair("response_type", "code")
-                    .append_pair("client_id", &self.client.client_id)
-                    .append_pair("redirect_uri", redirect_uri)
-                    .append_pair("scope", &self.scope)
-                    .append_pair("state", state.secret())
-                    .append_pair("nonce", nonce.secret())
-                    .append_pair("code_challenge", challenge.as_str())
-                    .append_pair("code_challenge_method", "S256");
-                let asked = step_up_params(options);
-                for (key, value) in &self.extra_params {
-                    if !asked.iter().any(|(asked, _)| asked == key) {
-                        query.append_pair(key, value);
-                    }
+            let mut params: Vec<(String, String)> = [
+                ("response_type", "code"),
+                ("redirect_uri", redirect_uri),
+                ("scope", &self.scope),
+                ("state", state.secret()),
+                ("nonce", nonce.secret()),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+            let asked = step_up_params(options);
+            for (key, value) in &self.extra_params {
+                if !asked.iter().any(|(asked, _)| asked == key) {
+                    params.push((key.clone(), value.clone()));
                 }
-                for (key, value) in &asked {
-                    query.append_pair(key, value);
+            }
+            params.extend(asked.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            let (use_par, key) = (self.use_par.0, self.use_par.1.as_str());
+            let pushed_to = par::endpoint(
+                use_par,
+                metadata.pushed_authorization_request_endpoint.as_ref(),
+                metadata.require_pushed_authorization_requests,
+                key,
+            )
+            .map_err(|message| ProviderError::other(format!("{}: {message}", self.name)))?;
+            let mut url = metadata.authorization_endpoint.clone();
+            match pushed_to {
+                // RFC 9126 §4: only the client and the pushed request's handle go through
+                // the browser.
+                Some(endpoint) => {
+                    let request_uri = par::push(&self.http, &metadata, endpoint, &self.client, &params).await?;
+                    url.query_pairs_mut()
+                        .append_pair("client_id", &self.client.client_id)
+                        .append_pair("request_uri", &request_uri);
+                }
+                None => {
+                    url.query_pairs_mut().append_pair("client_id", &self.client.client_id).extend_pairs(&params);
                 }
             }
             let pending = PendingLogin::new(state.into_secret())
@@ -580,6 +631,21 @@ impl IdentityProvider for OidcProvider {
     ) -> Result<Option<String>, ProviderError> {
         let span = tracing::info_span!("oidc_end_session", provider = %self.name);
         self.logout_url(session, post_logout_redirect_uri, state).instrument(span).await
+    }
+
+    /// Revokes the refresh token (or, without one, the access token) at the discovery
+    /// document's `revocation_endpoint`, unless `revoke_on_logout = false`; `Ok(false)`
+    /// when the provider advertises none or the session holds no token.
+    async fn revoke_tokens(&self, session: &Session) -> Result<bool, ProviderError> {
+        let span = tracing::info_span!("oidc_revoke", provider = %self.name);
+        let outcome = self.revoke(session).instrument(span.clone()).await;
+        let _entered = span.enter();
+        match &outcome {
+            Ok(true) => tracing::info!("token revoked at logout"),
+            Ok(false) => tracing::debug!("no token revoked at logout"),
+            Err(error) => tracing::warn!(%error, "token revocation at logout failed"),
+        }
+        outcome
     }
 
     async fn verify_logout_token(&self, token: &str) -> Result<LogoutClaims, ProviderError> {
@@ -618,6 +684,12 @@ impl IdentityProvider for OidcProvider {
     /// True when the section sets `introspection = true` (which requires `bearer_audience`).
     fn accepts_opaque_tokens(&self) -> bool {
         self.profile.introspection()
+    }
+
+    /// The public keys of `client_private_key_file` with `private_key_jwt` (every key,
+    /// the signing one first); none otherwise.
+    fn client_jwks(&self) -> Vec<serde_json::Value> {
+        self.client.keys.as_ref().map(|keys| keys.public_jwks()).unwrap_or_default()
     }
 
     async fn verify_access_token(&self, token: &str) -> Result<BearerIdentity, ProviderError> {

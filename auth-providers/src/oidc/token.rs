@@ -9,45 +9,86 @@
 //! `Rejected`, and anything else (a misconfigured client, a WAF, a redirect to a login page)
 //! is `Unavailable`: the session is kept and the refresh retried later.
 
+use super::client_assertion::{self, ASSERTION_TYPE, ClientKeys};
+use super::discovery::Metadata;
 use super::http::{Endpoint, Http};
 use crate::error::Failure;
-use auth_core::{Secret, TokenAuthMethod, TokenSet, unix_now};
+use auth_core::{ClientAssertionAudience, Secret, TokenAuthMethod, TokenSet, unix_now};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
+use std::sync::Arc;
 use url::Url;
 
-/// Who the client is at the token endpoint (`Secret`'s `Debug` shows no secret).
+/// Who the client is at the token endpoint (`Secret`'s and `ClientKeys`' `Debug` show no
+/// secret or key).
 #[derive(Clone, Debug)]
 pub(crate) struct ClientAuth {
     pub(crate) client_id: String,
     pub(crate) secret: Option<Secret>,
     pub(crate) method: TokenAuthMethod,
+    /// The signing keys of `private_key_jwt`.
+    pub(crate) keys: Option<Arc<ClientKeys>>,
+    /// The `aud` of client assertions.
+    pub(crate) audience: ClientAssertionAudience,
 }
 
 impl ClientAuth {
-    /// Authenticates `request`, a POST of `form` to the provider, the way `method` says:
-    /// `client_secret_basic` (an `Authorization` header), `client_secret_post` (id and
-    /// secret in the form) or `none` (only `client_id` in the form). The token request and
-    /// token introspection authenticate alike.
-    pub(crate) fn authenticate<'a>(
-        &'a self,
-        request: reqwest::RequestBuilder,
-        form: &mut Vec<(&'a str, &'a str)>,
-    ) -> reqwest::RequestBuilder {
-        match (self.method, self.secret.as_ref().map(Secret::expose)) {
-            (TokenAuthMethod::ClientSecretPost, Some(secret)) => {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", secret));
-                request
-            }
-            (TokenAuthMethod::None, _) | (_, None) => {
-                form.push(("client_id", &self.client_id));
-                request
-            }
-            (_, Some(secret)) => request.header(reqwest::header::AUTHORIZATION, basic_auth(&self.client_id, secret)),
+    /// A POST of `form` to `endpoint` of `metadata`'s provider, authenticated the way
+    /// `method` says: `client_secret_basic` (an `Authorization` header),
+    /// `client_secret_post` (id and secret in the form), `private_key_jwt` or
+    /// `client_secret_jwt` (a fresh RFC 7523 assertion in the form, whose `aud` is the
+    /// issuer or the token endpoint, see `client_assertion_audience`), or `none`. Every
+    /// method but `client_secret_basic` adds `client_id` unless `form` has it. The one place
+    /// the client authenticates: the token request, introspection, PAR and revocation.
+    ///
+    /// # Errors
+    /// `Rejected` when an assertion cannot be signed (no randomness), which does not happen
+    /// with a key that loaded.
+    pub(crate) fn authenticate(
+        &self,
+        http: &Http,
+        endpoint: &Url,
+        form: &[(&str, &str)],
+        metadata: &Metadata,
+    ) -> Result<reqwest::RequestBuilder, Failure> {
+        let mut request = http.post(endpoint);
+        let mut form = form.to_vec();
+        let assertion = match (self.method, self.secret.as_ref().map(Secret::expose), self.keys.as_deref()) {
+            (TokenAuthMethod::PrivateKeyJwt, _, Some(keys)) => Some(client_assertion::private_key_assertion(
+                keys,
+                &self.client_id,
+                client_assertion::audience(self.audience, metadata),
+            )),
+            (TokenAuthMethod::ClientSecretJwt, Some(secret), _) => Some(client_assertion::secret_assertion(
+                secret,
+                &self.client_id,
+                client_assertion::audience(self.audience, metadata),
+            )),
+            _ => None,
         }
+        .transpose()
+        .map_err(|problem| http.rejected(&format!("cannot sign the client assertion: {problem}")))?;
+        let named = form.iter().any(|(key, _)| *key == "client_id");
+        match (self.method, self.secret.as_ref().map(Secret::expose), assertion.as_deref()) {
+            (_, _, Some(assertion)) => {
+                form.push(("client_assertion_type", ASSERTION_TYPE));
+                form.push(("client_assertion", assertion));
+            }
+            (TokenAuthMethod::ClientSecretPost, Some(secret), None) => {
+                form.push(("client_secret", secret));
+            }
+            (TokenAuthMethod::ClientSecretBasic, Some(secret), None) => {
+                request = request.header(reqwest::header::AUTHORIZATION, basic_auth(&self.client_id, secret));
+                return Ok(request.form(&form));
+            }
+            _ => {}
+        }
+        if !named {
+            form.push(("client_id", &self.client_id));
+        }
+        Ok(request.form(&form))
     }
 }
 
@@ -120,7 +161,7 @@ struct OAuthError {
     error_description: Option<String>,
 }
 
-/// Performs `grant` at `endpoint`.
+/// Performs `grant` at `metadata`'s token endpoint.
 ///
 /// # Errors
 /// `Unavailable` for transport errors, timeouts, 429 and 5xx (see [`Http::send`]) and a
@@ -134,12 +175,13 @@ struct OAuthError {
 ///   problem does not end every session at once.
 pub(crate) async fn request(
     http: &Http,
-    endpoint: &Url,
+    metadata: &Metadata,
     client: &ClientAuth,
     grant: Grant<'_>,
 ) -> Result<Tokens, Failure> {
     const WHAT: Endpoint = Endpoint::Token;
-    let mut form: Vec<(&str, &str)> = match &grant {
+    let endpoint = &metadata.token_endpoint;
+    let form: Vec<(&str, &str)> = match &grant {
         Grant::Code { code, pkce_verifier, redirect_uri } => vec![
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -148,8 +190,8 @@ pub(crate) async fn request(
         ],
         Grant::Refresh { refresh_token } => vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
     };
-    let request = client.authenticate(http.post(endpoint), &mut form);
-    let answer = http.send(WHAT, endpoint, request.form(&form)).await?;
+    let request = client.authenticate(http, endpoint, &form, metadata)?;
+    let answer = http.send(WHAT, endpoint, request).await?;
     if answer.status.is_success() {
         return answer.json(http, WHAT, endpoint);
     }

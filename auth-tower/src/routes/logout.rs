@@ -71,6 +71,7 @@ pub(super) async fn logout(shared: &Arc<Shared>, parts: &Parts) -> Page {
             auth_core::metrics::logout(&session.identity.provider);
             if let Some(provider) = shared.provider(&session.identity.provider) {
                 location = end_session_url(shared, provider.as_ref(), &session).await;
+                revoke_later(shared, Arc::clone(provider), session);
             }
         }
     }
@@ -114,6 +115,21 @@ fn delete_later(shared: Arc<Shared>, ticket: String) {
             wait = (wait * 2).min(std::time::Duration::from_secs(60));
         }
         tracing::error!("a session signed out while the store failed could not be deleted");
+    });
+}
+
+/// Revokes the ended session's refresh token at the provider (RFC 7009,
+/// [`IdentityProvider::revoke_tokens`]) in a task of its own, so that the browser's redirect
+/// never waits for it; a failure is logged by the provider and changes nothing here. The
+/// task gives up after twice `http_timeout_secs` (the discovery document and the revocation
+/// request), whatever the provider does. Not on a Tokio runtime, nothing is revoked.
+fn revoke_later(shared: &Shared, provider: Arc<dyn IdentityProvider>, session: Session) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let limit = std::time::Duration::from_secs(shared.config.http_timeout_secs.max(1).saturating_mul(2));
+    runtime.spawn(async move {
+        if tokio::time::timeout(limit, provider.revoke_tokens(&session)).await.is_err() {
+            tracing::warn!(provider = provider.name(), "token revocation at logout timed out");
+        }
     });
 }
 

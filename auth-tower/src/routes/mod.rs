@@ -1,5 +1,6 @@
-//! The routes the layer serves itself, one file each: [`login`], [`callback`], [`logout`]
-//! and [`backchannel`] logout; and [`AuthRoutes`], where they are.
+//! The routes the layer serves itself, one file each: [`login`], [`callback`], [`logout`],
+//! [`backchannel`] logout and the client's public keys ([`jwks`]); and [`AuthRoutes`],
+//! where they are.
 //!
 //! Each ends on a redirect or a small page (JSON for the back-channel logout, which only
 //! identity providers call), never a panic or a bare 500. Each runs in a `tracing` span
@@ -8,6 +9,7 @@
 
 mod backchannel;
 mod callback;
+mod jwks;
 mod login;
 mod logout;
 pub(crate) mod paths;
@@ -44,6 +46,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, route: Route, parts: Parts) -> P
             only(&parts, &[Method::POST, Method::GET], logout::logout(&shared, &parts).instrument(span)).await
         }
         Route::BackchannelLogout => backchannel_logout(shared, parts, http_body_util::Empty::<Bytes>::new()).await,
+        Route::Jwks => only(&parts, &[Method::GET], async { jwks::jwks(&shared) }).await,
     }
 }
 

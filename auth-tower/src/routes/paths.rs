@@ -19,6 +19,7 @@ struct RoutePaths {
     login: String,
     logout: String,
     backchannel_logout: String,
+    jwks: String,
 }
 
 impl Default for AuthRoutes {
@@ -35,6 +36,7 @@ impl AuthRoutes {
                 login: format!("{prefix}/login"),
                 logout: format!("{prefix}/logout"),
                 backchannel_logout: format!("{prefix}/backchannel-logout"),
+                jwks: format!("{prefix}/jwks"),
             }),
         }
     }
@@ -54,6 +56,13 @@ impl AuthRoutes {
     /// configured) as the `backchannel_logout_uri` of the client at the provider.
     pub fn backchannel_logout_path(&self) -> &str {
         &self.paths.backchannel_logout
+    }
+
+    /// The client's public keys, such as `/auth/jwks`, served with `publish_client_jwks =
+    /// true`: register the app's origin followed by this path as the client's `jwks_uri` at
+    /// providers that fetch the keys of `private_key_jwt` clients.
+    pub fn jwks_path(&self) -> &str {
+        &self.paths.jwks
     }
 
     /// A login link: `{login}?provider=NAME&return_to=PATH`, query-encoded. Without a
