@@ -304,30 +304,9 @@ async fn unusable_key_files_are_startup_errors_naming_the_key_and_the_fix() {
     assert!(error.contains("`auth.mock.client_private_key_file` is missing"), "{error}");
 }
 
-/// Captures this crate's log lines (every level) on the current thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn debug_and_logs_never_show_key_material() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("auth_providers=trace,auth_testkit=trace")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = support::capture_logs("auth_providers=trace,auth_testkit=trace");
 
     let dir = temp_dir("secrecy");
     let key = rsa_key(&dir, "client.pem");
@@ -341,7 +320,7 @@ async fn debug_and_logs_never_show_key_material() {
 
     let debug = format!("{provider:?}");
     assert!(debug.contains("RS256"), "Debug shows the algorithm and kid: {debug}");
-    let logs = String::from_utf8(captured.0.lock().expect("logs").clone()).expect("utf8");
+    let logs = captured.text();
     assert!(logs.contains("invalid_client"), "{logs}");
     let pem = std::fs::read_to_string(&key).expect("pem");
     // Every line of the key's base64, and its private exponent as a JWK would show it.

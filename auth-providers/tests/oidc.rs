@@ -701,30 +701,9 @@ async fn end_session_url_carries_the_logout_parameters() {
     assert_eq!(provider.end_session_url(&session, "http://localhost:3000/", "s").await.expect("metadata"), None);
 }
 
-/// Captures this crate's log lines (every level) on the current thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_name_the_provider_and_hold_no_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("auth_providers=trace")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = support::capture_logs("auth_providers=trace");
 
     let idp = start(MockIdp::builder()).await;
     let provider = provider(&idp);
@@ -737,7 +716,7 @@ async fn logs_name_the_provider_and_hold_no_secret() {
     let replayed = provider.complete(&params, &authorization.pending, REDIRECT_URI).await;
     assert!(replayed.is_err());
 
-    let logs = String::from_utf8(captured.0.lock().expect("logs").clone()).expect("utf8");
+    let logs = captured.text();
     assert!(logs.contains("discovery document loaded") && logs.contains("mock"), "{logs}");
     assert!(logs.contains("succeeded") && logs.contains("failed"), "{logs}");
     let pending = &authorization.pending;
