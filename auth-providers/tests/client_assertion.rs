@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use support::{config, login, rejection, settings};
 
 /// A fresh directory for this test's key files.
