@@ -45,6 +45,9 @@ pub enum Variant {
     /// the layer is built, so its per-request counters (session cache hits) record: what
     /// metrics cost a signed-in request.
     LoggedInMetrics,
+    /// (3d) (3) with `dpop = true` and (3)'s session holding a DPoP key (what a DPoP-bound
+    /// login adds to its cookie): what DPoP costs a signed-in request.
+    LoggedInDpop,
     /// (4) The same with ID, access and refresh tokens, exposed, in a chunked cookie.
     Chunked,
     /// (5) Logged in with `auth-redis`'s `RedisStore`.
@@ -75,7 +78,7 @@ pub enum Crowd {
 
 impl Variant {
     /// Every variant, in the table's order.
-    pub const ALL: [Variant; 13] = [
+    pub const ALL: [Variant; 14] = [
         Variant::Bare,
         Variant::BareCookie,
         Variant::BareChunkedCookie,
@@ -83,6 +86,7 @@ impl Variant {
         Variant::Anonymous,
         Variant::LoggedIn,
         Variant::LoggedInMetrics,
+        Variant::LoggedInDpop,
         Variant::Chunked,
         Variant::Redis,
         Variant::Peer,
@@ -100,6 +104,7 @@ impl Variant {
             Variant::Anonymous => "anonymous",
             Variant::LoggedIn => "logged-in",
             Variant::LoggedInMetrics => "logged-in-metrics",
+            Variant::LoggedInDpop => "logged-in-dpop",
             Variant::Chunked => "chunked",
             Variant::Redis => "redis",
             Variant::Peer => "axum-login",
@@ -119,6 +124,7 @@ impl Variant {
             Variant::Anonymous => "(2) AuthLayer, anonymous",
             Variant::LoggedIn => "(3) AuthLayer, logged in (cookie store)",
             Variant::LoggedInMetrics => "(3m) AuthLayer, logged in (cookie store), Prometheus recorder installed",
+            Variant::LoggedInDpop => "(3d) AuthLayer, logged in (cookie store), session holding a DPoP key",
             Variant::Chunked => "(4) AuthLayer, logged in, tokens exposed, chunked cookie",
             Variant::Redis => "(5) AuthLayer, logged in (RedisStore)",
             Variant::Peer => "(6) axum-login + tower-sessions (memory store)",
@@ -149,6 +155,7 @@ impl Variant {
             | Variant::Anonymous => ANONYMOUS,
             Variant::LoggedIn
             | Variant::LoggedInMetrics
+            | Variant::LoggedInDpop
             | Variant::Chunked
             | Variant::Redis
             | Variant::Peer
@@ -357,6 +364,18 @@ pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepar
         Variant::LoggedIn => {
             let app = handler.layer(auth_layer(fixtures::config(false), None)?);
             Ok(Prepared::new(app, Some(google_cookie().await)))
+        }
+        Variant::LoggedInDpop => {
+            let mut config = fixtures::config(false);
+            for provider in config.providers.values_mut() {
+                provider.dpop = auth_core::DpopMode::Required;
+            }
+            let app = handler.layer(auth_layer(config, None)?);
+            let mut session = fixtures::google_session();
+            let key = auth_core::DpopKey::generate(auth_core::DpopAlg::Es256).map_err(|e| e.to_string())?;
+            session.tokens.dpop_key = Some(key.stored().to_owned());
+            let cookie = Credential::cookie(fixtures::cookie_header(&fixtures::sealed(&session).await));
+            Ok(Prepared::new(app, Some(cookie)))
         }
         Variant::LoggedInMetrics => {
             // First the recorder, then the layer, which binds its counters to it.

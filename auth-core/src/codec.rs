@@ -18,6 +18,9 @@
 //! claims                             text (a JSON object)
 //! ```
 //!
+//! Version 3 is version 2 followed by the DPoP key (text); a session without one is still
+//! written as version 2, so cookies of either version open.
+//!
 //! Decoding is strict: a truncated value, bytes left over, text that is not UTF-8 or a
 //! number past `u64` mean "no session". Cookies sealed as JSON (before this format) still
 //! open, through `serde_json`.
@@ -27,13 +30,15 @@ use crate::session::Session;
 
 /// The first byte of a binary session.
 const VERSION: u8 = 2;
+/// The first byte of a binary session with a DPoP key.
+const VERSION_DPOP: u8 = 3;
 
 /// `session` in the binary form.
 pub(crate) fn encode(session: &Session) -> Vec<u8> {
     let claims = session.identity.claims.to_json();
     let tokens = &session.tokens;
     let mut out = Vec::with_capacity(64 + claims.len() + session.identity.subject.len());
-    out.push(VERSION);
+    out.push(if tokens.dpop_key.is_some() { VERSION_DPOP } else { VERSION });
     text(&mut out, &session.identity.provider);
     text(&mut out, &session.identity.subject);
     varint(&mut out, session.created_at);
@@ -47,13 +52,17 @@ pub(crate) fn encode(session: &Session) -> Vec<u8> {
     optional_number(&mut out, tokens.expires_at);
     optional_text(&mut out, tokens.scope.as_deref());
     text(&mut out, &claims);
+    if let Some(key) = tokens.dpop_key.as_deref() {
+        text(&mut out, key);
+    }
     out
 }
 
 /// The session in `bytes`: the binary form, or the JSON of version 1.
 pub(crate) fn decode(bytes: &[u8]) -> Option<Session> {
     match bytes.first()? {
-        &VERSION => Reader { rest: &bytes[1..] }.session(),
+        &VERSION => Reader { rest: &bytes[1..] }.session(false),
+        &VERSION_DPOP => Reader { rest: &bytes[1..] }.session(true),
         b'{' => serde_json::from_slice(bytes).ok(),
         _ => None,
     }
@@ -96,7 +105,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn session(mut self) -> Option<Session> {
+    fn session(mut self, dpop: bool) -> Option<Session> {
         let provider = self.text()?;
         let subject = self.text()?;
         let created_at = self.varint()?;
@@ -111,6 +120,9 @@ impl<'a> Reader<'a> {
         tokens.expires_at = self.optional_number()?;
         tokens.scope = self.optional_text()?.map(str::to_owned);
         let claims = self.text()?;
+        if dpop {
+            tokens.dpop_key = Some(self.text()?.to_owned());
+        }
         if !self.rest.is_empty() {
             return None;
         }
@@ -219,6 +231,24 @@ mod tests {
         // A varint past u64, and text that is not UTF-8.
         assert_eq!(decode(&[VERSION, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]), None);
         assert_eq!(decode(&[VERSION, 1, 0xff]), None);
+    }
+
+    #[test]
+    fn a_dpop_key_makes_version_3_and_version_2_still_opens() {
+        let plain = encode(&full());
+        assert_eq!(plain[0], VERSION, "no key: the version 2 bytes of before");
+        let mut bound = full();
+        bound.tokens.dpop_key = Some("ES256.key".into());
+        let bytes = encode(&bound);
+        assert_eq!(bytes[0], VERSION_DPOP);
+        assert_eq!(decode(&bytes), Some(bound.clone()));
+        assert_eq!(&bytes[1..plain.len()], &plain[1..], "version 2 plus a trailing key");
+        assert_eq!(decode(&bytes[..plain.len()]), None, "a version 3 without its key");
+        assert_eq!(decode(&plain), Some(full()));
+        // The JSON of server-side stores: the key when there is one, nothing otherwise.
+        let json = serde_json::to_string(&bound).expect("json");
+        assert_eq!(serde_json::from_str::<Session>(&json).expect("parses"), bound);
+        assert!(!serde_json::to_string(&full()).expect("json").contains("dpop_key"));
     }
 
     #[test]

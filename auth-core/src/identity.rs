@@ -177,6 +177,11 @@ pub struct TokenSet {
     /// The scopes granted, space separated, when the provider said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The DPoP key the tokens are bound to ([`DpopKey::stored`](crate::DpopKey::stored)),
+    /// when the provider bound them (`dpop`): their token type is then `DPoP`, not `Bearer`.
+    /// A secret like the tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
 }
 
 impl TokenSet {
@@ -230,6 +235,7 @@ impl fmt::Debug for TokenSet {
             .field("refresh_token", &format_args!("{}", shown(&self.refresh_token)))
             .field("expires_at", &self.expires_at)
             .field("scope", &self.scope)
+            .field("dpop_key", &format_args!("{}", shown(&self.dpop_key)))
             .finish()
     }
 }

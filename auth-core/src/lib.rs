@@ -40,6 +40,7 @@
 
 mod codec;
 pub mod config;
+pub mod dpop;
 mod error;
 mod identity;
 pub mod metrics;
@@ -57,8 +58,9 @@ mod extract;
 pub use async_trait::async_trait;
 pub use config::{
     AuthConfig, ClientAssertionAudience, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind,
-    Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
+    ResponseMode, Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
 };
+pub use dpop::{DpopAlg, DpopKey, DpopMode};
 pub use error::{BoxError, ConfigError, ProviderError, StoreError, report};
 pub use identity::{Claims, Identity, LazyClaims, TokenSet};
 pub use policy::{CustomPolicy, Decision, Forbidden, Policy, StepUp};

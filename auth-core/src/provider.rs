@@ -58,13 +58,17 @@ pub struct PendingLogin {
     /// The PKCE code verifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkce_verifier: Option<String>,
+    /// The DPoP key ([`DpopKey::stored`](crate::DpopKey::stored)) whose thumbprint the
+    /// authorization request named (`dpop_jkt`), when the provider uses DPoP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
 }
 
 impl PendingLogin {
     /// An attempt whose OAuth 2.0 `state` is `state` (make it unguessable, such as
     /// [`random_token`](crate::random_token)).
     pub fn new(state: impl Into<String>) -> Self {
-        Self { state: state.into(), nonce: None, pkce_verifier: None }
+        Self { state: state.into(), nonce: None, pkce_verifier: None, dpop_key: None }
     }
 
     /// With the OpenID Connect `nonce` the ID token must carry.
@@ -78,6 +82,13 @@ impl PendingLogin {
     #[must_use]
     pub fn with_pkce_verifier(mut self, verifier: impl Into<String>) -> Self {
         self.pkce_verifier = Some(verifier.into());
+        self
+    }
+
+    /// With the DPoP key of this login ([`DpopKey::stored`](crate::DpopKey::stored)).
+    #[must_use]
+    pub fn with_dpop_key(mut self, key: impl Into<String>) -> Self {
+        self.dpop_key = Some(key.into());
         self
     }
 }
@@ -333,6 +344,14 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug + 'static {
     fn readmit(&self, identity: &Identity) -> Result<(), ProviderError> {
         let _ = identity;
         Ok(())
+    }
+
+    /// How this provider's authorization responses come back: with
+    /// [`ResponseMode::FormPost`](crate::ResponseMode::FormPost) (its authorization requests
+    /// ask for `response_mode=form_post`) the layer accepts the callback as a `POST` for
+    /// its logins, and only as one. The default is [`ResponseMode::Query`](crate::ResponseMode::Query).
+    fn response_mode(&self) -> crate::ResponseMode {
+        crate::ResponseMode::Query
     }
 
     /// Whether this provider verifies bearer access tokens at all (its config section sets

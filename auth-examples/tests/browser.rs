@@ -90,6 +90,35 @@ async fn hyper_basic_session_refreshes_silently() {
     run("hyper_basic_refresh", Example::HyperBasic, short_tokens(), session_refreshes_silently).await;
 }
 
+/// `response_mode = "form_post"` with the provider on another site (`127.0.0.2`) than the
+/// app (`127.0.0.1`): the provider's page posts the response cross-site, so Chromium leaves
+/// the `SameSite=Lax` pending-login cookie out; the app's bounce page posts it again, and
+/// the person ends signed in without seeing anything of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_basic_form_post_login_across_sites() {
+    let options = OpOptions { op_host: Some("127.0.0.2"), app_config: FORM_POST, ..OpOptions::default() };
+    run("axum_basic_form_post", Example::AxumBasic, options, form_post_login_across_sites).await;
+}
+
+const FORM_POST: &str = "response_mode = \"form_post\"";
+
+async fn form_post_login_across_sites(b: &Browser) {
+    log_in(b, "alice", "/private?x=1").await;
+    b.step("the posted response went through the bounce page once", async {
+        let bounced = b.stack.app.count("outcome=\"bounced\"");
+        let signed_in = b.stack.app.count("outcome=\"signed_in\"");
+        expect(bounced == 1 && signed_in == 1, || {
+            format!("expected one bounce and one sign-in in the app's log, saw {bounced} and {signed_in}")
+        })
+    })
+    .await;
+    b.step("/me after a form_post login", async {
+        let me = b.open_json(&b.app("/me")).await?;
+        expect(me["sub"] == "alice" && me["email"] == "alice@example.test", || format!("expected alice: {me}"))
+    })
+    .await;
+}
+
 fn short_tokens() -> OpOptions {
     OpOptions { access_token_ttl: Some(SHORT_TTL_SECS), app_config: SHORT_MARGIN, ..OpOptions::default() }
 }

@@ -147,6 +147,51 @@ async fn login_consent_userinfo_and_rp_initiated_logout(example: Example) {
     h.form("authorize again (expecting the OP login form)", &page, |f| f.has_field("login"));
 }
 
+/// `response_mode = "form_post"` against the certified provider: the login asks for it,
+/// the OP answers the consent with its page that posts `code`, `state` and `iss` to the
+/// callback; posted as a browser posts it cross-site (without the app's cookies), the app
+/// answers with its bounce page, whose fields, posted again with the cookies, sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_basic_logs_in_with_form_post() {
+    let options = OpOptions { app_config: "response_mode = \"form_post\"", ..OpOptions::default() };
+    let mut h = Harness::start_with("form-post", Example::AxumBasic, options).await;
+    let modes = h.discovery["response_modes_supported"].clone();
+    h.check("OP discovery", modes.as_array().is_some_and(|m| m.iter().any(|m| m == "form_post")), || {
+        format!("the OP does not list form_post: {modes}")
+    });
+    let page = h.get("login start", h.app("/auth/login?return_to=%2Fme")).await;
+    let authorize = h.location("login start", &page);
+    let asked = query(&authorize).into_iter().any(|(k, v)| k == "response_mode" && v == "form_post");
+    h.check("login start", asked, || format!("the authorization URL lacks response_mode=form_post: {authorize}"));
+    let page = h.sign_in_at_op(authorize, "alice").await;
+    h.expect_status("OP form_post page", &page, StatusCode::OK);
+    let posted = h.form("OP form_post page", &page, |f| f.has_field("code"));
+    let callback = h.app("/oauth2callback");
+    h.check(
+        "OP form_post page",
+        posted.action == callback.as_str() && posted.method.eq_ignore_ascii_case("post"),
+        || format!("expected a form posting to {callback}: {posted:?}"),
+    );
+    let issuer = h.stack.issuer().to_owned();
+    h.check("OP form_post page", posted.field("iss") == Some(issuer.as_str()) && posted.has_field("state"), || {
+        format!("expected state and iss {issuer:?} (RFC 9207): {posted:?}")
+    });
+
+    // As a browser posts it from the OP's site: SameSite=Lax leaves the app's cookies out.
+    h.new_jar();
+    let page = h.post_form("cross-site POST to the callback", callback.clone(), &posted.fields, None).await;
+    h.expect_status("bounce page", &page, StatusCode::OK);
+    let bounce = h.form("bounce page", &page, |f| f.has_field("auth_bounced"));
+    h.restore_first_jar();
+    let target = h.app(&bounce.action);
+    let origin = h.app_origin();
+    let page = h.post_form("the bounce page's POST", target, &bounce.fields, Some(&origin)).await;
+    let page = h.follow_app("the bounce page's POST", page).await;
+    h.expect_status("after the callback", &page, StatusCode::OK);
+    let me = h.parse_json("after the callback", &page);
+    h.check("logged-in /me", me["sub"] == "alice", || format!("expected sub \"alice\": {me}"));
+}
+
 /// RFC 9126 and RFC 7009 against the certified provider, by config alone: the OP requires
 /// pushed authorization requests (`--par required`), axum-basic's `use_par` is left at
 /// `"auto"` and picks that up from discovery, so the browser goes to the OP with only
@@ -241,6 +286,61 @@ async fn axum_basic_logs_in_and_refreshes_with_private_key_jwt() {
     let refresh = format!("grant.success: grant_type=refresh_token client_id={CLIENT_ID}-pkjwt");
     h.check("refresh", h.stack.op.printed(&refresh), || format!("the OP never printed {refresh:?}"));
     h.check("refresh", !h.stack.op.printed("grant.error"), || "the OP refused a client assertion".to_owned());
+}
+
+/// RFC 9449 against the certified provider, by config alone: the OP binds the client's
+/// access tokens with DPoP (`dpop_bound_access_tokens`) and requires server nonces
+/// (`--dpop required`); axum-basic has `dpop = true`. The login (code exchange with a proof
+/// of the key named by `dpop_jkt`, after one `use_dpop_nonce` answer), `/me` (userinfo with
+/// `Authorization: DPoP` and a proof with `ath`: the OP refuses a bound token as a bearer
+/// token), a refresh with a proof of the same key (a 5 s access token, refreshed 4 s before
+/// it expires) and the logout all work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_basic_logs_in_refreshes_and_logs_out_with_dpop() {
+    let options = OpOptions {
+        dpop: Some("required"),
+        access_token_ttl: Some(5),
+        app_config: "dpop = true\nrefresh_margin_secs = 4",
+        ..OpOptions::default()
+    };
+    let mut h = Harness::start_with("dpop", Example::AxumBasic, options).await;
+    let algs = h.discovery["dpop_signing_alg_values_supported"].clone();
+    h.check("OP discovery", algs.as_array().is_some_and(|a| a.iter().any(|a| a == "ES256")), || {
+        format!("the OP does not offer DPoP with ES256: {}", h.discovery)
+    });
+
+    let callback = h.login_at_op("alice", "/me").await;
+    let page = h.get("callback", callback).await;
+    let page = h.follow_app("callback", page).await;
+    h.expect_status("after callback", &page, StatusCode::OK);
+    let me = h.parse_json("after callback", &page);
+    h.check("logged-in /me", me["sub"] == "alice" && me["email"] == "alice@example.test", || {
+        format!("expected alice with her userinfo email (read with a DPoP-bound token): {me}")
+    });
+    let code = format!("grant.success: grant_type=authorization_code client_id={CLIENT_ID}");
+    h.check("code exchange", h.stack.op.printed(&code), || format!("the OP never printed {code:?}"));
+    h.check("code exchange", h.stack.op.printed("UseDpopNonce") || h.stack.op.printed("use_dpop_nonce"), || {
+        "the OP never asked for a DPoP nonce".to_owned()
+    });
+
+    // Past the refresh margin: the next request refreshes, with a proof of the session key.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let me = h.get_json("/me after the margin", h.app("/me")).await;
+    h.check("/me after the margin", me["sub"] == "alice", || format!("the session ended: {me}"));
+    let refresh = format!("grant.success: grant_type=refresh_token client_id={CLIENT_ID}");
+    h.check("refresh", h.stack.op.printed(&refresh), || format!("the OP never printed {refresh:?}"));
+    h.check("refresh", !h.stack.op.printed("userinfo.error"), || "the OP refused a userinfo request".to_owned());
+
+    let origin = h.app_origin();
+    let page = h.post_form("logout", h.app("/auth/logout"), &[], Some(&origin)).await;
+    h.expect_status("logout", &page, StatusCode::SEE_OTHER);
+    let end_session = h.location("logout", &page);
+    let endpoint = h.op_endpoint("end_session_endpoint");
+    h.check("logout", without_query(&end_session) == endpoint, || {
+        format!("expected a redirect to the OP's end_session_endpoint {endpoint}, got {end_session}")
+    });
+    let me = h.get_json("/me after logout", h.app("/me")).await;
+    h.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || format!("still logged in: {me}"));
 }
 
 /// The callback URL of a completed login, replayed: refused with a 4xx page (never a
@@ -461,18 +561,7 @@ impl Harness {
             format!("scope {scope:?} lacks openid in {authorize}")
         });
 
-        let page = self.get("authorize", authorize).await;
-        let page = self.follow_op("authorize", page).await;
-        self.expect_status("OP login page", &page, StatusCode::OK);
-        let form = self.form("OP login page", &page, |f| f.has_field("login"));
-        let page = self.submit("OP login", &page, &form, &[("login", login), ("password", "any password")], None).await;
-        let mut page = self.follow_op("OP login", page).await;
-
-        if page.status == StatusCode::OK {
-            let form = self.form("OP consent page", &page, |f| f.field("prompt") == Some("consent"));
-            let submitted = self.submit("OP consent", &page, &form, &[], None).await;
-            page = self.follow_op("OP consent", submitted).await;
-        }
+        let page = self.sign_in_at_op(authorize, login).await;
         self.expect_redirect("back to the app", &page);
         let callback = self.location("back to the app", &page);
         self.check("back to the app", without_query(&callback) == redirect_uri.as_str(), || {
@@ -487,6 +576,23 @@ impl Harness {
             format!("callback iss {iss:?}, expected {issuer_text:?} (RFC 9207): {callback}")
         });
         callback
+    }
+
+    /// From the OP's `authorize` URL through its login and consent forms: the OP's answer
+    /// after them (a redirect back to the app, or its `form_post` page).
+    async fn sign_in_at_op(&mut self, authorize: Url, login: &str) -> Page {
+        let page = self.get("authorize", authorize).await;
+        let page = self.follow_op("authorize", page).await;
+        self.expect_status("OP login page", &page, StatusCode::OK);
+        let form = self.form("OP login page", &page, |f| f.has_field("login"));
+        let page = self.submit("OP login", &page, &form, &[("login", login), ("password", "any password")], None).await;
+        let mut page = self.follow_op("OP login", page).await;
+        if page.status == StatusCode::OK && forms(&page.body).iter().any(|f| f.field("prompt") == Some("consent")) {
+            let form = self.form("OP consent page", &page, |f| f.field("prompt") == Some("consent"));
+            let submitted = self.submit("OP consent", &page, &form, &[], None).await;
+            page = self.follow_op("OP consent", submitted).await;
+        }
+        page
     }
 
     // -- requests ---------------------------------------------------------------------

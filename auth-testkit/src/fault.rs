@@ -101,6 +101,13 @@ pub enum Fault {
     /// `client_secret_jwt`) whose `aud` is exactly this value, instead of the issuer or the
     /// token endpoint: a provider that insists on one of them.
     ClientAssertionAudience(String),
+    /// With [`dpop_nonce_required`](crate::MockIdpBuilder::dpop_nonce_required): the DPoP
+    /// nonce changes between requests. A proof carrying a nonce an earlier request already
+    /// used is answered `use_dpop_nonce` with a new nonce; the retry with it is accepted.
+    DpopNonceRotated,
+    /// `/token` answers a DPoP request with tokens that are not bound (`token_type`
+    /// `Bearer`), as a provider that ignores DPoP.
+    DpopUnboundToken,
 }
 
 /// The active faults, queried by the handlers.

@@ -4,7 +4,8 @@
 //! discovery, JWKS, the authorization-code flow with PKCE (S256), `client_secret_basic`
 //! and `client_secret_post`, refresh-token rotation, userinfo, token introspection
 //! (RFC 7662, for its opaque access tokens), RP-initiated logout and back-channel logout
-//! (it signs logout tokens and POSTs them to your app).
+//! (it signs logout tokens and POSTs them to your app), and DPoP (RFC 9449) with server
+//! nonces when asked ([`MockIdpBuilder::dpop`]).
 //! Tests steer it at run time: sign users in automatically, rotate keys, inject
 //! [`Fault`]s and count [`Hits`] per endpoint.
 //!
@@ -512,6 +513,8 @@ pub struct MockIdpBuilder {
     introspection_audience: Option<String>,
     client_authentication: ClientAuthentication,
     require_par: bool,
+    dpop: bool,
+    dpop_nonce_required: bool,
 }
 
 impl Default for MockIdpBuilder {
@@ -536,6 +539,8 @@ impl Default for MockIdpBuilder {
             introspection_audience: None,
             client_authentication: ClientAuthentication::Secret,
             require_par: false,
+            dpop: false,
+            dpop_nonce_required: false,
         }
     }
 }
@@ -678,6 +683,25 @@ impl MockIdpBuilder {
         self
     }
 
+    /// Whether `/token` and `/userinfo` speak DPoP (RFC 9449; default `false`). A token
+    /// request with a valid `DPoP` proof gets tokens bound to the proof's key (`token_type`
+    /// `DPoP`); the code exchange must use the key `/authorize` named in `dpop_jkt`, a
+    /// refresh of a bound grant and `/userinfo` (`Authorization: DPoP`, proof with `ath`)
+    /// the bound key. A request without a proof gets `Bearer` tokens. A bad proof is
+    /// `invalid_dpop_proof`. See [`Fault::DpopNonceRotated`] and [`Fault::DpopUnboundToken`].
+    pub fn dpop(mut self, on: bool) -> Self {
+        self.dpop = on;
+        self
+    }
+
+    /// Whether every DPoP proof must carry the server's current nonce (default `false`): a
+    /// proof without it is answered `use_dpop_nonce` with the nonce in a `DPoP-Nonce`
+    /// header, which every answer of `/token` and `/userinfo` carries.
+    pub fn dpop_nonce_required(mut self, required: bool) -> Self {
+        self.dpop_nonce_required = required;
+        self
+    }
+
     /// How the client authenticates at `/token` and `/introspect` (default: with its
     /// secret, `client_secret_basic` or `client_secret_post`). With
     /// [`ClientAuthentication::PrivateKeyJwt`] or [`ClientAuthentication::ClientSecretJwt`]
@@ -749,6 +773,8 @@ impl MockIdpBuilder {
             client_authentication: self.client_authentication,
             seen_assertions: Default::default(),
             require_par: self.require_par,
+            dpop: self.dpop,
+            dpop_nonce_required: self.dpop_nonce_required,
         };
         keys::all(); // parse the keys now, not during the first token request
         let shared = Arc::new(Shared::new(config, self.login_as));

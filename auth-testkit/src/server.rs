@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use url::Url;
 
 mod client_assertion;
+mod dpop;
 
 use crate::fault::{Fault, Faults, WRONG_AUDIENCE, WRONG_ISSUER, WRONG_NONCE};
 use crate::jwt::{self, Alg, SignOptions};
@@ -72,6 +73,10 @@ pub(crate) struct Config {
     /// Advertise `require_pushed_authorization_requests` and refuse `/authorize` requests
     /// that were not pushed.
     pub(crate) require_par: bool,
+    /// Check DPoP proofs at `/token` and `/userinfo` and bind tokens to their keys.
+    pub(crate) dpop: bool,
+    /// Require the server's DPoP nonce in every proof.
+    pub(crate) dpop_nonce_required: bool,
 }
 
 /// An issuer that differs per user: discovery advertises `template`; ID tokens and callbacks
@@ -102,6 +107,11 @@ pub(crate) struct Mutable {
     pub(crate) access_token_ttl: Option<Duration>,
     /// Replaces `Config::auth_age` from now on (see `MockIdp::set_auth_age`).
     pub(crate) auth_age: Option<Duration>,
+    /// The current DPoP nonce, and whether no proof has used it yet.
+    dpop_nonce: Option<String>,
+    dpop_nonce_fresh: bool,
+    /// The `jti`s of the DPoP proofs accepted so far (with their key's thumbprint).
+    dpop_jtis: std::collections::HashSet<String>,
     codes: HashMap<String, CodeGrant>,
     access_tokens: HashMap<String, AccessGrant>,
     refresh_tokens: HashMap<String, RefreshGrant>,
@@ -120,6 +130,8 @@ struct CodeGrant {
     acr: Option<String>,
     /// The provider session this login opened (the ID token's `sid`).
     sid: String,
+    /// The DPoP key the authorization request named (`dpop_jkt`).
+    dpop_jkt: Option<String>,
     expires: Instant,
 }
 
@@ -131,6 +143,8 @@ struct AccessGrant {
     expires: Instant,
     /// `expires` in Unix seconds, for introspection's `exp`.
     expires_at: u64,
+    /// The DPoP key the token is bound to.
+    jkt: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +155,8 @@ struct RefreshGrant {
     auth_time: u64,
     acr: Option<String>,
     sid: String,
+    /// The DPoP key the grant's tokens are bound to.
+    jkt: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -307,6 +323,7 @@ impl Shared {
             "revocation_endpoint": format!("{base}/revoke"),
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "form_post"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "scopes_supported": ["openid", "email", "profile", "offline_access"],
@@ -322,6 +339,9 @@ impl Shared {
         if let Value::Object(map) = &mut doc {
             if !self.config.end_session {
                 map.remove("end_session_endpoint");
+            }
+            if self.config.dpop {
+                map.insert("dpop_signing_alg_values_supported".into(), json!(["ES256", "EdDSA"]));
             }
             if faults.has(&Fault::DiscoveryIssuerMismatch) {
                 map.insert("issuer".into(), WRONG_ISSUER.into());
@@ -509,8 +529,12 @@ struct AuthRequest {
     prompt_none: bool,
     /// `max_age` (any value) or `prompt=login`: the person must authenticate again now.
     reauthenticate: bool,
+    /// The DPoP key's thumbprint (RFC 9449 `dpop_jkt`).
+    dpop_jkt: Option<String>,
     /// The first of the space-separated `acr_values`, the class the login reaches.
     acr: Option<String>,
+    /// `response_mode=form_post`: the answer is a page that POSTs it to `redirect_uri`.
+    form_post: bool,
 }
 
 impl Shared {
@@ -542,9 +566,13 @@ impl Shared {
             prompt_none: prompt.contains(&"none"),
             reauthenticate: params.contains_key("max_age") || prompt.contains(&"login"),
             acr: params.get("acr_values").and_then(|v| v.split(' ').find(|v| !v.is_empty())).map(String::from),
+            dpop_jkt: params.get("dpop_jkt").cloned(),
+            form_post: params.get("response_mode").is_some_and(|m| m == "form_post"),
         };
         let problem = if params.get("response_type").map(String::as_str) != Some("code") {
             Some(("unsupported_response_type", "Only response_type=code is supported."))
+        } else if params.get("response_mode").is_some_and(|m| m != "query" && m != "form_post") {
+            Some(("invalid_request", "Only response_mode=query and response_mode=form_post are supported."))
         } else if !request.scope.split(' ').any(|s| s == "openid") {
             Some(("invalid_scope", "The scope must include openid."))
         } else if request.code_challenge.is_some()
@@ -561,16 +589,12 @@ impl Shared {
     }
 
     fn redirect_error(&self, request: &AuthRequest, error: &str, description: &str, faults: &Faults) -> Response {
-        let mut url = request.redirect_uri.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("error", error).append_pair("error_description", description);
-            if let Some(state) = &request.state {
-                query.append_pair("state", state);
-            }
-            query.append_pair("iss", &self.callback_iss(faults, None));
+        let mut answer = vec![("error", error.to_owned()), ("error_description", description.to_owned())];
+        if let Some(state) = &request.state {
+            answer.push(("state", state.clone()));
         }
-        found(&url)
+        answer.push(("iss", self.callback_iss(faults, None)));
+        respond(request, &answer)
     }
 
     /// Signs `username` in: stores a fresh code and redirects back to the client.
@@ -601,20 +625,17 @@ impl Shared {
                     auth_time: unix_now().saturating_sub(age),
                     acr: request.acr.clone().filter(|_| step_up),
                     sid: jwt::random_token(),
+                    dpop_jkt: request.dpop_jkt.clone(),
                     expires: now + CODE_TTL,
                 },
             );
         }
-        let mut url = request.redirect_uri.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("code", &code);
-            if let Some(state) = &request.state {
-                query.append_pair("state", state);
-            }
-            query.append_pair("iss", &self.callback_iss(faults, self.user(username)));
+        let mut answer = vec![("code", code)];
+        if let Some(state) = &request.state {
+            answer.push(("state", state.clone()));
         }
-        found(&url)
+        answer.push(("iss", self.callback_iss(faults, self.user(username))));
+        respond(request, &answer)
     }
 
     fn login_page(&self, params: &Params, error: Option<&str>) -> Response {
@@ -726,17 +747,23 @@ async fn token(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(response) = s.authenticate_client(&headers, &params) {
         return response;
     }
-    match params.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => code_grant(&s, &params, &faults),
-        Some("refresh_token") => refresh_grant(&s, &params, &faults),
+    let jkt = match s.dpop_proof(&headers, dpop::At::Token, "POST", "/token", None, &faults) {
+        Ok(jkt) => jkt,
+        Err(response) => return response,
+    };
+    let mut response = match params.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => code_grant(&s, &params, &faults, jkt),
+        Some("refresh_token") => refresh_grant(&s, &params, &faults, jkt),
         Some(_) => {
             oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Use authorization_code or refresh_token.")
         }
         None => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing."),
-    }
+    };
+    s.add_dpop_nonce(&mut response);
+    response
 }
 
-fn code_grant(s: &Shared, params: &Params, faults: &Faults) -> Response {
+fn code_grant(s: &Shared, params: &Params, faults: &Faults, jkt: Option<String>) -> Response {
     let invalid = |description: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description);
     let Some(code) = params.get("code") else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code is missing.");
@@ -763,6 +790,9 @@ fn code_grant(s: &Shared, params: &Params, faults: &Faults) -> Response {
             Some(_) => {}
         }
     }
+    if grant.dpop_jkt.is_some() && grant.dpop_jkt != jkt {
+        return invalid("The DPoP proof's key is not the one dpop_jkt named at /authorize.");
+    }
     let refresh = RefreshGrant {
         client_id: grant.client_id,
         username: grant.username,
@@ -770,11 +800,12 @@ fn code_grant(s: &Shared, params: &Params, faults: &Faults) -> Response {
         auth_time: grant.auth_time,
         acr: grant.acr,
         sid: grant.sid,
+        jkt,
     };
     issue_tokens(s, refresh, grant.nonce.as_deref(), faults)
 }
 
-fn refresh_grant(s: &Shared, params: &Params, faults: &Faults) -> Response {
+fn refresh_grant(s: &Shared, params: &Params, faults: &Faults, jkt: Option<String>) -> Response {
     let Some(token) = params.get("refresh_token") else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is missing.");
     };
@@ -789,7 +820,15 @@ fn refresh_grant(s: &Shared, params: &Params, faults: &Faults) -> Response {
         }
     };
     match grant {
-        Some(grant) if grant.client_id == s.config.client_id => issue_tokens_with(s, grant, None, faults, kept),
+        Some(grant) if grant.jkt.is_some() && grant.jkt != jkt => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "The refresh token is DPoP-bound; the proof's key is not its key.",
+        ),
+        Some(mut grant) if grant.client_id == s.config.client_id => {
+            grant.jkt = grant.jkt.or(jkt);
+            issue_tokens_with(s, grant, None, faults, kept)
+        }
         _ => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "The refresh token is unknown or was already used."),
     }
 }
@@ -801,7 +840,7 @@ fn issue_tokens(s: &Shared, grant: RefreshGrant, nonce: Option<&str>, faults: &F
 /// Issues tokens for `grant`; `refresh_token` is the one to hand back (a new one when `None`).
 fn issue_tokens_with(
     s: &Shared,
-    grant: RefreshGrant,
+    mut grant: RefreshGrant,
     nonce: Option<&str>,
     faults: &Faults,
     refresh_token: Option<String>,
@@ -813,9 +852,12 @@ fn issue_tokens_with(
     let access_token_ttl = s.access_token_ttl();
     let access_token = jwt::random_token();
     let refresh_token = refresh_token.unwrap_or_else(jwt::random_token);
+    if faults.has(&Fault::DpopUnboundToken) {
+        grant.jkt = None;
+    }
     let body = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": if grant.jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": access_token_ttl.as_secs(),
         "id_token": id_token,
         "refresh_token": refresh_token,
@@ -829,6 +871,7 @@ fn issue_tokens_with(
         issued_at,
         expires: now + access_token_ttl,
         expires_at: issued_at + access_token_ttl.as_secs(),
+        jkt: grant.jkt.clone(),
     };
     let mut state = s.lock();
     state.access_tokens.retain(|_, g| g.expires > now);
@@ -842,10 +885,27 @@ async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
         Ok(faults) => faults,
         Err(response) => return response,
     };
-    let username = bearer(&headers).and_then(|token| {
+    let dpop_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| s.config.dpop && scheme.eq_ignore_ascii_case("dpop"))
+        .map(|(_, token)| token.trim());
+    let jkt = match dpop_token {
+        Some(token) => match s.dpop_proof(&headers, dpop::At::Userinfo, "GET", "/userinfo", Some(token), &faults) {
+            Ok(Some(jkt)) => Some(jkt),
+            Ok(None) => {
+                return s.dpop_refusal(dpop::At::Userinfo, "invalid_dpop_proof", "The DPoP proof is missing.");
+            }
+            Err(response) => return response,
+        },
+        None => None,
+    };
+    let username = dpop_token.or_else(|| bearer(&headers)).and_then(|token| {
         let state = s.lock();
         let grant = state.access_tokens.get(token)?;
-        (grant.expires > Instant::now()).then(|| grant.username.clone())
+        // A bound token only with a proof of its key; an unbound one only as a bearer token.
+        (grant.expires > Instant::now() && grant.jkt == jkt).then(|| grant.username.clone())
     });
     let Some(user) = username.as_deref().and_then(|u| s.user(u)) else {
         let mut response =
@@ -859,7 +919,9 @@ async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
     if faults.has(&Fault::UserinfoSubMismatch) {
         claims.insert("sub".into(), format!("{}-other", user.username()).into());
     }
-    no_store(StatusCode::OK, Value::Object(claims))
+    let mut response = no_store(StatusCode::OK, Value::Object(claims));
+    s.add_dpop_nonce(&mut response);
+    response
 }
 
 /// RFC 7662 token introspection, for the client only (authenticated as at `/token`):
@@ -1070,6 +1132,26 @@ fn form_decode(part: &str) -> Option<String> {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = headers.get(header::AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The authorization response `answer` to `request`'s client: a redirect with it in the
+/// query, or with `response_mode=form_post` a page that POSTs it to `redirect_uri` as soon
+/// as it loads (OAuth 2.0 Form Post Response Mode), as `oidc-provider` answers.
+fn respond(request: &AuthRequest, answer: &[(&str, String)]) -> Response {
+    if !request.form_post {
+        let mut url = request.redirect_uri.clone();
+        url.query_pairs_mut().extend_pairs(answer.iter().map(|(k, v)| (*k, v.as_str())));
+        return found(&url);
+    }
+    let mut body = format!("<form method=\"post\" action=\"{}\">\n", escape(request.redirect_uri.as_str()));
+    for (name, value) in answer {
+        body.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", escape(name), escape(value)));
+    }
+    body.push_str(
+        "<noscript><button type=\"submit\">Continue</button></noscript>\n</form>\n\
+         <script>document.forms[0].submit();</script>\n",
+    );
+    html_raw(StatusCode::OK, "Submit this form", &body)
 }
 
 fn found(url: &Url) -> Response {

@@ -273,7 +273,7 @@ pub use routes::AuthRoutes;
 pub use service::{AuthService, ResponseFuture};
 pub use sessions::Sessions;
 pub use site::Site;
-pub use token::{AccessToken, NoAccessToken};
+pub use token::{AccessToken, AuthorizationHeaderError, NoAccessToken};
 
 /// Re-exported so that providers and stores written with this crate alone use the same
 /// macro: `use auth_tower::async_trait;` then `#[async_trait]` on the `impl`.

@@ -5,7 +5,9 @@
 //! [`form_page`] for a button), so escaping and headers are decided in one place.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_CONTENT_TYPE_OPTIONS};
+use http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use std::fmt::Write;
@@ -49,6 +51,38 @@ pub(crate) fn form_page(status: StatusCode, title: &str, message: &str, action: 
         escape_into(html, button);
         html.push_str("</button>\n</form>\n");
     })
+}
+
+/// A page that POSTs `fields` (as hidden inputs) to `action` of this origin as soon as it
+/// loads, by one script allowed by a fresh nonce, or by a button without JavaScript. Its
+/// CSP lets it post only to this origin (`form-action 'self'`); it sends no `Referer`.
+pub(crate) fn repost_page(action: &str, fields: &[(&str, &str)]) -> Page {
+    let nonce = auth_core::random_token();
+    let mut response = document(StatusCode::OK, "Signing in", "Completing the sign-in on this site.", |html| {
+        html.push_str("<form method=\"post\" action=\"");
+        escape_into(html, action);
+        html.push_str("\">\n");
+        for (name, value) in fields {
+            html.push_str("<input type=\"hidden\" name=\"");
+            escape_into(html, name);
+            html.push_str("\" value=\"");
+            escape_into(html, value);
+            html.push_str("\">\n");
+        }
+        html.push_str("<noscript><button type=\"submit\">Continue</button></noscript>\n</form>\n<script nonce=\"");
+        html.push_str(&nonce);
+        html.push_str("\">document.forms[0].submit();</script>\n");
+    });
+    let csp = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    let headers = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        headers.insert(CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
 }
 
 /// The template of [`page`] and [`form_page`]: `title`, `message`, then what `rest` writes
@@ -189,6 +223,24 @@ mod tests {
         );
         assert!(html.contains("<button type=\"submit\">&lt;Sign out&gt;</button>"), "{html}");
         assert!(!html.contains("<x>") && !html.contains("<ul>"), "{html}");
+    }
+
+    #[tokio::test]
+    async fn repost_page_posts_its_escaped_fields_with_a_nonce() {
+        let page = repost_page("/cb?x=\"1", &[("state", "a\"><script>"), ("auth_bounced", "1")]);
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(page.headers()[REFERRER_POLICY], "no-referrer");
+        let csp = page.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap_or_default().to_owned();
+        assert!(csp.contains("form-action 'self'") && csp.contains("default-src 'none'"), "{csp}");
+        let nonce = csp.split("'nonce-").nth(1).and_then(|n| n.split('\'').next()).unwrap_or_default().to_owned();
+        assert!(nonce.len() >= 32, "{csp}");
+        let html = text(page).await;
+        assert!(html.contains("<form method=\"post\" action=\"/cb?x=&quot;1\">"), "{html}");
+        assert!(html.contains("name=\"state\" value=\"a&quot;&gt;&lt;script&gt;\""), "{html}");
+        assert!(html.contains(&format!("<script nonce=\"{nonce}\">")), "{html}");
+        assert!(html.contains("<noscript><button type=\"submit\">"), "{html}");
+        assert_eq!(html.matches("<script").count(), 1, "{html}");
     }
 
     #[test]

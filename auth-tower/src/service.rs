@@ -26,7 +26,7 @@ use crate::refresh::{self, Outcome};
 use crate::require::ClientKind;
 use crate::routes;
 use crate::sessions::Sessions;
-use crate::state::{self, Route, Shared};
+use crate::state::{self, Shared};
 use auth_core::{Session, User, unix_now};
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
@@ -102,10 +102,7 @@ where
         if let Some(route) = shared.route_of(request.uri().path()) {
             let (parts, body) = request.into_parts();
             let shared = Arc::clone(shared);
-            let future: BoxFuture<'static, Page> = match route {
-                Route::BackchannelLogout => Box::pin(routes::backchannel_logout(shared, parts, body)),
-                _ => Box::pin(routes::handle(shared, route, parts)),
-            };
+            let future: BoxFuture<'static, Page> = Box::pin(routes::handle(shared, route, parts, body));
             return ResponseFuture { kind: Kind::Route { future } };
         }
 

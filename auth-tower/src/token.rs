@@ -7,8 +7,12 @@
 //! `expose_tokens`: `AccessToken` (an axum extractor with feature `axum`, or
 //! [`AccessToken::of`] anywhere else). The layer has already refreshed the token when it
 //! was due, before your handler runs.
+//!
+//! A token the provider bound with DPoP (`dpop = true`) is useless without a proof of the
+//! session's key on every call: [`AccessToken::authorization_header`] makes both headers.
 
-use auth_core::{User, unix_now};
+use auth_core::{DpopKey, User, unix_now};
+use http::{HeaderValue, Method};
 use std::fmt;
 
 /// The current access token of the signed-in user. `Debug` never shows the token.
@@ -28,17 +32,61 @@ use std::fmt;
 /// }
 /// # }
 /// ```
+///
+/// To call an API, let [`authorization_header`](Self::authorization_header) make the
+/// headers: `Authorization: Bearer <token>`, or for a DPoP-bound token `Authorization: DPoP
+/// <token>` and a `DPoP` proof for this method and URL:
+///
+/// ```no_run
+/// # async fn call(token: auth_tower::AccessToken) -> Result<(), Box<dyn std::error::Error>> {
+/// let url = "https://api.example/calendar?day=today";
+/// let (authorization, proof) = token.authorization_header(&http::Method::GET, url)?;
+/// let mut request = reqwest::Client::new().get(url).header(http::header::AUTHORIZATION, authorization);
+/// if let Some(proof) = proof {
+///     request = request.header("DPoP", proof);
+/// }
+/// let answer = request.send().await?;
+/// # let _ = answer; Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct AccessToken {
     token: String,
     expires_at: Option<u64>,
+    /// The session's DPoP key ([`DpopKey::stored`]), when the token is bound to it.
+    dpop_key: Option<String>,
 }
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken").field("token", &"<redacted>").field("expires_at", &self.expires_at).finish()
+        f.debug_struct("AccessToken")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .field("token_type", &self.token_type())
+            .finish()
     }
 }
+
+/// Why [`AccessToken::authorization_header`] could not make the headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthorizationHeaderError {
+    /// The token or the proof cannot be a header value (a provider's token with control
+    /// characters).
+    InvalidHeader,
+    /// The session's DPoP key cannot be read, or the proof cannot be signed.
+    Dpop(String),
+}
+
+impl fmt::Display for AuthorizationHeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidHeader => f.write_str("the access token cannot be sent in a header"),
+            Self::Dpop(problem) => write!(f, "cannot make the DPoP proof: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthorizationHeaderError {}
 
 /// Why [`AccessToken::of`] has no token to give.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +126,55 @@ impl AccessToken {
         if expires_at.is_some_and(|at| at <= unix_now()) {
             return Err(NoAccessToken::Expired);
         }
-        Ok(Self { token, expires_at })
+        Ok(Self { token, expires_at, dpop_key: session.tokens.dpop_key.clone() })
+    }
+
+    /// `"DPoP"` for a token bound to the session's DPoP key, else `"Bearer"`: the scheme of
+    /// the `Authorization` header.
+    pub fn token_type(&self) -> &'static str {
+        if self.dpop_key.is_some() { "DPoP" } else { "Bearer" }
+    }
+
+    /// The headers of a `method` request to `url` (an absolute URL; its query and fragment
+    /// are not part of the proof): the `Authorization` value (`Bearer <token>` or `DPoP
+    /// <token>`) and, for a DPoP-bound token, the `DPoP` proof (RFC 9449 §7: `htm`, `htu`,
+    /// `ath`, a fresh `jti`). An API that asks for a nonce (`use_dpop_nonce`) is not
+    /// answered here: send the request again with a proof from
+    /// [`authorization_header_with_nonce`](Self::authorization_header_with_nonce).
+    ///
+    /// # Errors
+    /// [`AuthorizationHeaderError`] when the token cannot be a header value or the session's
+    /// key is unusable.
+    pub fn authorization_header(
+        &self,
+        method: &Method,
+        url: &str,
+    ) -> Result<(HeaderValue, Option<HeaderValue>), AuthorizationHeaderError> {
+        self.authorization_header_with_nonce(method, url, None)
+    }
+
+    /// [`authorization_header`](Self::authorization_header) with the resource server's
+    /// `nonce` (its `DPoP-Nonce` header) in the proof.
+    ///
+    /// # Errors
+    /// As [`authorization_header`](Self::authorization_header).
+    pub fn authorization_header_with_nonce(
+        &self,
+        method: &Method,
+        url: &str,
+        nonce: Option<&str>,
+    ) -> Result<(HeaderValue, Option<HeaderValue>), AuthorizationHeaderError> {
+        let mut authorization = HeaderValue::from_str(&format!("{} {}", self.token_type(), self.token))
+            .map_err(|_| AuthorizationHeaderError::InvalidHeader)?;
+        authorization.set_sensitive(true);
+        let Some(stored) = self.dpop_key.as_deref() else { return Ok((authorization, None)) };
+        let key = DpopKey::from_stored(stored)
+            .ok_or_else(|| AuthorizationHeaderError::Dpop("the session's DPoP key is unreadable".into()))?;
+        let proof = key
+            .proof(method.as_str(), url, nonce, Some(&self.token))
+            .map_err(|e| AuthorizationHeaderError::Dpop(e.to_string()))?;
+        let proof = HeaderValue::from_str(&proof).map_err(|_| AuthorizationHeaderError::InvalidHeader)?;
+        Ok((authorization, Some(proof)))
     }
 
     /// The token, for an `Authorization: Bearer` header. Do not log it.
@@ -115,5 +211,46 @@ mod tests {
         assert!(!format!("{token:?}").contains("at\""), "Debug hides the token: {token:?}");
         let forever = TokenSet::new().with_access_token("at");
         assert!(AccessToken::of(&user(forever)).is_ok(), "no expiry given: taken as live");
+    }
+
+    #[test]
+    fn a_bearer_token_makes_only_the_authorization_header() {
+        let token = AccessToken::of(&user(TokenSet::new().with_access_token("at"))).expect("token");
+        assert_eq!(token.token_type(), "Bearer");
+        let (authorization, proof) =
+            token.authorization_header(&Method::GET, "https://api.example/x").expect("headers");
+        assert_eq!(authorization, "Bearer at");
+        assert!(authorization.is_sensitive());
+        assert_eq!(proof, None);
+    }
+
+    #[test]
+    fn a_dpop_token_makes_a_proof_of_the_session_key() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let key = DpopKey::generate(auth_core::DpopAlg::Es256).expect("key");
+        let mut tokens = TokenSet::new().with_access_token("at");
+        tokens.dpop_key = Some(key.stored().to_owned());
+        let token = AccessToken::of(&user(tokens)).expect("token");
+        assert_eq!(token.token_type(), "DPoP");
+        assert!(!format!("{token:?}").contains(key.stored()), "Debug hides the key");
+        let (authorization, proof) =
+            token.authorization_header(&Method::POST, "https://api.example/items?page=2").expect("headers");
+        assert_eq!(authorization, "DPoP at");
+        let proof = proof.expect("a proof");
+        let part = |i: usize| -> serde_json::Value {
+            let segment = proof.to_str().expect("ascii").split('.').nth(i).expect("segment");
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).expect("base64")).expect("json")
+        };
+        let (header, claims) = (part(0), part(1));
+        assert_eq!(header["typ"], "dpop+jwt");
+        assert_eq!(auth_core::dpop::thumbprint(&header["jwk"]).as_deref(), Some(key.thumbprint()));
+        assert_eq!(claims["htm"], "POST");
+        assert_eq!(claims["htu"], "https://api.example/items");
+        assert_eq!(claims["ath"], auth_core::dpop::ath("at"));
+        assert!(claims.get("nonce").is_none());
+        let (_, proof) =
+            token.authorization_header_with_nonce(&Method::GET, "https://api.example/x", Some("n-1")).expect("headers");
+        assert!(proof.is_some());
     }
 }

@@ -18,6 +18,11 @@
 // Token revocation (RFC 7009) is always on; each refresh or access token it revokes prints
 // `oidc-provider refresh_token.destroyed: client_id=ID` (or access_token) to stderr.
 //
+// --dpop required|default (or OP_DPOP; RFC 9449): `required` makes the login client's access
+// tokens DPoP-bound (`dpop_bound_access_tokens`) and every DPoP proof carry a server nonce
+// (`features.dPoP` with `nonceSecret` and `requireNonce`); `default` keeps oidc-provider's
+// default (DPoP offered, not required, no nonces).
+//
 // --client-jwks FILE|URL (or OP_CLIENT_JWKS) adds a private_key_jwt client (RFC 7523):
 // `<client-id>-pkjwt`, with the same redirect URIs and no secret, authenticating with
 // assertions signed by a key of FILE, a JWK Set of public keys ({"keys": [...]}), or of
@@ -70,6 +75,7 @@ const { values: flags } = parseArgs({
     'access-token-ttl': { type: 'string' },
     resource: { type: 'string' },
     par: { type: 'string' },
+    dpop: { type: 'string' },
     'client-jwks': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -109,6 +115,8 @@ if (accessTokenTtl === 0) fail('--access-token-ttl must be at least 1 second');
 const resource = flags.resource ?? process.env.OP_RESOURCE;
 const par = flags.par ?? process.env.OP_PAR ?? 'optional';
 if (!['required', 'optional', 'off'].includes(par)) fail(`--par must be required, optional or off, got ${JSON.stringify(par)}`);
+const dpop = flags.dpop ?? process.env.OP_DPOP ?? 'default';
+if (!['required', 'default'].includes(dpop)) fail(`--dpop must be required or default, got ${JSON.stringify(dpop)}`);
 const apiClientId = `${clientId}-api`;
 
 const jwks = JSON.parse(readFileSync(new URL('jwks.json', HERE), 'utf8'));
@@ -124,6 +132,7 @@ const configuration = {
     response_types: ['code'],
     grant_types: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_method: 'client_secret_basic',
+    ...(dpop === 'required' ? { dpop_bound_access_tokens: true } : {}),
   }],
   // A sent code_challenge is still enforced (S256 only); it just is not mandatory.
   pkce: { required: () => false },
@@ -136,6 +145,13 @@ const configuration = {
       enabled: par !== 'off',
       requirePushedAuthorizationRequests: par === 'required',
     },
+    ...(dpop === 'required' ? {
+      dPoP: {
+        enabled: true,
+        nonceSecret: Buffer.from('e2e-dpop-nonce-secret-not-secret', 'utf8'),
+        requireNonce: () => true,
+      },
+    } : {}),
   },
   cookies: {
     keys: ['e2e-cookie-key-not-secret-0123456789abcdef'],

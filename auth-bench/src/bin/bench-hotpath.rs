@@ -18,7 +18,7 @@ use std::time::Instant;
 
 const USAGE: &str = "usage: bench-hotpath --variant NAME [--requests N] [--redis-url URL] [--sessions N]
   --sessions N  distinct users of the many-session variants, sent in turn (default 100000)
-  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, logged-in-metrics, chunked, redis, axum-login, bearer,
+  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, logged-in-metrics, logged-in-dpop, chunked, redis, axum-login, bearer,
             many-sessions, many-sessions-redis";
 
 /// The loop callgrind collects (see the module docs); not inlined so that it has a name.

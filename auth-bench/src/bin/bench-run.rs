@@ -38,7 +38,7 @@ const USAGE: &str = "usage: bench-run [--quick] [--rounds N] [--duration SECS] [
                      many-sessions-redis), their requests sent in turn (default 100000, at most 1000000);
                      with a list (1,1000,100000) each of those variants is measured once per count,
                      named many-sessions@1000 (no suffix for 100000)
-  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, logged-in-metrics, chunked, redis, axum-login, bearer,
+  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, logged-in-metrics, logged-in-dpop, chunked, redis, axum-login, bearer,
             many-sessions, many-sessions-redis";
 
 #[derive(Debug)]

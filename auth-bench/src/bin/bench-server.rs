@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 
 const USAGE: &str = "usage: bench-server --variant NAME --listen ADDR [--threads N] [--redis-url URL]
   --threads N  Tokio worker threads (default: one per core)
-  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, logged-in-metrics, chunked, redis, axum-login, bearer,
+  variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, logged-in-metrics, logged-in-dpop, chunked, redis, axum-login, bearer,
             many-sessions, many-sessions-redis";
 
 struct Args {

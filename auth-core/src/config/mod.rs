@@ -25,7 +25,7 @@ mod validate;
 
 pub use types::{
     AuthConfig, ClientAssertionAudience, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind,
-    REDIS_SCHEMES, Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
+    REDIS_SCHEMES, ResponseMode, Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
 };
 
 use crate::ConfigError;
@@ -186,6 +186,9 @@ const PROVIDER_KEYS: &[&str] = &[
     "drop_claims",
     "use_par",
     "revoke_on_logout",
+    "dpop",
+    "dpop_alg",
+    "response_mode",
 ];
 /// The claims every session keeps whatever `keep_claims` and `drop_claims` say, because the
 /// layer reads them from stored sessions, with what reads each (for messages).

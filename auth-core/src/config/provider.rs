@@ -2,9 +2,9 @@
 //! kind, the metadata URL its preset implies, and the keys left for the preset.
 
 use super::parse::Reader;
-use super::types::{ProviderConfig, ProviderKind, Secret, TokenAuthMethod, UsePar, default_display_name};
+use super::types::{ProviderConfig, ProviderKind, ResponseMode, Secret, TokenAuthMethod, UsePar, default_display_name};
 use super::{GOOGLE_METADATA_URL, PROVIDER_KEYS, PROVIDER_TABLES, TOP_KEYS, split_url};
-use crate::ConfigError;
+use crate::{ConfigError, DpopAlg, DpopMode};
 use serde_json::{Map, Value};
 
 impl Reader<'_> {
@@ -126,6 +126,38 @@ impl Reader<'_> {
             Some(Value::Bool(b)) => *b,
             Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
             Some(_) => return Err(self.err(&key("revoke_on_logout"), "is not true or false", "write true or false")),
+        };
+        config.dpop = match table.get("dpop") {
+            None | Some(Value::Bool(false)) => DpopMode::Off,
+            Some(Value::Bool(true)) => DpopMode::Required,
+            Some(Value::String(s)) if s == "true" => DpopMode::Required,
+            Some(Value::String(s)) if s == "false" => DpopMode::Off,
+            Some(Value::String(s)) if s == "optional" => DpopMode::Optional,
+            Some(other) => {
+                return Err(self.err(
+                    &key("dpop"),
+                    &format!("is {other}"),
+                    "use true (tokens must be DPoP-bound), \"optional\" (an unbound token is accepted) or false",
+                ));
+            }
+        };
+        config.dpop_alg = match self.optional_str(table, at, "dpop_alg")?.as_deref() {
+            None | Some("ES256") => DpopAlg::Es256,
+            Some("EdDSA") => DpopAlg::EdDsa,
+            Some(other) => {
+                return Err(self.err(&key("dpop_alg"), &format!("is {other:?}"), "use \"ES256\" or \"EdDSA\""));
+            }
+        };
+        config.response_mode = match self.optional_str(table, at, "response_mode")?.as_deref() {
+            None | Some("query") => ResponseMode::Query,
+            Some("form_post") => ResponseMode::FormPost,
+            Some(other) => {
+                return Err(self.err(
+                    &key("response_mode"),
+                    &format!("is {other:?}"),
+                    "use \"query\" or \"form_post\"",
+                ));
+            }
         };
         config.keep_claims = self.claim_names(table, at, "keep_claims")?;
         config.drop_claims = self.claim_names(table, at, "drop_claims")?;

@@ -302,11 +302,14 @@ fn keep_tokens_drops_what_it_does_not_keep() {
         refresh_token: Some("r".into()),
         expires_at: Some(1),
         scope: Some("openid".into()),
+        dpop_key: Some("ES256.k".into()),
     };
     assert_eq!(KeepTokens::ALL.apply(tokens.clone()), tokens);
+    assert_eq!(KeepTokens { id: true, access: false, refresh: true }.apply(tokens.clone()).dpop_key, tokens.dpop_key);
     let none = KeepTokens::NONE.apply(tokens.clone());
     assert_eq!((none.access_token, none.id_token, none.refresh_token, none.expires_at), (None, None, None, None));
     assert_eq!(none.scope.as_deref(), Some("openid"));
+    assert_eq!(none.dpop_key, None, "a key without a token it binds is dropped");
     let id = KeepTokens { id: true, access: false, refresh: false }.apply(tokens);
     assert_eq!(id.id_token.as_deref(), Some("i"));
     assert_eq!(id.access_token, None);
@@ -667,4 +670,44 @@ fn client_keys_are_read_and_checked() {
     assert!(alg.contains("`auth.corp.token_endpoint_auth_signing_alg` is \"HS256\"") && alg.contains("PS256"), "{alg}");
     let method = error("token_endpoint_auth_method = \"tls_client_auth\"\nclient_secret = \"s\"");
     assert!(method.contains("\"private_key_jwt\"") && method.contains("\"client_secret_jwt\""), "{method}");
+}
+
+#[test]
+fn response_mode_is_typed_and_not_a_client_kwarg() {
+    let section = |extra: &str| {
+        format!(
+            "[auth]\nredirect_uri = \"http://localhost:3000/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
+             [auth.corp]\nclient_id = \"id\"\nclient_secret = \"s\"\n\
+             server_metadata_url = \"https://idp.example/.well-known/openid-configuration\"\n{extra}"
+        )
+    };
+    let corp = |extra: &str| parse(&section(extra)).expect("valid config").providers.remove("corp").expect("corp");
+    assert_eq!(corp("").response_mode, crate::ResponseMode::Query);
+    assert_eq!(corp("response_mode = \"query\"").response_mode, crate::ResponseMode::Query);
+    assert_eq!(corp("response_mode = \"form_post\"").response_mode, crate::ResponseMode::FormPost);
+    assert_eq!(invalid_key(&section("response_mode = \"fragment\"")), "auth.corp.response_mode");
+    match parse(&section("client_kwargs = { response_mode = \"form_post\" }")) {
+        Err(ConfigError::Invalid { key, fix, .. }) => {
+            assert_eq!(key, "auth.corp.client_kwargs.response_mode");
+            assert!(fix.contains("auth.corp.response_mode = \"form_post\""), "{fix}");
+        }
+        other => panic!("expected an invalid key, got {other:?}"),
+    }
+}
+
+#[test]
+fn dpop_keys_are_read_and_refused_by_name() {
+    use crate::{DpopAlg, DpopMode};
+    let base = format!("[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\n");
+    let section = "[auth.idp]\nclient_id = \"c\"\nclient_secret = \"s\"\nserver_metadata_url = \"https://idp.example/.well-known/openid-configuration\"\n";
+    let provider = |extra: &str| parse(&format!("{base}{section}{extra}")).map(|c| c.providers["idp"].clone());
+    let off = provider("").expect("parses");
+    assert_eq!((off.dpop, off.dpop_alg), (DpopMode::Off, DpopAlg::Es256));
+    assert_eq!(provider("dpop = true\n").expect("parses").dpop, DpopMode::Required);
+    assert_eq!(provider("dpop = \"optional\"\n").expect("parses").dpop, DpopMode::Optional);
+    assert_eq!(provider("dpop = true\ndpop_alg = \"EdDSA\"\n").expect("parses").dpop_alg, DpopAlg::EdDsa);
+    let message = provider("dpop = \"yes\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("auth.idp.dpop") && message.contains("optional"), "{message}");
+    let message = provider("dpop_alg = \"RS256\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("auth.idp.dpop_alg") && message.contains("ES256"), "{message}");
 }

@@ -76,6 +76,10 @@ impl KeepTokens {
         if !self.refresh {
             tokens.refresh_token = None;
         }
+        // The DPoP key is of use only with a token it is bound to.
+        if !self.access && !self.refresh {
+            tokens.dpop_key = None;
+        }
         tokens
     }
 }
@@ -179,6 +183,19 @@ pub enum UsePar {
     Never,
 }
 
+/// How the provider returns the authorization response to the callback: the section's
+/// `response_mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseMode {
+    /// `"query"` (the default): a redirect whose address carries `code` and `state`.
+    #[default]
+    Query,
+    /// `"form_post"` (OAuth 2.0 Form Post Response Mode): the provider's page POSTs them to
+    /// the callback, so they never appear in an address, a log line or a `Referer`.
+    FormPost,
+}
+
 /// One provider section.
 ///
 /// Read from a file by [`AuthConfig::from_file`], or built in code with
@@ -241,6 +258,12 @@ pub struct ProviderConfig {
     /// Whether logout revokes the session's refresh token at the provider's
     /// `revocation_endpoint` (`revoke_on_logout`, default `true`).
     pub revoke_on_logout: bool,
+    /// Whether tokens are DPoP-bound (`dpop = true | false | "optional"`, default `false`).
+    pub dpop: crate::DpopMode,
+    /// The algorithm of each session's DPoP key (`dpop_alg = "ES256" | "EdDSA"`).
+    pub dpop_alg: crate::DpopAlg,
+    /// How the authorization response comes back (`response_mode`, default `"query"`).
+    pub response_mode: ResponseMode,
     /// Keys this crate does not interpret, for provider presets (`hosted_domains`, ...).
     pub extra: Map<String, Value>,
 }
@@ -276,6 +299,9 @@ impl ProviderConfig {
             drop_claims: None,
             use_par: UsePar::default(),
             revoke_on_logout: true,
+            dpop: crate::DpopMode::Off,
+            dpop_alg: crate::DpopAlg::Es256,
+            response_mode: ResponseMode::default(),
             extra: Map::new(),
         }
     }
@@ -305,6 +331,13 @@ impl ProviderConfig {
     #[must_use]
     pub fn with_use_par(mut self, use_par: UsePar) -> Self {
         self.use_par = use_par;
+        self
+    }
+
+    /// With `response_mode`: how the authorization response comes back.
+    #[must_use]
+    pub fn with_response_mode(mut self, mode: ResponseMode) -> Self {
+        self.response_mode = mode;
         self
     }
 

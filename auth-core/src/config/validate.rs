@@ -237,6 +237,13 @@ impl ProviderConfig {
                 "remove it",
             ));
         }
+        if self.client_kwargs.contains_key("response_mode") {
+            return Err(v.err(
+                &self.key("client_kwargs.response_mode"),
+                "is set, but the callback must know how the response comes back",
+                &format!("remove it and set {} = \"form_post\" (or \"query\") instead", self.key("response_mode")),
+            ));
+        }
         if !self.scope().split_whitespace().any(|s| s == "openid") {
             return Err(v.err(
                 &self.key("client_kwargs.scope"),

@@ -60,10 +60,16 @@ pub(crate) struct OpOptions {
     /// `--par` (`required`, `optional` or `off`): pushed authorization requests; the
     /// provider's default (`optional`) when `None`.
     pub(crate) par: Option<&'static str>,
+    /// `--dpop` (`required`: DPoP-bound access tokens and server nonces); the provider's
+    /// default when `None`.
+    pub(crate) dpop: Option<&'static str>,
     /// The app signs in as the provider's `private_key_jwt` client (`<client-id>-pkjwt`)
     /// with an EC key made here, which the provider fetches from the app's `/auth/jwks`
     /// (`--client-jwks URL`, `publish_client_jwks = true`).
     pub(crate) private_key_jwt: bool,
+    /// The provider's loopback address; `127.0.0.1` when `None`. Another one (`127.0.0.2`)
+    /// makes the provider another site than the app for the browser's `SameSite` rules.
+    pub(crate) op_host: Option<&'static str>,
 }
 
 /// The provider and an example app logging in against it, on free loopback ports.
@@ -91,7 +97,7 @@ impl Stack {
         let mut cmd = Command::new(node());
         cmd.current_dir(&op_dir)
             .arg(op_dir.join("provider.mjs"))
-            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--host", options.op_host.unwrap_or("127.0.0.1"), "--port", "0"])
             .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
             .args(["--redirect-uri", &redirect_uri])
             .args(["--post-logout-redirect-uri", app_base.as_str()]);
@@ -103,6 +109,9 @@ impl Stack {
         }
         if let Some(par) = options.par {
             cmd.args(["--par", par]);
+        }
+        if let Some(dpop) = options.dpop {
+            cmd.args(["--dpop", dpop]);
         }
         if options.private_key_jwt {
             cmd.args(["--client-jwks", app_base.join("auth/jwks").expect("jwks url").as_str()]);

@@ -41,9 +41,15 @@ pub(crate) struct Metadata {
     /// RFC 7009 (advertised as in RFC 8414): where tokens are revoked.
     #[serde(default)]
     pub(crate) revocation_endpoint: Option<Url>,
+    /// RFC 9449: the DPoP proof algorithms the provider accepts; absent when it does not say.
+    #[serde(default)]
+    pub(crate) dpop_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 9207: the provider puts `iss` on every authorization response.
     #[serde(default)]
     pub(crate) authorization_response_iss_parameter_supported: bool,
+    /// The `response_mode` values the provider supports; absent when it does not say.
+    #[serde(default)]
+    pub(crate) response_modes_supported: Option<Vec<String>>,
 }
 
 /// The issuer a discovery URL promises: the URL without its query and without the

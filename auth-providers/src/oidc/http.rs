@@ -69,6 +69,10 @@ impl fmt::Display for Endpoint {
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) content_type: Option<String>,
+    /// The `DPoP-Nonce` header (RFC 9449 §8), when the provider sent one.
+    pub(crate) dpop_nonce: Option<String>,
+    /// Whether `WWW-Authenticate` says `use_dpop_nonce` (RFC 9449 §9).
+    pub(crate) use_dpop_nonce: bool,
     pub(crate) body: Vec<u8>,
 }
 
@@ -139,6 +143,12 @@ impl Http {
         }
         let content_type =
             response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.to_ascii_lowercase());
+        let dpop_nonce = response.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let use_dpop_nonce = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")));
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
@@ -151,7 +161,7 @@ impl Http {
                 Err(e) => return (Err(self.transport(what, url, &e)), transport_outcome(&e)),
             }
         }
-        (Ok(Answer { status, content_type, body }), status_outcome(status))
+        (Ok(Answer { status, content_type, dpop_nonce, use_dpop_nonce, body }), status_outcome(status))
     }
 
     /// `Unavailable`: "`provider` (host): what problem".

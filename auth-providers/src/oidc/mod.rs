@@ -10,6 +10,7 @@ pub(crate) mod bearer;
 mod cache;
 mod client_assertion;
 pub(crate) mod discovery;
+mod dpop;
 mod http;
 mod id_token;
 pub(crate) mod introspection;
@@ -21,11 +22,12 @@ mod token;
 use crate::ProviderSettings;
 use crate::error::{BuildError, Failure};
 use crate::profile::Profile;
-use auth_core::async_trait;
 use auth_core::{
     Authorization, BearerIdentity, CallbackParams, Claims, Identity, IdentityProvider, LoginOptions, LoginResult,
-    LogoutClaims, PendingLogin, ProviderConfig, ProviderError, Session, TokenAuthMethod, UsePar, unix_now,
+    LogoutClaims, PendingLogin, ProviderConfig, ProviderError, ResponseMode, Session, TokenAuthMethod, UsePar,
+    unix_now,
 };
+use auth_core::{DpopKey, async_trait};
 use bearer::AccessToken;
 use cache::Cache;
 use client_assertion::ClientKeys;
@@ -64,6 +66,12 @@ pub struct OidcProvider {
     use_par: (UsePar, String),
     /// `revoke_on_logout`.
     revoke_on_logout: bool,
+    /// `dpop`, `dpop_alg`, and the dotted key of `dpop` for messages.
+    dpop: (auth_core::DpopMode, auth_core::DpopAlg, String),
+    /// The provider's latest DPoP nonce.
+    dpop_nonce: dpop::Nonce,
+    /// `response_mode`, and its dotted key for messages.
+    response_mode: (ResponseMode, String),
     leeway: Duration,
     profile: Profile,
     /// The admission rules' fingerprint, computed once.
@@ -86,6 +94,7 @@ impl fmt::Debug for OidcProvider {
             .field("server_metadata_url", &self.metadata_url.as_str())
             .field("use_par", &self.use_par.0)
             .field("revoke_on_logout", &self.revoke_on_logout)
+            .field("dpop", &self.dpop.0)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +161,9 @@ impl OidcProvider {
             metadata_url,
             use_par: (config.use_par, config.key("use_par")),
             revoke_on_logout: config.revoke_on_logout,
+            dpop: (config.dpop, config.dpop_alg, config.key("dpop")),
+            dpop_nonce: dpop::Nonce::default(),
+            response_mode: (config.response_mode, config.key("response_mode")),
             leeway: Duration::from_secs(settings.leeway_secs),
             profile,
             admission,
@@ -335,13 +347,30 @@ impl OidcProvider {
         metadata: &Metadata,
         mut claims: Claims,
         access_token: &str,
+        dpop: Option<dpop::Proofs<'_>>,
     ) -> Result<Claims, Failure> {
         const WHAT: Endpoint = Endpoint::Userinfo;
         let Some(endpoint) = metadata.userinfo_endpoint.as_ref() else { return Ok(claims) };
         if claims.contains_key("email") && claims.contains_key("name") {
             return Ok(claims);
         }
-        let answer = self.http.send(WHAT, endpoint, self.http.get(endpoint).bearer_auth(access_token)).await?;
+        let mut retried = false;
+        let answer = loop {
+            let request = self.http.get(endpoint);
+            let Some(dpop) = dpop else {
+                break self.http.send(WHAT, endpoint, request.bearer_auth(access_token)).await?;
+            };
+            let proof = dpop.proof(&self.http, "GET", endpoint, Some(access_token))?;
+            let request =
+                request.header(reqwest::header::AUTHORIZATION, format!("DPoP {access_token}")).header("DPoP", proof);
+            let answer = self.http.send(WHAT, endpoint, request).await?;
+            dpop.nonce.remember(&answer);
+            if retried || !dpop::Proofs::wants_retry(&answer) {
+                break answer;
+            }
+            tracing::debug!("userinfo request retried with the provider's DPoP nonce");
+            retried = true;
+        };
         if answer.status == reqwest::StatusCode::UNAUTHORIZED || answer.status == reqwest::StatusCode::FORBIDDEN {
             return Err(self
                 .http
@@ -398,8 +427,25 @@ impl OidcProvider {
                 .into());
         };
         let grant = Grant::Code { code: &callback.code, pkce_verifier, redirect_uri };
-        let tokens = token::request(&self.http, &metadata, &self.client, grant).await?;
+        let (mode, _, dpop_config_key) = &self.dpop;
+        let key = match (mode, pending.dpop_key.as_deref()) {
+            (auth_core::DpopMode::Off, _) => None,
+            (_, Some(stored)) => Some(DpopKey::from_stored(stored).ok_or_else(|| {
+                self.http.rejected("the pending login's DPoP key is unreadable; start the login again")
+            })?),
+            (_, None) => {
+                let message =
+                    format!("{dpop_config_key} is on but the pending login has no DPoP key; start the login again");
+                return Err(self.http.rejected(&message).into());
+            }
+        };
+        let proofs = key.as_ref().map(|key| dpop::Proofs { key, nonce: &self.dpop_nonce });
+        let tokens = token::request(&self.http, &metadata, &self.client, grant, proofs).await?;
         tracing::debug!("authorization code exchanged");
+        let proofs = match proofs {
+            Some(_) if !dpop::bound(&self.http, *mode, dpop_config_key, tokens.token_type.as_deref())? => None,
+            proofs => proofs,
+        };
         let Some(raw_id_token) = tokens.id_token.as_deref() else {
             return Err(self
                 .http
@@ -407,11 +453,13 @@ impl OidcProvider {
                 .into());
         };
         let claims = self.verify_id_token(&metadata, raw_id_token, Some(nonce)).await?;
-        let mut claims = self.with_userinfo(&metadata, claims, &tokens.access_token).await?;
+        let mut claims = self.with_userinfo(&metadata, claims, &tokens.access_token, proofs).await?;
         self.profile.complete_claims(&mut claims);
         self.profile.admit(&claims)?;
         let subject = self.profile.subject(&claims);
-        Ok(LoginResult::new(Identity::new(&self.name, subject, claims), tokens.into_token_set()))
+        let mut tokens = tokens.into_token_set();
+        tokens.dpop_key = proofs.map(|proofs| proofs.key.stored().to_owned());
+        Ok(LoginResult::new(Identity::new(&self.name, subject, claims), tokens))
     }
 
     /// Refreshes `session`'s tokens. The layer ends the session on `Rejected` or `Denied`,
@@ -435,7 +483,21 @@ impl OidcProvider {
         let metadata = self.metadata().await.map_err(|failure| match failure {
             Failure::Unavailable(message) | Failure::Rejected(message) => ProviderError::Unavailable(message),
         })?;
-        let tokens = token::request(&self.http, &metadata, &self.client, Grant::Refresh { refresh_token }).await?;
+        // A DPoP-bound session refreshes with its own key (RFC 9449 §5: a public client's
+        // refresh token is bound to it), whatever `dpop` says now, and stays bound.
+        let key = match session.tokens.dpop_key.as_deref() {
+            Some(stored) => Some(
+                DpopKey::from_stored(stored)
+                    .ok_or_else(|| self.http.rejected("the session's DPoP key is unreadable; log in again"))?,
+            ),
+            None => None,
+        };
+        let proofs = key.as_ref().map(|key| dpop::Proofs { key, nonce: &self.dpop_nonce });
+        let grant = Grant::Refresh { refresh_token };
+        let tokens = token::request(&self.http, &metadata, &self.client, grant, proofs).await?;
+        if proofs.is_some() {
+            dpop::bound(&self.http, auth_core::DpopMode::Required, &self.dpop.2, tokens.token_type.as_deref())?;
+        }
         let mut identity = session.identity.clone();
         if let Some(raw) = tokens.id_token.as_deref() {
             let mut claims = self.verify_id_token(&metadata, raw, None).await?;
@@ -470,6 +532,7 @@ impl OidcProvider {
         fresh.id_token = fresh.id_token.or_else(|| old.id_token.clone());
         fresh.refresh_token = fresh.refresh_token.or_else(|| old.refresh_token.clone());
         fresh.scope = fresh.scope.or_else(|| old.scope.clone());
+        fresh.dpop_key.clone_from(&old.dpop_key);
         Ok(LoginResult::new(identity, fresh))
     }
 
@@ -577,6 +640,46 @@ impl IdentityProvider for OidcProvider {
                 }
             }
             params.extend(asked.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            if self.response_mode.0 == ResponseMode::FormPost {
+                // A provider that lists its response modes and not this one would answer
+                // with an error, or worse, with a redirect the callback refuses.
+                if metadata
+                    .response_modes_supported
+                    .as_ref()
+                    .is_some_and(|modes| !modes.iter().any(|m| m == "form_post"))
+                {
+                    return Err(ProviderError::other(format!(
+                        "{}: {} = \"form_post\", but the provider's discovery document does not list form_post \
+                         in response_modes_supported; remove the key",
+                        self.name, self.response_mode.1
+                    )));
+                }
+                params.push(("response_mode".to_owned(), "form_post".to_owned()));
+            }
+            // RFC 9449 §10: the login's key is named by its thumbprint, so the code can only
+            // be exchanged with a proof of that key (sent inside the push with PAR).
+            if self.dpop.0 != auth_core::DpopMode::Off
+                && let Some(algs) = &metadata.dpop_signing_alg_values_supported
+                && !algs.iter().any(|alg| alg == self.dpop.1.as_str())
+            {
+                return Err(ProviderError::other(format!(
+                    "{}: {}_alg is {:?}, but the provider's discovery document offers only {:?} \
+                     (dpop_signing_alg_values_supported)",
+                    self.name,
+                    self.dpop.2,
+                    self.dpop.1.as_str(),
+                    algs
+                )));
+            }
+            let dpop_key = match self.dpop.0 {
+                auth_core::DpopMode::Off => None,
+                _ => Some(
+                    DpopKey::generate(self.dpop.1).map_err(|e| ProviderError::other(format!("{}: {e}", self.name)))?,
+                ),
+            };
+            if let Some(key) = &dpop_key {
+                params.push(("dpop_jkt".to_owned(), key.thumbprint().to_owned()));
+            }
             let (use_par, key) = (self.use_par.0, self.use_par.1.as_str());
             let pushed_to = par::endpoint(
                 use_par,
@@ -599,9 +702,12 @@ impl IdentityProvider for OidcProvider {
                     url.query_pairs_mut().append_pair("client_id", &self.client.client_id).extend_pairs(&params);
                 }
             }
-            let pending = PendingLogin::new(state.into_secret())
+            let mut pending = PendingLogin::new(state.into_secret())
                 .with_nonce(nonce.secret().clone())
                 .with_pkce_verifier(verifier.into_secret());
+            if let Some(key) = &dpop_key {
+                pending = pending.with_dpop_key(key.stored());
+            }
             Ok(Authorization::new(url, pending))
         }
         .instrument(span)
@@ -671,6 +777,10 @@ impl IdentityProvider for OidcProvider {
 
     fn readmit(&self, identity: &auth_core::Identity) -> Result<(), ProviderError> {
         self.profile.admit(&identity.claims)
+    }
+
+    fn response_mode(&self) -> ResponseMode {
+        self.response_mode.0
     }
 
     fn accepts_bearer_tokens(&self) -> bool {

@@ -11,6 +11,7 @@
 
 use super::client_assertion::{self, ASSERTION_TYPE, ClientKeys};
 use super::discovery::Metadata;
+use super::dpop::Proofs;
 use super::http::{Endpoint, Http};
 use crate::error::Failure;
 use auth_core::{ClientAssertionAudience, Secret, TokenAuthMethod, TokenSet, unix_now};
@@ -122,6 +123,9 @@ pub(crate) struct Tokens {
     expires_in: Option<Value>,
     #[serde(default)]
     pub(crate) scope: Option<String>,
+    /// `Bearer`, or `DPoP` for tokens bound to the request's DPoP key.
+    #[serde(default)]
+    pub(crate) token_type: Option<String>,
 }
 
 impl Tokens {
@@ -173,11 +177,15 @@ struct OAuthError {
 ///   for every other answer (`invalid_client`, `unauthorized_client`, other OAuth errors,
 ///   3xx, 401 or 403 without `invalid_grant`), so that a provider-side or configuration
 ///   problem does not end every session at once.
+///
+/// With `dpop`, every request carries a DPoP proof; a `use_dpop_nonce` answer is retried
+/// once with the server's nonce, and every answer's nonce is remembered.
 pub(crate) async fn request(
     http: &Http,
     metadata: &Metadata,
     client: &ClientAuth,
     grant: Grant<'_>,
+    dpop: Option<Proofs<'_>>,
 ) -> Result<Tokens, Failure> {
     const WHAT: Endpoint = Endpoint::Token;
     let endpoint = &metadata.token_endpoint;
@@ -190,8 +198,21 @@ pub(crate) async fn request(
         ],
         Grant::Refresh { refresh_token } => vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
     };
-    let request = client.authenticate(http, endpoint, &form, metadata)?;
-    let answer = http.send(WHAT, endpoint, request).await?;
+    let mut retried = false;
+    let answer = loop {
+        let mut request = client.authenticate(http, endpoint, &form, metadata)?;
+        if let Some(dpop) = dpop {
+            request = request.header("DPoP", dpop.proof(http, "POST", endpoint, None)?);
+        }
+        let answer = http.send(WHAT, endpoint, request).await?;
+        let Some(dpop) = dpop else { break answer };
+        dpop.nonce.remember(&answer);
+        if retried || !Proofs::wants_retry(&answer) {
+            break answer;
+        }
+        tracing::debug!("token request retried with the provider's DPoP nonce");
+        retried = true;
+    };
     if answer.status.is_success() {
         return answer.json(http, WHAT, endpoint);
     }

@@ -1,12 +1,11 @@
 //! `POST {prefix}/backchannel-logout[?provider=NAME]`: OpenID Connect Back-Channel Logout.
 
-use super::{Query, method_not_allowed, record_outcome, record_provider};
+use super::{Query, is_form, method_not_allowed, record_outcome, record_provider};
 use crate::page::{Page, json};
 use crate::state::Shared;
 use auth_core::config::DEFAULT_PROVIDER;
 use auth_core::{ProviderError, Revocation, metrics};
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode};
 use std::sync::Arc;
@@ -53,10 +52,7 @@ where
         metrics::backchannel_logout("method_not_allowed");
         return method_not_allowed(&[Method::POST]);
     }
-    let form = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|value| {
-        value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    });
-    if !form {
+    if !is_form(&parts.headers) {
         let description = "send the logout token as application/x-www-form-urlencoded";
         return refuse(StatusCode::BAD_REQUEST, "malformed", "invalid_request", description);
     }

@@ -1,22 +1,85 @@
 //! The callback, at the path of `redirect_uri`: checks the pending login's `state`, lets
 //! the provider verify the response, stores the session and redirects to `return_to`.
+//!
+//! The response comes as a `GET` (`response_mode = "query"`, the default), or as a `POST`
+//! from the provider's page (`response_mode = "form_post"`, accepted only when a provider
+//! is configured so, and only for its logins). Browsers do not send `SameSite=Lax` cookies
+//! with a cross-site `POST`, so a posted response that arrives without its pending-login
+//! cookie gets a small page of our own that posts the same fields again, now same-site,
+//! with the cookie ([`bounce`]); a response that went through it once and still has no
+//! cookie is an expired login like any other.
 
 use super::login::PendingCookie;
-use super::{Query, provider_failure, provider_outcome, record_outcome, record_provider, truncate};
+use super::{
+    Query, is_form, method_not_allowed, provider_failure, provider_outcome, record_outcome, record_provider, truncate,
+};
 use crate::cookies;
-use crate::page::{Link, Page, page, redirect};
+use crate::page::{Link, Page, page, redirect, repost_page};
 use crate::return_to;
 use crate::state::{PENDING_PURPOSE, Shared, append_cookie};
-use auth_core::{CallbackParams, Identity, LoginOptions, LoginResult, metrics, unix_now};
+use auth_core::{CallbackParams, Identity, LoginOptions, LoginResult, ResponseMode, metrics, unix_now};
 use http::request::Parts;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use subtle::ConstantTimeEq;
 
-pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
-    let query = Query::parse(parts.uri.query());
+/// The form field the layer's own page adds when it posts a response again: a response
+/// that carries it and still finds no pending login is not posted again (no loop).
+pub(super) const BOUNCED: &str = "auth_bounced";
+
+/// The largest posted callback body read: `code`, `state`, `iss` and an error description
+/// take a few hundred bytes; providers may add a few fields of their own.
+const MAX_CALLBACK_BODY: usize = 16 * 1024;
+
+/// The callback route: a `GET`, or a `POST` when a provider uses `response_mode =
+/// "form_post"` (else `405`). A posted body must be a form of at most 16 KiB.
+pub(super) async fn route<B>(shared: &Shared, parts: &Parts, body: B) -> Page
+where
+    B: http_body::Body + Send,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt as _;
+    let form_post = shared.providers.iter().any(|p| p.response_mode() == ResponseMode::FormPost);
+    let allowed: &[Method] = if form_post { &[Method::GET, Method::POST] } else { &[Method::GET] };
+    if parts.method == Method::GET {
+        return callback(shared, parts, Query::parse(parts.uri.query()), false).await;
+    }
+    if !allowed.contains(&parts.method) {
+        record_outcome("method_not_allowed");
+        return method_not_allowed(allowed);
+    }
+    let start_again = shared.routes.login_url(None, return_to::HOME);
+    let start_again = [Link { href: &start_again, text: "Start again" }];
+    let refuse = |status: StatusCode, outcome: &'static str, message: &str| {
+        record_outcome(outcome);
+        metrics::callback_error(outcome);
+        page(status, "Sign-in failed", message, &start_again)
+    };
+    if !is_form(&parts.headers) {
+        let message = "The sign-in response was not posted as a form (application/x-www-form-urlencoded).";
+        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "malformed", message);
+    }
+    let form = match http_body_util::Limited::new(body, MAX_CALLBACK_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let message = "The posted sign-in response could not be read or is too large.";
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "malformed", message);
+        }
+    };
+    callback(shared, parts, Query::parse_form(&form), true).await
+}
+
+async fn callback(shared: &Shared, parts: &Parts, query: Query, posted: bool) -> Page {
     // The pending login this callback names by its `state`: logins of other tabs are left
     // alone, whatever this callback says.
     let found = query.state.as_deref().and_then(|state| open_pending(shared, &parts.headers, state));
+    if posted && found.is_none() && !query.bounced && !query.repeated && query.state.is_some() {
+        // A cross-site POST carries no SameSite=Lax cookie: post it again from our origin.
+        let same_site = parts.headers.get("sec-fetch-site").is_some_and(|v| v == "same-origin" || v == "same-site");
+        if !same_site {
+            return bounce(parts, &query);
+        }
+    }
     let cookie_name = found.as_ref().map(|(name, _)| name.clone());
     let pending = found.map(|(_, pending)| pending);
     if let Some(pending) = &pending {
@@ -93,6 +156,16 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
         clear(response.headers_mut());
         return response;
     };
+    // A login's response comes back the way its provider asked for: a posted response to
+    // a query-mode login (or the reverse) is refused, which keeps each mode's surface small.
+    if posted != (provider.response_mode() == ResponseMode::FormPost) {
+        let message = if posted {
+            "The sign-in response was posted, but this login expects it in the address. Start again."
+        } else {
+            "The sign-in response came in the address, but this login expects it to be posted. Start again."
+        };
+        return fail(StatusCode::BAD_REQUEST, "wrong_response_mode", "Sign-in failed", message, &start_again);
+    }
 
     let params = CallbackParams::new(code, query.iss);
     let LoginResult { identity, tokens, .. } =
@@ -145,6 +218,27 @@ pub(super) async fn callback(shared: &Shared, parts: &Parts) -> Page {
     record_outcome("signed_in");
     metrics::login_succeeded(provider.name());
     response
+}
+
+/// The page that posts a posted response again, from our own origin, so that the browser
+/// sends the pending-login cookie with it: only the fields the callback reads, plus
+/// [`BOUNCED`]. It runs one script (allowed by a nonce), posts only to this origin, and
+/// says nothing to the next page (`Referrer-Policy: no-referrer`); without JavaScript a
+/// button does the same.
+fn bounce(parts: &Parts, query: &Query) -> Page {
+    record_outcome("bounced");
+    let action = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+    let fields = [
+        ("code", &query.code),
+        ("state", &query.state),
+        ("iss", &query.iss),
+        ("error", &query.error),
+        ("error_description", &query.error_description),
+    ];
+    let mut form: Vec<(&str, &str)> =
+        fields.iter().filter_map(|(name, value)| value.as_deref().map(|value| (*name, value))).collect();
+    form.push((BOUNCED, "1"));
+    repost_page(action, &form)
 }
 
 /// The pending login of this browser for `state` (its cookie's name, and what it holds),

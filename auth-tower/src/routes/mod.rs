@@ -21,7 +21,6 @@ pub(crate) use paths::DEFAULT_PREFIX;
 use crate::page::{Link, Page, page};
 use crate::state::{Route, Shared};
 use auth_core::{LoginOptions, ProviderError};
-use bytes::Bytes;
 use http::header::ALLOW;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode};
@@ -29,9 +28,14 @@ use std::sync::Arc;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-/// Serves `route` from the request head alone; the back-channel logout, which reads the
-/// body, is served by [`backchannel_logout`] (here it gets an empty body).
-pub(crate) async fn handle(shared: Arc<Shared>, route: Route, parts: Parts) -> Page {
+/// Serves `route`. Only the back-channel logout and a posted callback
+/// (`response_mode = "form_post"`) read `body`; the other routes answer from the head.
+pub(crate) async fn handle<B>(shared: Arc<Shared>, route: Route, parts: Parts, body: B) -> Page
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     match route {
         Route::Login => {
             let span = tracing::info_span!("auth.login", provider = Empty, outcome = Empty);
@@ -39,13 +43,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, route: Route, parts: Parts) -> P
         }
         Route::Callback => {
             let span = tracing::info_span!("auth.callback", provider = Empty, outcome = Empty);
-            only(&parts, &[Method::GET], callback::callback(&shared, &parts).instrument(span)).await
+            callback::route(&shared, &parts, body).instrument(span).await
         }
         Route::Logout => {
             let span = tracing::info_span!("auth.logout", provider = Empty, outcome = Empty);
             only(&parts, &[Method::POST, Method::GET], logout::logout(&shared, &parts).instrument(span)).await
         }
-        Route::BackchannelLogout => backchannel_logout(shared, parts, http_body_util::Empty::<Bytes>::new()).await,
+        Route::BackchannelLogout => backchannel_logout(shared, parts, body).await,
         Route::Jwks => only(&parts, &[Method::GET], async { jwks::jwks(&shared) }).await,
     }
 }
@@ -79,6 +83,8 @@ pub(super) struct Query {
     pub(super) acr_values: Option<String>,
     pub(super) prompt: Option<String>,
     pub(super) repeated: bool,
+    /// A posted callback that the layer's own page posted again ([`callback::BOUNCED`]).
+    pub(super) bounced: bool,
 }
 
 /// The `prompt` values a login link may ask for (`none` would end in an error page).
@@ -109,8 +115,13 @@ impl Query {
     }
 
     pub(super) fn parse(query: Option<&str>) -> Self {
+        Self::parse_form(query.unwrap_or_default().as_bytes())
+    }
+
+    /// As [`parse`](Self::parse), from an `application/x-www-form-urlencoded` body.
+    pub(super) fn parse_form(form: &[u8]) -> Self {
         let mut q = Self::default();
-        for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        for (key, value) in url::form_urlencoded::parse(form) {
             let slot = match &*key {
                 "provider" => &mut q.provider,
                 "return_to" => &mut q.return_to,
@@ -122,6 +133,10 @@ impl Query {
                 "max_age" => &mut q.max_age,
                 "acr_values" => &mut q.acr_values,
                 "prompt" => &mut q.prompt,
+                callback::BOUNCED => {
+                    q.bounced = true;
+                    continue;
+                }
                 _ => continue,
             };
             if slot.is_some() {
@@ -185,6 +200,13 @@ pub(super) fn method_not_allowed(allowed: &[Method]) -> Page {
         response.headers_mut().insert(ALLOW, value);
     }
     response
+}
+
+/// Whether the request's body is `application/x-www-form-urlencoded` (parameters allowed).
+pub(super) fn is_form(headers: &http::HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|value| {
+        value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
 }
 
 /// At most `max` characters of `text`, for echoing values from the network on a page.

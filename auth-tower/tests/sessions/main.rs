@@ -8,7 +8,8 @@
 //!   a store, refusals, access tokens;
 //! - [`logout`]: RP-initiated and back-channel logout;
 //! - [`stores`]: stores named by the config, and custom stores with their capabilities;
-//! - [`overflow`]: `cookie_overflow = "store"`, sessions too big for their cookie on the server.
+//! - [`overflow`]: `cookie_overflow = "store"`, sessions too big for their cookie on the server;
+//! - [`dpop`]: DPoP-bound sessions keep their key across refreshes; `AccessToken`'s headers.
 //!
 //! This file holds what they share: the app on loopback and a browser with a cookie jar.
 #![cfg(feature = "axum")]
@@ -155,6 +156,7 @@ async fn serve(
             }),
         )
         .route("/token", get(|token: AccessToken| async move { token.secret().to_owned() }))
+        .route("/dpop", get(dpop::headers))
         .route(
             "/tokens",
             get(|user: User| async move {
@@ -390,6 +392,7 @@ impl Logs {
 }
 
 mod cookies;
+mod dpop;
 mod idle;
 mod logout;
 mod logs;
