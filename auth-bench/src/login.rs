@@ -6,6 +6,11 @@
 //! with RSA-2048), the app behind `AuthLayer::from_config`, and the clients, which follow
 //! the redirects of `/auth/login` -> `/authorize` (auto-login) -> callback by hand,
 //! carrying the pending-login cookie, then check that the session cookie signs them in.
+//!
+//! The same measure runs a second time with DPoP and PAR ([`LoginSpec::dpop_par`]): MockIdp
+//! requires pushed authorization requests and DPoP proofs with its nonce, and the provider
+//! says `dpop = true` (so PAR follows discovery's requirement): each login then pushes its
+//! request, signs proofs with a key made for it, and is told the nonce once per process.
 
 use crate::variants::{self, LOGGED_IN};
 use auth_testkit::MockIdp;
@@ -26,6 +31,8 @@ pub struct LoginSpec {
     pub logins: usize,
     /// Logins in flight at once.
     pub concurrency: usize,
+    /// Whether MockIdp requires PAR and DPoP (with nonces) and the provider uses DPoP.
+    pub dpop_par: bool,
 }
 
 /// What the login measure found.
@@ -37,6 +44,10 @@ pub struct LoginReport {
     pub failed: usize,
     /// Logins in flight at once.
     pub concurrency: usize,
+    /// Whether the logins used DPoP and PAR (see [`LoginSpec::dpop_par`]).
+    pub dpop_par: bool,
+    /// MockIdp pushed authorization requests.
+    pub par_requests: usize,
     /// Wall time of all logins.
     pub elapsed_secs: f64,
     /// Completed logins per second.
@@ -59,8 +70,13 @@ impl LoginReport {
     /// A short Markdown paragraph.
     pub fn markdown(&self) -> String {
         let failed = if self.failed > 0 { format!(", {} failed", self.failed) } else { String::new() };
+        let what = if self.dpop_par {
+            format!("with DPoP and PAR ({} pushed requests, DPoP nonces required)", self.par_requests)
+        } else {
+            "without DPoP or PAR".to_owned()
+        };
         format!(
-            "Login throughput against MockIdp (in process, {} at once): {} logins in {:.2} s = **{:.0} logins/s**{failed}; \
+            "Login throughput against MockIdp {what} (in process, {} at once): {} logins in {:.2} s = **{:.0} logins/s**{failed}; \
              MockIdp served {} discovery and {} JWKS fetches ({} token, {} userinfo requests). \
              A real login's session cookie: {} bytes.",
             self.concurrency,
@@ -81,10 +97,18 @@ impl LoginReport {
 /// # Errors
 /// When MockIdp, the app or the config cannot be set up.
 pub async fn run(spec: LoginSpec) -> Result<LoginReport, String> {
-    let idp = MockIdp::builder().login_as(Some("alice")).start().await.map_err(|e| format!("MockIdp: {e}"))?;
+    let idp = MockIdp::builder()
+        .login_as(Some("alice"))
+        .require_pushed_authorization_requests(spec.dpop_par)
+        .dpop(spec.dpop_par)
+        .dpop_nonce_required(spec.dpop_par)
+        .start()
+        .await
+        .map_err(|e| format!("MockIdp: {e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let config = crate::fixtures::mock_idp_config(&idp, &format!("http://{addr}/oauth2callback"), "")?;
+    let extra = if spec.dpop_par { "dpop = true\n" } else { "" };
+    let config = crate::fixtures::mock_idp_config(&idp, &format!("http://{addr}/oauth2callback"), extra)?;
     let auth = AuthLayer::from_config(config).map_err(|e| e.to_string())?;
     let app = Router::new().route("/", get(variants::home)).layer(auth);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -135,6 +159,8 @@ pub async fn run(spec: LoginSpec) -> Result<LoginReport, String> {
         completed,
         failed,
         concurrency: spec.concurrency,
+        dpop_par: spec.dpop_par,
+        par_requests: hits.par,
         elapsed_secs: elapsed.as_secs_f64(),
         // The first login ran before the clock started.
         per_sec: (completed - 1) as f64 / elapsed.as_secs_f64(),
@@ -267,4 +293,21 @@ fn redirect_target(response: &reqwest::Response, step: LoginStep) -> Result<Stri
         status: Some(status),
         detail: "a redirect without Location".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_login_measures_complete_their_logins() {
+        for dpop_par in [false, true] {
+            let report = run(LoginSpec { logins: 6, concurrency: 2, dpop_par }).await.expect("the measure runs");
+            assert_eq!((report.completed, report.failed), (6, 0), "{:?}", report.first_error);
+            assert_eq!(report.dpop_par, dpop_par);
+            let pushed = if dpop_par { 6 } else { 0 };
+            assert_eq!(report.par_requests, pushed, "every DPoP+PAR login pushes its request, no other does");
+            assert!(report.markdown().contains(if dpop_par { "with DPoP and PAR" } else { "without DPoP" }));
+        }
+    }
 }

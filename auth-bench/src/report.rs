@@ -207,6 +207,8 @@ pub struct Report {
     pub summaries: Vec<Option<Summary>>,
     /// The login-throughput measure, when it ran.
     pub login: Option<LoginReport>,
+    /// The same measure with DPoP and PAR (MockIdp requiring both), when it ran.
+    pub login_dpop_par: Option<LoginReport>,
     /// The revocation latency with `RedisStore`'s local copies, when Redis ran.
     pub revocation: Option<crate::revocation::RevocationReport>,
 }
@@ -222,7 +224,7 @@ impl Report {
                 (v.skipped.is_none() && !v.samples.is_empty()).then(|| v.summary(ran("bare"), floor))
             })
             .collect();
-        Self { settings, machine, variants, summaries, login, revocation: None }
+        Self { settings, machine, variants, summaries, login, login_dpop_par: None, revocation: None }
     }
 
     fn variant(&self, name: &str) -> Option<&VariantReport> {
@@ -308,7 +310,7 @@ impl Report {
                  VmHWM; a many-session variant's counts run in separate processes."
             );
         }
-        if let Some(login) = &self.login {
+        for login in self.login.iter().chain(&self.login_dpop_par) {
             let _ = writeln!(out);
             let _ = writeln!(out, "{}", login.markdown());
         }

@@ -57,8 +57,8 @@ mod extract;
 /// Re-exported so providers and stores written outside this workspace use the same macro.
 pub use async_trait::async_trait;
 pub use config::{
-    AuthConfig, ClientAssertionAudience, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind,
-    ResponseMode, Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
+    AuthConfig, ClientAssertionAudience, CookieOverflow, ExposeTokens, KeepTokens, Profile, ProviderConfig,
+    ProviderKind, ResponseMode, Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
 };
 pub use dpop::{DpopAlg, DpopKey, DpopMode};
 pub use error::{BoxError, ConfigError, ProviderError, StoreError, report};

@@ -12,34 +12,10 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use support::{config, login, rejection, settings};
-
-/// A fresh directory for this test's key files.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("auth-client-keys-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// Runs `openssl` with `args` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|error| panic!("openssl cannot run ({error}); install it: apt-get install -y openssl"));
-    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-}
+use support::{config, ec_key, login, openssl, rejection, settings, temp_dir};
 
 fn rsa_key(dir: &Path, name: &str) -> PathBuf {
     openssl(dir, &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", name]);
-    dir.join(name)
-}
-
-fn ec_key(dir: &Path, name: &str) -> PathBuf {
-    openssl(dir, &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name]);
     dir.join(name)
 }
 

@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac as _};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-use crate::keys::SigningKey;
+use crate::keys::{EcSigningKey, SigningKey};
 
 /// How to sign; the defaults produce a correct RS256 token.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,6 +57,23 @@ pub(crate) fn sign_typed(key: &SigningKey, claims: &Value, opts: SignOptions, ty
             mac.finalize().into_bytes().to_vec()
         }
     };
+    if opts.corrupt_signature
+        && let Some(last) = signature.last_mut()
+    {
+        *last ^= 0x01;
+    }
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// A correct ES256 token of `claims` with `key`, header `typ: "JWT"`; `corrupt_signature`
+/// flips one bit of the signature and `omit_kid` leaves out the `kid`, as for RS256.
+pub(crate) fn sign_es256(key: &EcSigningKey, claims: &Value, opts: SignOptions) -> String {
+    let mut header = json!({ "alg": "ES256", "typ": "JWT" });
+    if !opts.omit_kid {
+        header["kid"] = Value::String(key.kid.clone());
+    }
+    let signing_input = format!("{}.{}", b64_json(&header), b64_json(claims));
+    let mut signature = key.sign_es256(signing_input.as_bytes());
     if opts.corrupt_signature
         && let Some(last) = signature.last_mut()
     {

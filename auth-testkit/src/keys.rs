@@ -63,3 +63,48 @@ pub(crate) fn all() -> &'static [SigningKey] {
     static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
     KEYS.get_or_init(|| PEMS.iter().enumerate().map(|(i, pem)| SigningKey::from_pem(i, pem)).collect())
 }
+
+/// An EC P-256 key made at start, for [`MockIdpBuilder::id_token_es256`](crate::MockIdpBuilder::id_token_es256):
+/// ID tokens signed ES256 under its own `kid`, its public JWK served by `/jwks` beside the
+/// RSA key (which keeps signing access and logout tokens).
+pub(crate) struct EcSigningKey {
+    pub(crate) kid: String,
+    pair: ring::signature::EcdsaKeyPair,
+    /// The public JWK as served by `/jwks`.
+    pub(crate) jwk: Value,
+}
+
+impl std::fmt::Debug for EcSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EcSigningKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl EcSigningKey {
+    /// A fresh key; `None` only if the system RNG fails.
+    pub(crate) fn generate() -> Option<Self> {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).ok()?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).ok()?;
+        // The uncompressed point: 0x04 || x || y.
+        let point = pair.public_key().as_ref();
+        let kid = "mock-ec-key".to_owned();
+        let jwk = json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "use": "sig",
+            "alg": "ES256",
+            "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        Some(Self { kid, pair, jwk })
+    }
+
+    /// ECDSA P-256 with SHA-256, the fixed 64-byte JWS form (`ES256`).
+    pub(crate) fn sign_es256(&self, message: &[u8]) -> Vec<u8> {
+        let rng = ring::rand::SystemRandom::new();
+        self.pair.sign(&rng, message).map(|signature| signature.as_ref().to_vec()).unwrap_or_default()
+    }
+}

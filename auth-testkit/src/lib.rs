@@ -515,6 +515,7 @@ pub struct MockIdpBuilder {
     require_par: bool,
     dpop: bool,
     dpop_nonce_required: bool,
+    id_token_es256: bool,
 }
 
 impl Default for MockIdpBuilder {
@@ -541,6 +542,7 @@ impl Default for MockIdpBuilder {
             require_par: false,
             dpop: false,
             dpop_nonce_required: false,
+            id_token_es256: false,
         }
     }
 }
@@ -702,6 +704,16 @@ impl MockIdpBuilder {
         self
     }
 
+    /// Whether `/token` signs ID tokens ES256 (default `false`: RS256), with an EC P-256
+    /// key made at start whose public JWK (`kid` `mock-ec-key`) `/jwks` serves beside the
+    /// RSA key; discovery then says `id_token_signing_alg_values_supported = ["ES256"]`.
+    /// Access tokens, logout tokens and hand-signed tokens stay RS256; the faults that
+    /// change the algorithm (`AlgNone`, `Hs256WithPublicKey`) still do.
+    pub fn id_token_es256(mut self, on: bool) -> Self {
+        self.id_token_es256 = on;
+        self
+    }
+
     /// How the client authenticates at `/token` and `/introspect` (default: with its
     /// secret, `client_secret_basic` or `client_secret_post`). With
     /// [`ClientAuthentication::PrivateKeyJwt`] or [`ClientAuthentication::ClientSecretJwt`]
@@ -775,6 +787,13 @@ impl MockIdpBuilder {
             require_par: self.require_par,
             dpop: self.dpop,
             dpop_nonce_required: self.dpop_nonce_required,
+            id_token_es256: match self.id_token_es256 {
+                false => None,
+                true => Some(
+                    keys::EcSigningKey::generate()
+                        .ok_or_else(|| io::Error::other("MockIdpBuilder::id_token_es256: no EC key could be made"))?,
+                ),
+            },
         };
         keys::all(); // parse the keys now, not during the first token request
         let shared = Arc::new(Shared::new(config, self.login_as));

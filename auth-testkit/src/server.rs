@@ -77,6 +77,8 @@ pub(crate) struct Config {
     pub(crate) dpop: bool,
     /// Require the server's DPoP nonce in every proof.
     pub(crate) dpop_nonce_required: bool,
+    /// Sign ID tokens ES256 with this key instead of RS256.
+    pub(crate) id_token_es256: Option<keys::EcSigningKey>,
 }
 
 /// An issuer that differs per user: discovery advertises `template`; ID tokens and callbacks
@@ -343,6 +345,9 @@ impl Shared {
             if self.config.dpop {
                 map.insert("dpop_signing_alg_values_supported".into(), json!(["ES256", "EdDSA"]));
             }
+            if self.config.id_token_es256.is_some() {
+                map.insert("id_token_signing_alg_values_supported".into(), json!(["ES256"]));
+            }
             if faults.has(&Fault::DiscoveryIssuerMismatch) {
                 map.insert("issuer".into(), WRONG_ISSUER.into());
             }
@@ -430,7 +435,10 @@ impl Shared {
             omit_kid: faults.has(&Fault::NoKid),
             corrupt_signature: faults.has(&Fault::BadSignature),
         };
-        jwt::sign(self.current_key(), &Value::Object(claims), opts)
+        match &self.config.id_token_es256 {
+            Some(key) if alg == Alg::Rs256 => jwt::sign_es256(key, &Value::Object(claims), opts),
+            _ => jwt::sign(self.current_key(), &Value::Object(claims), opts),
+        }
     }
 
     /// The `iss` parameter on redirects back to the client (RFC 9207), for `user` when known.
@@ -512,6 +520,9 @@ async fn jwks(AxState(s): St) -> Response {
     let mut served = vec![all[current].jwk.clone()];
     if let Some(previous) = previous.filter(|p| s.config.keep_previous_key && *p != current) {
         served.push(all[previous].jwk.clone());
+    }
+    if let Some(ec) = &s.config.id_token_es256 {
+        served.push(ec.jwk.clone());
     }
     axum::Json(json!({ "keys": served })).into_response()
 }

@@ -27,7 +27,7 @@ const USAGE: &str = "usage: bench-run [--quick] [--rounds N] [--duration SECS] [
                  [--logins N] [--login-concurrency N] [--revocation-trials N] [--out FILE] [--command TEXT]
   --quick            2 rounds x 1 s after 0.5 s warm-up, 200 logins (a smoke run, not for the README)
   defaults           5 rounds x 5 s after 1 s warm-up, 64 connections, every variant, 1000 logins at 8 at once
-  --logins 0         skip the login-throughput measure
+  --logins 0         skip the login-throughput measures (N logins without, then N with DPoP+PAR)
   --revocation-trials  logouts on one RedisStore timed until another's local copy is gone
                      (default 1000, 100 with --quick; 0 skips; needs Redis)
   --max-other-cores  a sample taken while other processes kept more than X cores busy (default 0.15)
@@ -517,13 +517,19 @@ fn run(args: &Args) -> Result<(), String> {
     };
     drop(redis);
 
-    let login = if args.logins > 0 {
-        println!("  logins: {} against MockIdp, {} at once", args.logins, args.login_concurrency);
+    // The same logins twice: plain, then with DPoP and PAR.
+    let (login, login_dpop_par) = if args.logins > 0 {
+        println!(
+            "  logins: {} against MockIdp, {} at once, without and with DPoP+PAR",
+            args.logins, args.login_concurrency
+        );
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
-        let spec = LoginSpec { logins: args.logins, concurrency: args.login_concurrency };
-        Some(runtime.block_on(login::run(spec))?)
+        let spec = |dpop_par| LoginSpec { logins: args.logins, concurrency: args.login_concurrency, dpop_par };
+        let plain = runtime.block_on(login::run(spec(false)))?;
+        let dpop_par = runtime.block_on(login::run(spec(true)))?;
+        (Some(plain), Some(dpop_par))
     } else {
-        None
+        (None, None)
     };
 
     let settings = Settings {
@@ -536,6 +542,7 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let mut report = Report::new(settings, machine, reports, login);
     report.revocation = revocation;
+    report.login_dpop_par = login_dpop_par;
     println!("\n{}", report.markdown());
     for variant in &report.variants {
         if let Some(error) = &variant.first_error {

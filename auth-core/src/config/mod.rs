@@ -24,8 +24,8 @@ mod types;
 mod validate;
 
 pub use types::{
-    AuthConfig, ClientAssertionAudience, CookieOverflow, ExposeTokens, KeepTokens, ProviderConfig, ProviderKind,
-    REDIS_SCHEMES, ResponseMode, Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
+    AuthConfig, ClientAssertionAudience, CookieOverflow, ExposeTokens, KeepTokens, Profile, ProviderConfig,
+    ProviderKind, REDIS_SCHEMES, ResponseMode, Secret, SessionStoreConfig, TokenAuthMethod, UsePar,
 };
 
 use crate::ConfigError;
@@ -189,6 +189,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "dpop",
     "dpop_alg",
     "response_mode",
+    "profile",
 ];
 /// The claims every session keeps whatever `keep_claims` and `drop_claims` say, because the
 /// layer reads them from stored sessions, with what reads each (for messages).

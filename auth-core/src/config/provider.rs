@@ -2,7 +2,9 @@
 //! kind, the metadata URL its preset implies, and the keys left for the preset.
 
 use super::parse::Reader;
-use super::types::{ProviderConfig, ProviderKind, ResponseMode, Secret, TokenAuthMethod, UsePar, default_display_name};
+use super::types::{
+    Profile, ProviderConfig, ProviderKind, ResponseMode, Secret, TokenAuthMethod, UsePar, default_display_name,
+};
 use super::{GOOGLE_METADATA_URL, PROVIDER_KEYS, PROVIDER_TABLES, TOP_KEYS, split_url};
 use crate::{ConfigError, DpopAlg, DpopMode};
 use serde_json::{Map, Value};
@@ -159,6 +161,22 @@ impl Reader<'_> {
                 ));
             }
         };
+        config.profile = match self.optional_str(table, at, "profile")?.as_deref() {
+            None => None,
+            Some("fapi2") => Some(Profile::Fapi2),
+            Some(other) => {
+                return Err(self.err(
+                    &key("profile"),
+                    &format!("is {other:?}"),
+                    "use \"fapi2\" (FAPI 2.0 Security Profile), or remove the key",
+                ));
+            }
+        };
+        // FAPI 2.0 pushes every authorization request; an explicit `use_par` is kept for
+        // `validate` to judge.
+        if config.profile == Some(Profile::Fapi2) && !table.contains_key("use_par") {
+            config.use_par = UsePar::Always;
+        }
         config.keep_claims = self.claim_names(table, at, "keep_claims")?;
         config.drop_claims = self.claim_names(table, at, "drop_claims")?;
         config.display_name =

@@ -711,3 +711,74 @@ fn dpop_keys_are_read_and_refused_by_name() {
     let message = provider("dpop_alg = \"RS256\"\n").err().map(|e| e.to_string()).unwrap_or_default();
     assert!(message.contains("auth.idp.dpop_alg") && message.contains("ES256"), "{message}");
 }
+
+#[test]
+fn fapi2_profile_requires_what_it_names() {
+    let base = format!("[auth]\nredirect_uri = \"http://localhost:3000/cb\"\ncookie_secret = \"{SECRET}\"\n");
+    let fapi = "[auth.bank]\nclient_id = \"c\"\nprofile = \"fapi2\"\n\
+                server_metadata_url = \"https://bank.example/.well-known/openid-configuration\"\n\
+                token_endpoint_auth_method = \"private_key_jwt\"\nclient_private_key_file = \"k.pem\"\ndpop = true\n";
+    let provider = |extra: &str| parse(&format!("{base}{fapi}{extra}")).map(|c| c.providers["bank"].clone());
+    let bank = provider("").expect("a FAPI 2.0 section");
+    assert_eq!(bank.profile, Some(crate::Profile::Fapi2));
+    assert_eq!(bank.use_par, UsePar::Always, "fapi2 pushes every request by default");
+    assert_eq!(provider("use_par = true\n").expect("explicit true").use_par, UsePar::Always);
+    assert_eq!(provider("use_par = \"auto\"\n").expect("auto is kept").use_par, UsePar::Auto);
+    assert_eq!(
+        provider("response_mode = \"form_post\"\n").expect("any response mode").response_mode,
+        crate::ResponseMode::FormPost
+    );
+    let plain = "[auth.plain]\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+                 server_metadata_url = \"https://idp.example/.well-known/openid-configuration\"\n";
+    assert_eq!(parse(&format!("{base}{plain}")).expect("no profile").providers["plain"].profile, None);
+
+    let refused = |text: String| match parse(&text) {
+        Err(ConfigError::Invalid { key, problem, fix, .. }) => (key, format!("{problem} / {fix}")),
+        other => panic!("expected an invalid key, got {other:?}"),
+    };
+    let (key, message) = refused(format!("{base}{plain}profile = \"fapi1\"\n"));
+    assert_eq!(key, "auth.plain.profile");
+    assert!(message.contains("\"fapi1\"") && message.contains("\"fapi2\""), "{message}");
+
+    let without = |drop: &str, add: &str| {
+        let section: String = fapi.lines().filter(|line| !line.starts_with(drop)).map(|l| format!("{l}\n")).collect();
+        refused(format!("{base}{section}{add}"))
+    };
+    let (key, message) = without("token_endpoint_auth_method", "client_secret = \"s\"\n");
+    assert_eq!(key, "auth.bank.token_endpoint_auth_method");
+    assert!(message.contains("\"client_secret_basic\"") && message.contains("fapi2 requires"), "{message}");
+    let (key, message) = without(
+        "token_endpoint_auth_method",
+        "token_endpoint_auth_method = \"client_secret_jwt\"\nclient_secret = \"s\"\n",
+    );
+    assert_eq!(key, "auth.bank.token_endpoint_auth_method", "{message}");
+    let (key, message) = without("\n", "client_secret = \"s\"\n");
+    assert_eq!(key, "auth.bank.client_secret");
+    assert!(message.contains("shared secret") && message.contains("fapi2"), "{message}");
+    let (key, message) = without("\n", "use_par = false\n");
+    assert_eq!(key, "auth.bank.use_par");
+    assert!(message.contains("fapi2 requires pushed authorization requests"), "{message}");
+    let (key, message) = without("dpop", "dpop = false\n");
+    assert_eq!(key, "auth.bank.dpop");
+    assert!(message.contains("is false") && message.contains("dpop = true"), "{message}");
+    let (key, message) = without("dpop", "");
+    assert_eq!(key, "auth.bank.dpop", "dpop defaults to false: {message}");
+    let (key, message) = without("dpop", "dpop = \"optional\"\n");
+    assert_eq!(key, "auth.bank.dpop");
+    assert!(message.contains("\"optional\""), "{message}");
+    // PKCE is S256 for every login; no key can ask for plain.
+    let (key, _) = without("\n", "client_kwargs = { code_challenge_method = \"plain\" }\n");
+    assert_eq!(key, "auth.bank.client_kwargs.code_challenge_method");
+
+    // Built in code: with_profile turns use_par "auto" into true; validate judges the rest.
+    let code =
+        ProviderConfig::new("bank", ProviderKind::Oidc, "c", "https://bank.example/.well-known/openid-configuration")
+            .with_client_private_key_file("k.pem")
+            .with_profile(Some(crate::Profile::Fapi2));
+    assert_eq!(code.use_par, UsePar::Always);
+    let error = code.clone().validate("in code").expect_err("dpop is off");
+    assert!(error.to_string().contains("`auth.bank.dpop`"), "{error}");
+    let mut ok = code;
+    ok.dpop = crate::DpopMode::Required;
+    ok.validate("in code").expect("a FAPI 2.0 section built in code");
+}

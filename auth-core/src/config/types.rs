@@ -196,6 +196,26 @@ pub enum ResponseMode {
     FormPost,
 }
 
+/// A security profile a provider section follows: the section's `profile`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Profile {
+    /// `"fapi2"` (FAPI 2.0 Security Profile): pushed authorization requests, PKCE S256,
+    /// `private_key_jwt`, DPoP-bound tokens, `iss` on every authorization response, and ID
+    /// tokens signed with PS256, ES256 or EdDSA only. A section that says otherwise is refused.
+    Fapi2,
+}
+
+impl Profile {
+    /// The value as written in the config.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fapi2 => "fapi2",
+        }
+    }
+}
+
 /// One provider section.
 ///
 /// Read from a file by [`AuthConfig::from_file`], or built in code with
@@ -264,6 +284,8 @@ pub struct ProviderConfig {
     pub dpop_alg: crate::DpopAlg,
     /// How the authorization response comes back (`response_mode`, default `"query"`).
     pub response_mode: ResponseMode,
+    /// The security profile the section follows (`profile`, default none).
+    pub profile: Option<Profile>,
     /// Keys this crate does not interpret, for provider presets (`hosted_domains`, ...).
     pub extra: Map<String, Value>,
 }
@@ -302,6 +324,7 @@ impl ProviderConfig {
             dpop: crate::DpopMode::Off,
             dpop_alg: crate::DpopAlg::Es256,
             response_mode: ResponseMode::default(),
+            profile: None,
             extra: Map::new(),
         }
     }
@@ -338,6 +361,18 @@ impl ProviderConfig {
     #[must_use]
     pub fn with_response_mode(mut self, mode: ResponseMode) -> Self {
         self.response_mode = mode;
+        self
+    }
+
+    /// With `profile = "fapi2"` (or none): under [`Profile::Fapi2`], `use_par = "auto"`
+    /// becomes `true`; the other keys the profile requires must be set to match
+    /// ([`validate`](Self::validate) says which).
+    #[must_use]
+    pub fn with_profile(mut self, profile: Option<Profile>) -> Self {
+        self.profile = profile;
+        if profile == Some(Profile::Fapi2) && self.use_par == UsePar::Auto {
+            self.use_par = UsePar::Always;
+        }
         self
     }
 

@@ -2,9 +2,11 @@
 //! [`ProviderConfig::validate`]. Reading a file runs them; so does the layer's builder,
 //! so a config built or edited in code meets the same rules as one read from a file.
 
-use super::types::{AuthConfig, CookieOverflow, ProviderConfig, REDIS_SCHEMES, SessionStoreConfig, TokenAuthMethod};
+use super::types::{
+    AuthConfig, CookieOverflow, Profile, ProviderConfig, REDIS_SCHEMES, SessionStoreConfig, TokenAuthMethod, UsePar,
+};
 use super::{LAYER_CLAIMS, RESERVED_KWARGS, RULE_CLAIMS, SECRET_FIX, split_url};
-use crate::{ConfigError, Policy};
+use crate::{ConfigError, DpopMode, Policy};
 use std::ops::RangeInclusive;
 
 // Bounds of the numeric keys. Values past them are mistakes (a unit slip, an extra digit,
@@ -218,6 +220,7 @@ impl ProviderConfig {
                 "copy the client id from the provider's app registration",
             ));
         }
+        self.validate_profile(&v)?;
         let has_secret = self.client_secret.as_ref().is_some_and(|s| !s.expose().is_empty());
         if !matches!(self.token_endpoint_auth_method, TokenAuthMethod::None | TokenAuthMethod::PrivateKeyJwt)
             && !has_secret
@@ -252,6 +255,55 @@ impl ProviderConfig {
             ));
         }
         self.validate_claim_lists(&v)
+    }
+
+    /// `profile = "fapi2"`: `private_key_jwt`, no `client_secret`, `use_par` not false,
+    /// `dpop = true`. (PKCE is always S256 and `client_kwargs` cannot change it; `iss` on the
+    /// callback and the ID token algorithms are enforced by the provider at login.)
+    fn validate_profile(&self, v: &Check<'_>) -> Result<(), ConfigError> {
+        let Some(profile @ Profile::Fapi2) = self.profile else {
+            return Ok(());
+        };
+        let requires = |key: &str, what: &str| {
+            v.err(
+                &self.key(key),
+                &format!("is {what}, but profile = \"{}\" (FAPI 2.0) forbids it", profile.as_str()),
+                &self.fapi2_fix(key),
+            )
+        };
+        if self.token_endpoint_auth_method != TokenAuthMethod::PrivateKeyJwt {
+            let method = match self.token_endpoint_auth_method {
+                TokenAuthMethod::ClientSecretBasic => "\"client_secret_basic\"",
+                TokenAuthMethod::ClientSecretPost => "\"client_secret_post\"",
+                TokenAuthMethod::ClientSecretJwt => "\"client_secret_jwt\"",
+                TokenAuthMethod::None => "\"none\"",
+                _ => "not \"private_key_jwt\"",
+            };
+            return Err(requires("token_endpoint_auth_method", method));
+        }
+        if self.client_secret.is_some() {
+            return Err(requires("client_secret", "set (a shared secret)"));
+        }
+        if self.use_par == UsePar::Never {
+            return Err(requires("use_par", "false"));
+        }
+        match self.dpop {
+            DpopMode::Required => Ok(()),
+            DpopMode::Off => Err(requires("dpop", "false")),
+            DpopMode::Optional => Err(requires("dpop", "\"optional\"")),
+        }
+    }
+
+    /// The fix for `key`, which contradicts `profile = "fapi2"`.
+    fn fapi2_fix(&self, key: &str) -> String {
+        match key {
+            "token_endpoint_auth_method" => {
+                "fapi2 requires token_endpoint_auth_method = \"private_key_jwt\" with client_private_key_file".into()
+            }
+            "client_secret" => "remove client_secret: fapi2 authenticates the client with private_key_jwt".into(),
+            "use_par" => "remove use_par (fapi2 requires pushed authorization requests) or set it to true".into(),
+            _ => "set dpop = true: fapi2 requires DPoP-bound tokens".into(),
+        }
     }
 
     /// `keep_claims` and `drop_claims`: not both; names without surrounding spaces; no

@@ -7,10 +7,11 @@
 //!   no `kid`), the algorithm against [`ALLOWED_ALGS`] (it is built as a *public* client
 //!   verifier and never sees the client secret, and the list holds no `HS*` nor `none`, so
 //!   neither an HMAC keyed with the client secret nor one keyed with public key material
-//!   passes), the `typ`/`cty`/`crit` headers, `iss` (exact string), `aud` (contains the
-//!   client id), `exp` (through its clock, set back by the leeway), `iat` (through its
-//!   issue-time hook, not in the future beyond the leeway) and `nonce` (compared via
-//!   SHA-256 digests, so not by early-exit string compare).
+//!   passes; under `profile = "fapi2"` the narrower [`FAPI2_ALGS`]), the `typ`/`cty`/`crit`
+//!   headers, `iss` (exact string), `aud` (contains the client id), `exp` (through its
+//!   clock, set back by the leeway), `iat` (through its issue-time hook, not in the future
+//!   beyond the leeway) and `nonce` (compared via SHA-256 digests, so not by early-exit
+//!   string compare).
 //! - this module first decodes header and payload itself, to refuse a disallowed `alg`,
 //!   missing `iss`/`sub`/`exp`/`iat`, an audience without this client and an `exp` past
 //!   the leeway with clear messages (openidconnect would say "missing field" or show its
@@ -60,6 +61,13 @@ pub(crate) const ALLOWED_ALGS: [(&str, CoreJwsSigningAlgorithm); 9] = [
     ("EdDSA", CoreJwsSigningAlgorithm::EdDsa),
 ];
 
+/// The ID token algorithms FAPI 2.0 allows (`profile = "fapi2"`): PS256, ES256, EdDSA.
+pub(crate) const FAPI2_ALGS: [(&str, CoreJwsSigningAlgorithm); 3] = [
+    ("PS256", CoreJwsSigningAlgorithm::RsaSsaPssSha256),
+    ("ES256", CoreJwsSigningAlgorithm::EcdsaP256Sha256),
+    ("EdDSA", CoreJwsSigningAlgorithm::EdDsa),
+];
+
 /// The provider's signing keys, as its `jwks_uri` last served them.
 pub(crate) type Keys = Vec<CoreJsonWebKey>;
 
@@ -72,6 +80,8 @@ pub(crate) struct Expected<'a> {
     /// new ID token need not carry one.
     pub(crate) nonce: Option<&'a str>,
     pub(crate) leeway: Duration,
+    /// The algorithms accepted: [`ALLOWED_ALGS`], or [`FAPI2_ALGS`] under FAPI 2.0.
+    pub(crate) algs: &'a [(&'static str, CoreJwsSigningAlgorithm)],
 }
 
 /// Why a token was not accepted.
@@ -166,7 +176,7 @@ fn verify_non_url_issuer(
     {
         return invalid("the ID token's nonce is not the one of this login");
     }
-    let alg = signing_alg(header, "ID token").map_err(Refusal::Invalid)?;
+    let alg = signing_alg_of(header, "ID token", expected.algs).map_err(Refusal::Invalid)?;
     check_signature(raw, header, &alg, keys, "ID token")?;
     Ok(claims)
 }
@@ -174,12 +184,21 @@ fn verify_non_url_issuer(
 /// The algorithm of the `what` ("ID token", "logout token") whose header is `header`, if
 /// [`ALLOWED_ALGS`] holds it; else a message that says why not (`none`, `HS*`, missing).
 pub(crate) fn signing_alg(header: &Claims, what: &str) -> Result<CoreJwsSigningAlgorithm, String> {
+    signing_alg_of(header, what, &ALLOWED_ALGS)
+}
+
+/// [`signing_alg`] against the list `algs` instead of [`ALLOWED_ALGS`].
+fn signing_alg_of(
+    header: &Claims,
+    what: &str,
+    algs: &[(&str, CoreJwsSigningAlgorithm)],
+) -> Result<CoreJwsSigningAlgorithm, String> {
     match header.get("alg").and_then(Value::as_str) {
-        Some(name) => match ALLOWED_ALGS.iter().find(|(allowed, _)| *allowed == name) {
+        Some(name) => match algs.iter().find(|(allowed, _)| *allowed == name) {
             Some((_, alg)) => Ok(alg.clone()),
             None if name == "none" => Err(format!("the {what} is not signed (alg \"none\")")),
             None => {
-                let allowed: Vec<&str> = ALLOWED_ALGS.iter().map(|(name, _)| *name).collect();
+                let allowed: Vec<&str> = algs.iter().map(|(name, _)| *name).collect();
                 Err(format!("the {what}'s algorithm {name:?} is not allowed (allowed: {})", allowed.join(", ")))
             }
         },
@@ -237,7 +256,7 @@ fn verifier(keys: &Keys, expected: &Expected<'_>) -> Result<CoreIdTokenVerifier<
         issuer,
         JsonWebKeySet::new(keys.clone()),
     )
-    .set_allowed_algs(ALLOWED_ALGS.iter().map(|(_, alg)| alg.clone()))
+    .set_allowed_algs(expected.algs.iter().map(|(_, alg)| alg.clone()))
     // Several audiences are fine when `azp` names this client; `precheck` enforces that.
     .set_other_audience_verifier_fn(|_| true)
     // openidconnect has no leeway knob: a clock set back by the leeway accepts a token
@@ -285,7 +304,7 @@ pub(crate) fn decode_jws(raw: &str, what: &str) -> Result<(Claims, Claims), Stri
 
 /// The checks that give clearer messages than openidconnect's, and `azp`.
 fn precheck(header: &Claims, claims: &Claims, expected: &Expected<'_>) -> Result<(), String> {
-    signing_alg(header, "ID token")?;
+    signing_alg_of(header, "ID token", expected.algs)?;
     for (claim, kind) in [("iss", "string"), ("sub", "string"), ("exp", "number"), ("iat", "number")] {
         let present = match claims.get(claim) {
             Some(Value::String(s)) => kind == "string" && !s.is_empty(),
@@ -350,7 +369,13 @@ pub(crate) mod tests {
     }
 
     fn expected() -> Expected<'static> {
-        Expected { issuer: "https://idp.example", client_id: "app", nonce: Some("n"), leeway: Duration::from_secs(60) }
+        Expected {
+            issuer: "https://idp.example",
+            client_id: "app",
+            nonce: Some("n"),
+            leeway: Duration::from_secs(60),
+            algs: &ALLOWED_ALGS,
+        }
     }
 
     fn claims(extra: Value) -> Value {

@@ -72,6 +72,9 @@ pub struct OidcProvider {
     dpop_nonce: dpop::Nonce,
     /// `response_mode`, and its dotted key for messages.
     response_mode: (ResponseMode, String),
+    /// `profile = "fapi2"`, and its dotted key for messages: every callback must carry
+    /// `iss`, and ID tokens are PS256, ES256 or EdDSA only.
+    fapi2: Option<String>,
     leeway: Duration,
     profile: Profile,
     /// The admission rules' fingerprint, computed once.
@@ -95,6 +98,7 @@ impl fmt::Debug for OidcProvider {
             .field("use_par", &self.use_par.0)
             .field("revoke_on_logout", &self.revoke_on_logout)
             .field("dpop", &self.dpop.0)
+            .field("fapi2", &self.fapi2.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -111,7 +115,7 @@ impl OidcProvider {
     /// kind (read here, once), a `server_metadata_url` that is not a discovery URL, a scope without
     /// `openid`, a `client_kwargs` entry this provider sets itself, or a preset key
     /// (`hosted_domains`, `allowed_tenants`, ...) that is unusable, misspelt or meant for
-    /// another kind of provider.
+    /// another kind of provider, or a key that contradicts `profile = "fapi2"`.
     pub fn new(config: &ProviderConfig, settings: &ProviderSettings) -> Result<Self, BuildError> {
         let name = config.name.as_str();
         config.validate("auth config").map_err(BuildError::from)?;
@@ -159,11 +163,19 @@ impl OidcProvider {
             scope,
             extra_params,
             metadata_url,
-            use_par: (config.use_par, config.key("use_par")),
+            // FAPI 2.0 pushes every request, whatever discovery says.
+            use_par: (
+                match (config.profile, config.use_par) {
+                    (Some(auth_core::Profile::Fapi2), UsePar::Auto) => UsePar::Always,
+                    (_, use_par) => use_par,
+                },
+                config.key("use_par"),
+            ),
             revoke_on_logout: config.revoke_on_logout,
             dpop: (config.dpop, config.dpop_alg, config.key("dpop")),
             dpop_nonce: dpop::Nonce::default(),
             response_mode: (config.response_mode, config.key("response_mode")),
+            fapi2: (config.profile == Some(auth_core::Profile::Fapi2)).then(|| config.key("profile")),
             leeway: Duration::from_secs(settings.leeway_secs),
             profile,
             admission,
@@ -320,7 +332,9 @@ impl OidcProvider {
         let issuer = id_token::unverified_claims(raw)
             .and_then(|claims| self.profile.token_issuer(&metadata.issuer, &claims))
             .map_err(|reason| self.http.rejected(&reason))?;
-        let expected = Expected { issuer: &issuer, client_id: &self.client.client_id, nonce, leeway: self.leeway };
+        let algs: &[_] = if self.fapi2.is_some() { &id_token::FAPI2_ALGS } else { &id_token::ALLOWED_ALGS };
+        let expected =
+            Expected { issuer: &issuer, client_id: &self.client.client_id, nonce, leeway: self.leeway, algs };
         match self.with_keys(metadata, |keys| id_token::verify(raw, keys, &expected)).await? {
             Ok(claims) => {
                 tracing::debug!("ID token verified");
@@ -417,6 +431,12 @@ impl OidcProvider {
             None if metadata.authorization_response_iss_parameter_supported => {
                 let message = "the callback lacks the iss parameter this provider promises to send (RFC 9207)";
                 return Err(self.http.rejected(message).into());
+            }
+            None if self.fapi2.is_some() => {
+                let key = self.fapi2.as_deref().unwrap_or_default();
+                let message =
+                    format!("the callback lacks the iss parameter, which {key} = \"fapi2\" requires (RFC 9207)");
+                return Err(self.http.rejected(&message).into());
             }
             _ => {}
         }
@@ -679,6 +699,15 @@ impl IdentityProvider for OidcProvider {
             };
             if let Some(key) = &dpop_key {
                 params.push(("dpop_jkt".to_owned(), key.thumbprint().to_owned()));
+            }
+            if let Some(profile) = &self.fapi2
+                && metadata.pushed_authorization_request_endpoint.is_none()
+            {
+                return Err(ProviderError::other(format!(
+                    "{}: {profile} = \"fapi2\" requires pushed authorization requests, but the provider's \
+                     discovery document advertises no pushed_authorization_request_endpoint",
+                    self.name
+                )));
             }
             let (use_par, key) = (self.use_par.0, self.use_par.1.as_str());
             let pushed_to = par::endpoint(

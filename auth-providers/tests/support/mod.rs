@@ -7,6 +7,7 @@ use auth_core::{
 };
 use auth_providers::{OidcProvider, ProviderSettings};
 use auth_testkit::MockIdp;
+use std::path::{Path, PathBuf};
 use url::Url;
 
 pub(crate) const REDIRECT_URI: &str = "http://localhost:3000/oauth2callback";
@@ -106,4 +107,28 @@ pub(crate) fn capture_logs(filter: &str) -> (Captured, tracing::subscriber::Defa
     let subscriber =
         tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(move || writer.clone()).finish();
     (captured, tracing::subscriber::set_default(subscriber))
+}
+
+/// A fresh directory for this test's key files.
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("auth-client-keys-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Runs `openssl` with `args` in `dir`.
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|error| panic!("openssl cannot run ({error}); install it: apt-get install -y openssl"));
+    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// An EC P-256 private key (PKCS#8 PEM) made by `openssl` in `dir` as `name`.
+pub(crate) fn ec_key(dir: &Path, name: &str) -> PathBuf {
+    openssl(dir, &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name]);
+    dir.join(name)
 }
