@@ -99,14 +99,82 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Captures the log lines `filter` lets through (every level named), on the current thread
-/// (the suites' `#[tokio::test]`s run on one), until the guard drops.
-pub(crate) fn capture_logs(filter: &str) -> (Captured, tracing::subscriber::DefaultGuard) {
+/// What one thread captures: `(target prefix, level)` directives, and where the lines go.
+type Capture = (Vec<(String, tracing::Level)>, Captured);
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Capture>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the capture of the current thread, if any.
+struct ThreadWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadWriter {
+    type Writer = Box<dyn std::io::Write>;
+    fn make_writer(&'a self) -> Self::Writer {
+        match CAPTURE.with(|c| c.borrow().as_ref().map(|(_, captured)| captured.clone())) {
+            Some(captured) => Box::new(captured),
+            None => Box::new(std::io::sink()),
+        }
+    }
+}
+
+/// Enables what the current thread captures, decided for every span and event and never
+/// cached per callsite.
+struct Capturing;
+
+impl<S> tracing_subscriber::layer::Filter<S> for Capturing {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        CAPTURE.with(|c| {
+            c.borrow().as_ref().is_some_and(|(directives, _)| {
+                directives
+                    .iter()
+                    .any(|(target, level)| meta.target().starts_with(target.as_str()) && meta.level() <= level)
+            })
+        })
+    }
+
+    fn callsite_enabled(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+}
+
+/// Ends this thread's capture when dropped.
+pub(crate) struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// Captures the log lines of the current thread (the suites' `#[tokio::test]`s run the
+/// provider and MockIdp on it) that `filter` lets through (`"target=level,..."` or a bare
+/// level for every target), until the guard drops.
+///
+/// One global subscriber for the whole test binary, installed by the first capture, routes
+/// each event to the capture of the thread it happens on. Not a scoped subscriber per test
+/// (`set_default`): tracing caches whether a callsite is enabled across threads, so a callsite
+/// another test's thread reached first could stay disabled here (a flaky test in CI).
+pub(crate) fn capture_logs(filter: &str) -> (Captured, CaptureGuard) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let layer = tracing_subscriber::fmt::layer().with_writer(ThreadWriter).with_ansi(false).with_filter(Capturing);
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            .expect("no other global subscriber in this test binary");
+    });
+    let directives = filter
+        .split(',')
+        .map(|item| match item.split_once('=') {
+            Some((target, level)) => (target.trim().to_owned(), level.trim().parse().expect("a level")),
+            None => (String::new(), item.trim().parse().expect("a level")),
+        })
+        .collect();
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber =
-        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(move || writer.clone()).finish();
-    (captured, tracing::subscriber::set_default(subscriber))
+    CAPTURE.with(|c| *c.borrow_mut() = Some((directives, captured.clone())));
+    (captured, CaptureGuard)
 }
 
 /// A fresh directory for this test's key files.
