@@ -230,9 +230,11 @@ async fn axum_basic_logs_in_with_par_and_logout_revokes_the_refresh_token() {
     let me = h.get_json("/me after logout", h.app("/me")).await;
     h.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || format!("still logged in: {me}"));
 
-    // The revocation runs after the logout answered: give it a moment.
+    // The revocation runs after the logout answered: give it a moment. The OP prints its line
+    // before it answers, the app logs its own once the answer is in: wait for both.
     let started = std::time::Instant::now();
-    while !h.stack.op.printed(DESTROYED) && started.elapsed() < Duration::from_secs(10) {
+    let revoked = || h.stack.op.printed(DESTROYED) && h.stack.app.printed("token revoked at logout");
+    while !revoked() && started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let want = format!("{DESTROYED}{CLIENT_ID}");
