@@ -573,16 +573,23 @@ fn claim_list_errors_name_the_keys_and_the_fix() {
     assert!(rule.to_string().contains("`auth.corp.keep_claims` lacks \"groups\""), "{rule}");
 }
 
+/// A config with one provider section `corp` (client secret `s`) ending with `extra`.
+fn corp_section(extra: &str) -> String {
+    format!(
+        "[auth]\nredirect_uri = \"http://localhost:3000/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
+         [auth.corp]\nclient_id = \"id\"\nclient_secret = \"s\"\n\
+         server_metadata_url = \"https://idp.example/.well-known/openid-configuration\"\n{extra}"
+    )
+}
+
+/// The section `corp` of [`corp_section`]`(extra)`, which must parse.
+fn corp(extra: &str) -> ProviderConfig {
+    parse(&corp_section(extra)).expect("valid config").providers.remove("corp").expect("corp")
+}
+
 #[test]
 fn use_par_and_revoke_on_logout_are_typed_and_checked() {
-    let section = |extra: &str| {
-        format!(
-            "[auth]\nredirect_uri = \"http://localhost:3000/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
-             [auth.corp]\nclient_id = \"id\"\nclient_secret = \"s\"\n\
-             server_metadata_url = \"https://idp.example/.well-known/openid-configuration\"\n{extra}"
-        )
-    };
-    let corp = |extra: &str| parse(&section(extra)).expect("valid config").providers.remove("corp").expect("corp");
+    let section = corp_section;
     let defaults = corp("");
     assert_eq!((defaults.use_par, defaults.revoke_on_logout), (UsePar::Auto, true));
     assert_eq!(corp("use_par = \"auto\"").use_par, UsePar::Auto);
@@ -674,14 +681,7 @@ fn client_keys_are_read_and_checked() {
 
 #[test]
 fn response_mode_is_typed_and_not_a_client_kwarg() {
-    let section = |extra: &str| {
-        format!(
-            "[auth]\nredirect_uri = \"http://localhost:3000/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
-             [auth.corp]\nclient_id = \"id\"\nclient_secret = \"s\"\n\
-             server_metadata_url = \"https://idp.example/.well-known/openid-configuration\"\n{extra}"
-        )
-    };
-    let corp = |extra: &str| parse(&section(extra)).expect("valid config").providers.remove("corp").expect("corp");
+    let section = corp_section;
     assert_eq!(corp("").response_mode, crate::ResponseMode::Query);
     assert_eq!(corp("response_mode = \"query\"").response_mode, crate::ResponseMode::Query);
     assert_eq!(corp("response_mode = \"form_post\"").response_mode, crate::ResponseMode::FormPost);
