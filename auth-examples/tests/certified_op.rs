@@ -345,6 +345,96 @@ async fn axum_basic_logs_in_refreshes_and_logs_out_with_dpop() {
     h.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || format!("still logged in: {me}"));
 }
 
+/// The whole FAPI 2.0 Security Profile against the certified provider, by config alone: the
+/// OP runs oidc-provider's FAPI 2.0 profile (`--fapi 2.0`: PKCE required, client assertions
+/// whose `aud` is the issuer) and requires pushed authorization requests, DPoP-bound access
+/// tokens with server nonces, and `private_key_jwt` (a client with no secret that fetches
+/// the app's `/auth/jwks`), and signs its ID tokens with PS256. axum-basic has
+/// `profile = "fapi2"` and `dpop = true` and nothing else of the kind: it pushes the request,
+/// exchanges the code with an assertion and a DPoP proof, accepts the PS256 ID token (the
+/// profile refuses RS256, the OP's default, so a login means the OP's PS256 passed), reads
+/// userinfo with the bound token, refreshes with a new assertion and proof, and at logout
+/// revokes the refresh token and sends the browser to the end-session endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_basic_signs_in_with_the_fapi2_profile_by_config_alone() {
+    let options = OpOptions {
+        fapi: true,
+        par: Some("required"),
+        dpop: Some("required"),
+        private_key_jwt: true,
+        access_token_ttl: Some(5),
+        app_config: "profile = \"fapi2\"\ndpop = true\nrefresh_margin_secs = 4",
+        ..OpOptions::default()
+    };
+    let mut h = Harness::start_with("fapi2", Example::AxumBasic, options).await;
+    let discovery = h.discovery.clone();
+    let lists = |key: &str, value: &str| discovery[key].as_array().is_some_and(|a| a.iter().any(|v| v == value));
+    h.check("OP discovery", discovery["require_pushed_authorization_requests"] == Value::Bool(true), || {
+        format!("the OP does not require PAR: {discovery}")
+    });
+    h.check(
+        "OP discovery",
+        lists("token_endpoint_auth_methods_supported", "private_key_jwt")
+            && lists("dpop_signing_alg_values_supported", "ES256")
+            && lists("id_token_signing_alg_values_supported", "PS256")
+            && discovery["authorization_response_iss_parameter_supported"] == Value::Bool(true),
+        || format!("the OP does not offer private_key_jwt, DPoP ES256, PS256 ID tokens and RFC 9207 iss: {discovery}"),
+    );
+
+    let callback = h.login_at_op("alice", "/me").await;
+    let issuer = h.stack.issuer().to_owned();
+    let iss = query(&callback).into_iter().find(|(k, _)| k == "iss").map(|(_, v)| v);
+    h.check("OP redirect", iss.as_deref() == Some(issuer.as_str()), || {
+        format!("the callback lacks iss={issuer} (RFC 9207): {callback}")
+    });
+    let page = h.get("callback", callback).await;
+    let page = h.follow_app("callback", page).await;
+    h.expect_status("after callback", &page, StatusCode::OK);
+    let me = h.parse_json("after callback", &page);
+    h.check("logged-in /me", me["sub"] == "alice" && me["email"] == "alice@example.test", || {
+        format!("expected alice with her userinfo email (read with a DPoP-bound token): {me}")
+    });
+    let client = format!("client_id={CLIENT_ID}-pkjwt");
+    let pushed = h.stack.app.count("authorization request pushed");
+    h.check("login", pushed == 1, || format!("expected the app to log one pushed request, got {pushed}"));
+    let code = format!("grant.success: grant_type=authorization_code {client}");
+    h.check("code exchange", h.stack.op.printed(&code), || format!("the OP never printed {code:?}"));
+    h.check("code exchange", h.stack.op.printed("UseDpopNonce") || h.stack.op.printed("use_dpop_nonce"), || {
+        "the OP never asked for a DPoP nonce".to_owned()
+    });
+
+    // Past the refresh margin: the next request refreshes (a new assertion, a new proof).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let me = h.get_json("/me after the margin", h.app("/me")).await;
+    h.check("/me after the margin", me["sub"] == "alice", || format!("the session ended: {me}"));
+    let refresh = format!("grant.success: grant_type=refresh_token {client}");
+    h.check("refresh", h.stack.op.printed(&refresh), || format!("the OP never printed {refresh:?}"));
+    // The one refusal expected: the first token request's `use_dpop_nonce`.
+    let other_grant_errors = h.stack.op.count("grant.error") - h.stack.op.count("grant.error: UseDpopNonce");
+    h.check("refresh", other_grant_errors == 0, || "the OP refused a token request".to_owned());
+    for refused in ["userinfo.error", "authorization.error", "server_error"] {
+        h.check("refresh", !h.stack.op.printed(refused), || format!("the OP printed {refused}"));
+    }
+
+    let origin = h.app_origin();
+    let page = h.post_form("logout", h.app("/auth/logout"), &[], Some(&origin)).await;
+    h.expect_status("logout", &page, StatusCode::SEE_OTHER);
+    let end_session = h.location("logout", &page);
+    let endpoint = h.op_endpoint("end_session_endpoint");
+    h.check("logout", without_query(&end_session) == endpoint, || {
+        format!("expected a redirect to the OP's end_session_endpoint {endpoint}, got {end_session}")
+    });
+    let me = h.get_json("/me after logout", h.app("/me")).await;
+    h.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || format!("still logged in: {me}"));
+    let destroyed = format!("oidc-provider refresh_token.destroyed: {client}");
+    let started = std::time::Instant::now();
+    let revoked = || h.stack.op.printed(&destroyed) && h.stack.app.printed("token revoked at logout");
+    while !revoked() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.check("revocation", revoked(), || format!("expected the OP to print {destroyed:?} and the app to log it"));
+}
+
 /// The callback URL of a completed login, replayed: refused with a 4xx page (never a
 /// 5xx), and it logs nobody in.
 async fn replayed_callback_is_refused(example: Example) {

@@ -9,7 +9,8 @@
 //
 // Every flag also reads an environment variable (flag wins): OP_HOST, OP_PORT,
 // OP_CLIENT_ID, OP_CLIENT_SECRET, OP_REDIRECT_URI, OP_POST_LOGOUT_REDIRECT_URI,
-// OP_ACCESS_TOKEN_TTL, OP_RESOURCE, OP_PAR. The URI flags may be repeated (or comma-separated in the env).
+// OP_ACCESS_TOKEN_TTL, OP_RESOURCE, OP_PAR, OP_DPOP, OP_CLIENT_JWKS, OP_FAPI. The URI flags
+// may be repeated (or comma-separated in the env).
 //
 // --par required|optional|off (RFC 9126 pushed authorization requests; default optional,
 // oidc-provider's own default: the endpoint is advertised and served). `required` sets
@@ -27,6 +28,13 @@
 // `<client-id>-pkjwt`, with the same redirect URIs and no secret, authenticating with
 // assertions signed by a key of FILE, a JWK Set of public keys ({"keys": [...]}), or of
 // the set at URL (an http(s) URL: the client's jwks_uri, fetched when an assertion comes).
+//
+// --fapi 2.0 (or OP_FAPI) switches on oidc-provider's FAPI 2.0 Security Profile
+// (`features.fapi`: PKCE required, client assertions whose `aud` is the issuer, no access
+// tokens in query strings, a redirect_uri in every request) and makes the clients' ID tokens
+// PS256 (`id_token_signed_response_alg`, with an RSA key made at start-up), as FAPI 2.0
+// allows only PS256, ES256 and EdDSA.
+// Combine with --par required, --dpop required and --client-jwks for the whole profile.
 //
 // --resource URI (RFC 8707 resource indicators) adds an API: a second client,
 // `<client-id>-api` with the same secret, may use the client_credentials grant, and its
@@ -46,6 +54,7 @@
 //
 // This is a test fixture: the signing key in jwks.json and the cookie keys are public.
 
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -77,6 +86,7 @@ const { values: flags } = parseArgs({
     par: { type: 'string' },
     dpop: { type: 'string' },
     'client-jwks': { type: 'string' },
+    fapi: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -117,9 +127,22 @@ const par = flags.par ?? process.env.OP_PAR ?? 'optional';
 if (!['required', 'optional', 'off'].includes(par)) fail(`--par must be required, optional or off, got ${JSON.stringify(par)}`);
 const dpop = flags.dpop ?? process.env.OP_DPOP ?? 'default';
 if (!['required', 'default'].includes(dpop)) fail(`--dpop must be required or default, got ${JSON.stringify(dpop)}`);
+const fapi = flags.fapi ?? process.env.OP_FAPI;
+if (fapi !== undefined && fapi !== '2.0') fail(`--fapi must be 2.0, got ${JSON.stringify(fapi)}`);
 const apiClientId = `${clientId}-api`;
+// What every login client (the secret one and the private_key_jwt one) gets from the flags.
+const loginClientExtras = {
+  ...(dpop === 'required' ? { dpop_bound_access_tokens: true } : {}),
+  ...(fapi ? { id_token_signed_response_alg: 'PS256' } : {}),
+};
 
 const jwks = JSON.parse(readFileSync(new URL('jwks.json', HERE), 'utf8'));
+if (fapi) {
+  // The key in jwks.json is for RS256 only; PS256 ID tokens get an RSA key of their own,
+  // made at start-up (one key, one algorithm).
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  jwks.keys.push({ ...privateKey.export({ format: 'jwk' }), alg: 'PS256', use: 'sig', kid: 'e2e-rsa-ps256' });
+}
 
 const capitalise = (s) => (s ? s[0].toUpperCase() + s.slice(1) : s);
 
@@ -132,7 +155,7 @@ const configuration = {
     response_types: ['code'],
     grant_types: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_method: 'client_secret_basic',
-    ...(dpop === 'required' ? { dpop_bound_access_tokens: true } : {}),
+    ...loginClientExtras,
   }],
   // A sent code_challenge is still enforced (S256 only); it just is not mandatory.
   pkce: { required: () => false },
@@ -140,6 +163,7 @@ const configuration = {
     devInteractions: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     revocation: { enabled: true },
+    ...(fapi ? { fapi: { enabled: true, profile: fapi } } : {}),
     userinfo: { enabled: true },
     pushedAuthorizationRequests: {
       enabled: par !== 'off',
@@ -241,6 +265,7 @@ if (clientJwks) {
     response_types: ['code'],
     grant_types: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_method: 'private_key_jwt',
+    ...loginClientExtras,
     ...keys,
   });
 }

@@ -67,6 +67,8 @@ pub(crate) struct OpOptions {
     /// with an EC key made here, which the provider fetches from the app's `/auth/jwks`
     /// (`--client-jwks URL`, `publish_client_jwks = true`).
     pub(crate) private_key_jwt: bool,
+    /// `--fapi 2.0`: the provider's FAPI 2.0 Security Profile, and PS256 ID tokens.
+    pub(crate) fapi: bool,
     /// The provider's loopback address; `127.0.0.1` when `None`. Another one (`127.0.0.2`)
     /// makes the provider another site than the app for the browser's `SameSite` rules.
     pub(crate) op_host: Option<&'static str>,
@@ -112,6 +114,9 @@ impl Stack {
         }
         if let Some(dpop) = options.dpop {
             cmd.args(["--dpop", dpop]);
+        }
+        if options.fapi {
+            cmd.args(["--fapi", "2.0"]);
         }
         if options.private_key_jwt {
             cmd.args(["--client-jwks", app_base.join("auth/jwks").expect("jwks url").as_str()]);
