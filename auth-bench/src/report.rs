@@ -390,7 +390,11 @@ impl Report {
             let (Some(_), Some(summary)) = (variant.sessions, summary) else { continue };
             let base = variant.name.split('@').next().unwrap_or_default();
             let Some((one, one_label)) =
-                [("many-sessions", "logged-in", "(3)"), ("many-sessions-redis", "redis", "(5)")]
+                [
+                    ("many-sessions", "logged-in", "(3)"),
+                    ("many-sessions-default-cache", "logged-in", "(3)"),
+                    ("many-sessions-redis", "redis", "(5)"),
+                ]
                     .into_iter()
                     .find_map(|(many, one, label)| (many == base).then_some((one, label)))
             else {

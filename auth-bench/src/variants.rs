@@ -63,6 +63,9 @@ pub enum Variant {
     /// (8) `AuthLayer`, many distinct users, each with (3)'s kind of sealed session, their
     /// cookies sent in turn (cookie store).
     ManySessions,
+    /// (8b) As (8), with the layer's default `session_cache_entries` (10,000): past that
+    /// many users, most requests open their cookie.
+    ManySessionsDefaultCache,
     /// (9) The same users' sessions in Redis (`RedisStore`), their tickets sent in turn.
     ManySessionsRedis,
 }
@@ -78,7 +81,7 @@ pub enum Crowd {
 
 impl Variant {
     /// Every variant, in the table's order.
-    pub const ALL: [Variant; 14] = [
+    pub const ALL: [Variant; 15] = [
         Variant::Bare,
         Variant::BareCookie,
         Variant::BareChunkedCookie,
@@ -92,6 +95,7 @@ impl Variant {
         Variant::Peer,
         Variant::Bearer,
         Variant::ManySessions,
+        Variant::ManySessionsDefaultCache,
         Variant::ManySessionsRedis,
     ];
 
@@ -111,6 +115,7 @@ impl Variant {
             Variant::Bearer => "bearer",
             Variant::BareManyCookies => "bare-many-cookies",
             Variant::ManySessions => "many-sessions",
+            Variant::ManySessionsDefaultCache => "many-sessions-default-cache",
             Variant::ManySessionsRedis => "many-sessions-redis",
         }
     }
@@ -132,6 +137,9 @@ impl Variant {
             Variant::BareManyCookies => "(1c) bare axum, requests carrying the cookies of (8) in turn, unread",
             Variant::ManySessions => {
                 "(8) AuthLayer, distinct sessions rotating (cookie store, session_cache_entries = 100000)"
+            }
+            Variant::ManySessionsDefaultCache => {
+                "(8b) AuthLayer, distinct sessions rotating (cookie store, default session_cache_entries = 10000)"
             }
             Variant::ManySessionsRedis => {
                 "(9) AuthLayer, distinct sessions rotating (RedisStore, local copies of up to 100000)"
@@ -161,6 +169,7 @@ impl Variant {
             | Variant::Peer
             | Variant::Bearer
             | Variant::ManySessions
+            | Variant::ManySessionsDefaultCache
             | Variant::ManySessionsRedis => LOGGED_IN,
         }
     }
@@ -169,7 +178,9 @@ impl Variant {
     /// whose server signs its one client in itself ([`Prepared::credential`]).
     pub fn crowd(self) -> Option<Crowd> {
         match self {
-            Variant::BareManyCookies | Variant::ManySessions => Some(Crowd::Sealed),
+            Variant::BareManyCookies | Variant::ManySessions | Variant::ManySessionsDefaultCache => {
+                Some(Crowd::Sealed)
+            }
             Variant::ManySessionsRedis => Some(Crowd::Redis),
             _ => None,
         }
@@ -186,7 +197,7 @@ impl Variant {
         match self {
             Variant::LoggedIn | Variant::LoggedInMetrics => Some(Variant::BareCookie),
             Variant::Chunked => Some(Variant::BareChunkedCookie),
-            Variant::ManySessions => Some(Variant::BareManyCookies),
+            Variant::ManySessions | Variant::ManySessionsDefaultCache => Some(Variant::BareManyCookies),
             _ => None,
         }
     }
@@ -234,6 +245,9 @@ impl Case {
             }
             Variant::ManySessions => format!(
                 "(8) AuthLayer, {count} distinct session{plural} rotating (cookie store, session_cache_entries = 100000)"
+            ),
+            Variant::ManySessionsDefaultCache => format!(
+                "(8b) AuthLayer, {count} distinct session{plural} rotating (cookie store, default session_cache_entries = 10000)"
             ),
             Variant::ManySessionsRedis => {
                 format!(
@@ -388,6 +402,11 @@ pub async fn prepare(variant: Variant, redis_url: Option<&str>) -> Result<Prepar
             // sessions would set it (the default keeps 10,000).
             let mut config = fixtures::config(false);
             config.session_cache_entries = MANY_SESSIONS_CACHE_ENTRIES;
+            Ok(Prepared::new(handler.layer(auth_layer(config, None)?), None))
+        }
+        Variant::ManySessionsDefaultCache => {
+            let config = fixtures::config(false);
+            debug_assert_eq!(config.session_cache_entries, auth_core::config::DEFAULT_SESSION_CACHE_ENTRIES);
             Ok(Prepared::new(handler.layer(auth_layer(config, None)?), None))
         }
         Variant::Chunked => {
