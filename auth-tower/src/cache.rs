@@ -162,6 +162,19 @@ impl SessionCache {
         sessions.insert(key, (ticket.into(), session));
     }
 
+    /// Inserts `ticket` as [`insert`](Self::insert) does, then asks `ended` whether its
+    /// session was signed out meanwhile and takes the entry back if so. With a logout that
+    /// records the login first and then [`forget`](Self::forget)s its entries, no order of
+    /// the four steps leaves a signed-out session cached: a logout recorded before the
+    /// question is seen by it, one recorded after it forgets the entry. Asking before
+    /// inserting would leave one (the logout landing between the question and the insert).
+    pub(crate) fn insert_unless(&self, ticket: &str, session: Arc<Session>, ended: impl FnOnce(&Session) -> bool) {
+        self.insert(ticket, Arc::clone(&session));
+        if ended(&session) {
+            self.remove(ticket);
+        }
+    }
+
     /// Forgets every session `ended` says ended (all cookies of a login signed out). Takes
     /// each shard's write lock for one pass over it: logouts are rare beside requests.
     pub(crate) fn forget(&self, ended: impl Fn(&Session) -> bool) {
@@ -239,6 +252,64 @@ mod tests {
     }
 
     const CAPACITY: usize = 4096;
+
+    /// A request opened `ticket` (a cache miss) and caches it while a logout of the same
+    /// login runs on another thread. The logout's steps, in the order the logout route takes
+    /// them: record the login as ended, then forget its cached entries.
+    fn logout(cache: &SessionCache, ended: &crate::state::EndedLogins, session: &Session, ticket: &str) {
+        ended.end(session, ticket, crate::state::unix_millis());
+        cache.forget(|cached| crate::state::EndedLogins::same_login(cached, session));
+    }
+
+    #[test]
+    fn a_logout_racing_a_cache_insert_never_leaves_the_session_cached() {
+        let signed_in = || {
+            let session = Session::new(Identity::new("p", "alice", Default::default()), TokenSet::default(), 600)
+                .with_login_id(Some("login-1".into()));
+            Arc::new(session)
+        };
+        let ticket = "v1.sealed-cookie-value-of-alice-0123456789abcdefghijklmnop";
+
+        // No logout: the insert stays (the other cases are not vacuous).
+        let (cache, ended) = (SessionCache::new(CAPACITY), crate::state::EndedLogins::default());
+        cache.insert_unless(ticket, signed_in(), |s| ended.signed_out(s, ticket));
+        assert!(cache.get(ticket, unix_now()).is_some());
+
+        // The logout finished before the insert (after the request opened the cookie).
+        let (cache, ended) = (SessionCache::new(CAPACITY), crate::state::EndedLogins::default());
+        let session = signed_in();
+        logout(&cache, &ended, &session, ticket);
+        cache.insert_unless(ticket, session, |s| ended.signed_out(s, ticket));
+        assert!(cache.get(ticket, unix_now()).is_none(), "a logout before the insert");
+
+        // The logout lands between the insert and the question.
+        let (cache, ended) = (SessionCache::new(CAPACITY), crate::state::EndedLogins::default());
+        let session = signed_in();
+        cache.insert_unless(ticket, Arc::clone(&session), |s| {
+            logout(&cache, &ended, &session, ticket);
+            ended.signed_out(s, ticket)
+        });
+        assert!(cache.get(ticket, unix_now()).is_none(), "a logout between the insert and the question");
+
+        // The logout lands right after the question was answered "not signed out": only an
+        // insert made before the question is forgotten by it.
+        let (cache, ended) = (SessionCache::new(CAPACITY), crate::state::EndedLogins::default());
+        let session = signed_in();
+        cache.insert_unless(ticket, Arc::clone(&session), |s| {
+            let answer = ended.signed_out(s, ticket);
+            logout(&cache, &ended, &session, ticket);
+            answer
+        });
+        assert!(cache.get(ticket, unix_now()).is_none(), "a logout right after the question");
+
+        // Between the two steps of the logout (recorded, not yet forgotten).
+        let (cache, ended) = (SessionCache::new(CAPACITY), crate::state::EndedLogins::default());
+        let session = signed_in();
+        ended.end(&session, ticket, crate::state::unix_millis());
+        cache.insert_unless(ticket, Arc::clone(&session), |s| ended.signed_out(s, ticket));
+        cache.forget(|cached| crate::state::EndedLogins::same_login(cached, &session));
+        assert!(cache.get(ticket, unix_now()).is_none(), "a logout recorded but not yet forgotten");
+    }
 
     #[test]
     fn hits_misses_expiry_and_bound() {

@@ -358,10 +358,7 @@ impl Shared {
         if self.overflow && crate::overflow::server_ticket(ticket).is_some() {
             return;
         }
-        cache.insert(ticket, Arc::clone(session));
-        if self.ended.signed_out(session, ticket) {
-            cache.remove(ticket);
-        }
+        cache.insert_unless(ticket, Arc::clone(session), |session| self.ended.signed_out(session, ticket));
     }
 
     /// Whether a session loaded from behind `ticket` may be served: not expired, of a
