@@ -205,8 +205,10 @@ impl std::fmt::Debug for MockIdp {
     }
 }
 
-/// How many requests each endpoint received, from [`MockIdp::hits`].
+/// How many requests each endpoint received, from [`MockIdp::hits`]. Read its fields;
+/// new endpoints add fields (`#[non_exhaustive]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Hits {
     /// `GET /.well-known/openid-configuration`
     pub discovery: usize,
