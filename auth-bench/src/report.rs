@@ -389,15 +389,13 @@ impl Report {
         for (variant, summary) in self.variants.iter().zip(&self.summaries) {
             let (Some(_), Some(summary)) = (variant.sessions, summary) else { continue };
             let base = variant.name.split('@').next().unwrap_or_default();
-            let Some((one, one_label)) =
-                [
-                    ("many-sessions", "logged-in", "(3)"),
-                    ("many-sessions-default-cache", "logged-in", "(3)"),
-                    ("many-sessions-redis", "redis", "(5)"),
-                ]
-                    .into_iter()
-                    .find_map(|(many, one, label)| (many == base).then_some((one, label)))
-            else {
+            let Some((one, one_label)) = [
+                ("many-sessions", "logged-in", "(3)"),
+                ("many-sessions-default-cache", "logged-in", "(3)"),
+                ("many-sessions-redis", "redis", "(5)"),
+            ]
+            .into_iter()
+            .find_map(|(many, one, label)| (many == base).then_some((one, label))) else {
                 continue;
             };
             let mut parts = Vec::new();

@@ -178,9 +178,7 @@ impl Variant {
     /// whose server signs its one client in itself ([`Prepared::credential`]).
     pub fn crowd(self) -> Option<Crowd> {
         match self {
-            Variant::BareManyCookies | Variant::ManySessions | Variant::ManySessionsDefaultCache => {
-                Some(Crowd::Sealed)
-            }
+            Variant::BareManyCookies | Variant::ManySessions | Variant::ManySessionsDefaultCache => Some(Crowd::Sealed),
             Variant::ManySessionsRedis => Some(Crowd::Redis),
             _ => None,
         }
