@@ -281,7 +281,7 @@ async fn unusable_key_files_are_startup_errors_naming_the_key_and_the_fix() {
 
 #[tokio::test]
 async fn debug_and_logs_never_show_key_material() {
-    let (captured, _guard) = support::capture_logs("auth_providers=trace,auth_testkit=trace");
+    let (captured, _guard) = auth_testkit::capture_logs("auth_providers=trace,auth_testkit=trace");
 
     let dir = temp_dir("secrecy");
     let key = rsa_key(&dir, "client.pem");

@@ -14,7 +14,7 @@ fn session_of(result: auth_core::LoginResult) -> Session {
 
 #[tokio::test]
 async fn an_eddsa_key_works_and_no_log_line_shows_a_key() {
-    let (logs, _guard) = support::capture_logs("trace");
+    let (logs, _guard) = auth_testkit::capture_logs("trace");
     let idp =
         MockIdp::builder().dpop(true).dpop_nonce_required(true).login_as(Some("alice")).start().await.expect("starts");
     let mut config = config(&idp);

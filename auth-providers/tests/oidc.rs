@@ -703,7 +703,7 @@ async fn end_session_url_carries_the_logout_parameters() {
 
 #[tokio::test]
 async fn logs_name_the_provider_and_hold_no_secret() {
-    let (captured, _guard) = support::capture_logs("auth_providers=trace");
+    let (captured, _guard) = auth_testkit::capture_logs("auth_providers=trace");
 
     let idp = start(MockIdp::builder()).await;
     let provider = provider(&idp);

@@ -170,6 +170,7 @@ mod backchannel;
 mod fault;
 mod jwt;
 mod keys;
+pub mod logs;
 mod server;
 mod user;
 
@@ -184,6 +185,7 @@ use url::Url;
 
 pub use backchannel::{BACKCHANNEL_LOGOUT_EVENT, LogoutDelivery, LogoutToken};
 pub use fault::{Fault, WRONG_AUDIENCE, WRONG_ISSUER, WRONG_NONCE};
+pub use logs::{CaptureGuard, CapturedLogs, capture_logs};
 pub use server::ClientAuthentication;
 pub use user::MockUser;
 

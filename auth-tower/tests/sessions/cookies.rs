@@ -131,7 +131,7 @@ async fn sessions_sealed_with_a_previous_secret_open_and_are_resealed() {
 #[tokio::test]
 async fn oversized_session_cookies_are_logged_once_a_minute() {
     const WARNING: &str = "the session cookies exceed cookie_budget_bytes";
-    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    let (logs, _guard) = capture_logs(tracing::Level::WARN);
     let idp = idp().await;
     let small = Setup::new("").start(&idp).await;
     Browser::new(&small).login().await;

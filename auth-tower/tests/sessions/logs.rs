@@ -7,7 +7,7 @@ use super::*;
 /// the access tokens (before and after the refresh), the sealed session and pending cookies.
 #[tokio::test]
 async fn a_trace_level_log_of_a_whole_session_holds_no_secret() {
-    let (logs, _guard) = Logs::capture(tracing::Level::TRACE);
+    let (logs, _guard) = capture_logs(tracing::Level::TRACE);
     let (idp, app) = refresh::short_lived(Setup::new("refresh_margin_secs = 0")).await;
     let mut browser = Browser::new(&app);
 

@@ -305,90 +305,10 @@ fn alice_session(lifetime: u64) -> Session {
     Session::new(Identity::new("default", "alice", claims), TokenSet::default(), lifetime)
 }
 
-/// Captures this thread's log (a `#[tokio::test]` runs the app on the test's thread).
-///
-/// One global subscriber for the whole binary, installed by the first capture, sends each
-/// event to the capture of the thread it happens on (if any) at that capture's level. Not
-/// a scoped subscriber per test (`set_default`): tracing caches whether a callsite is
-/// enabled across threads, so a span first reached by another test's thread while only a
-/// `WARN` capture existed could stay disabled for a `TRACE` capture (a flaky test in CI).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-thread_local! {
-    /// The capture of this thread, and its level.
-    static CAPTURE: std::cell::RefCell<Option<(tracing::Level, Logs)>> = const { std::cell::RefCell::new(None) };
-}
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Writes to the capture of the current thread.
-struct ThreadWriter;
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadWriter {
-    type Writer = Box<dyn std::io::Write>;
-    fn make_writer(&'a self) -> Self::Writer {
-        match CAPTURE.with(|c| c.borrow().as_ref().map(|(_, logs)| logs.clone())) {
-            Some(logs) => Box::new(logs),
-            None => Box::new(std::io::sink()),
-        }
-    }
-}
-
-/// Enables what the current thread captures, decided for each span and event: never
-/// cached per callsite (a callsite first reached while nothing captured stays live).
-struct Capturing;
-
-impl<S> tracing_subscriber::layer::Filter<S> for Capturing {
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
-        CAPTURE.with(|c| c.borrow().as_ref().is_some_and(|(level, _)| meta.level() <= level))
-    }
-
-    fn callsite_enabled(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-        tracing::subscriber::Interest::sometimes()
-    }
-}
-
-/// Ends this thread's capture when dropped.
-struct CaptureGuard;
-
-impl Drop for CaptureGuard {
-    fn drop(&mut self) {
-        CAPTURE.with(|c| c.borrow_mut().take());
-    }
-}
-
-impl Logs {
-    fn capture(level: tracing::Level) -> (Self, CaptureGuard) {
-        use tracing_subscriber::Layer as _;
-        use tracing_subscriber::layer::SubscriberExt as _;
-        static INSTALL: std::sync::Once = std::sync::Once::new();
-        INSTALL.call_once(|| {
-            let layer =
-                tracing_subscriber::fmt::layer().with_writer(ThreadWriter).with_ansi(false).with_filter(Capturing);
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
-                .expect("no other global subscriber in this test binary");
-        });
-        let logs = Self::default();
-        CAPTURE.with(|c| *c.borrow_mut() = Some((level, logs.clone())));
-        (logs, CaptureGuard)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).matches(needle).count()
-    }
+/// Captures this thread's log (a `#[tokio::test]` runs the app on the test's thread) at
+/// `level` and quieter, through `auth_testkit::capture_logs`.
+fn capture_logs(level: tracing::Level) -> (auth_testkit::CapturedLogs, auth_testkit::CaptureGuard) {
+    auth_testkit::capture_logs(level.as_str())
 }
 
 mod cookies;
