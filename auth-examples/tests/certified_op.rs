@@ -207,28 +207,13 @@ async fn axum_basic_logs_in_with_par_and_logout_revokes_the_refresh_token() {
     });
 
     let callback = h.login_at_op("alice", "/me").await;
-    let page = h.get("callback", callback).await;
-    let page = h.follow_app("callback", page).await;
-    h.expect_status("after callback", &page, StatusCode::OK);
-    let me = h.parse_json("after callback", &page);
-    h.check("logged-in /me", me["sub"] == "alice" && me["email"] == "alice@example.test", || {
-        format!("expected alice with her userinfo email: {me}")
-    });
+    h.lands_on_me_as_alice(callback, "").await;
     let pushed = h.stack.app.count("authorization request pushed");
     h.check("logged-in /me", pushed == 1, || format!("expected the app to log one pushed request, got {pushed}"));
 
     const DESTROYED: &str = "oidc-provider refresh_token.destroyed: client_id=";
     h.check("before logout", !h.stack.op.printed(DESTROYED), || "a refresh token was destroyed early".to_owned());
-    let origin = h.app_origin();
-    let page = h.post_form("logout", h.app("/auth/logout"), &[], Some(&origin)).await;
-    h.expect_status("logout", &page, StatusCode::SEE_OTHER);
-    let end_session = h.location("logout", &page);
-    let endpoint = h.op_endpoint("end_session_endpoint");
-    h.check("logout", without_query(&end_session) == endpoint, || {
-        format!("expected a redirect to the OP's end_session_endpoint {endpoint}, got {end_session}")
-    });
-    let me = h.get_json("/me after logout", h.app("/me")).await;
-    h.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || format!("still logged in: {me}"));
+    h.log_out_to_end_session().await;
 
     // The revocation runs after the logout answered: give it a moment. The OP prints its line
     // before it answers, the app logs its own once the answer is in: wait for both.
@@ -271,22 +256,12 @@ async fn axum_basic_logs_in_and_refreshes_with_private_key_jwt() {
     });
 
     let callback = h.login_at_op("alice", "/me").await;
-    let page = h.get("callback", callback).await;
-    let page = h.follow_app("callback", page).await;
-    h.expect_status("after callback", &page, StatusCode::OK);
-    let me = h.parse_json("after callback", &page);
-    h.check("logged-in /me", me["sub"] == "alice" && me["email"] == "alice@example.test", || {
-        format!("expected alice with her userinfo email: {me}")
-    });
-    let code = format!("grant.success: grant_type=authorization_code client_id={CLIENT_ID}-pkjwt");
+    h.lands_on_me_as_alice(callback, "").await;
+    let client = format!("{CLIENT_ID}-pkjwt");
+    let code = format!("grant.success: grant_type=authorization_code client_id={client}");
     h.check("code exchange", h.stack.op.printed(&code), || format!("the OP never printed {code:?}"));
-
     // Past the refresh margin: the next request refreshes, authenticated by an assertion.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let me = h.get_json("/me after the margin", h.app("/me")).await;
-    h.check("/me after the margin", me["sub"] == "alice", || format!("the session ended: {me}"));
-    let refresh = format!("grant.success: grant_type=refresh_token client_id={CLIENT_ID}-pkjwt");
-    h.check("refresh", h.stack.op.printed(&refresh), || format!("the OP never printed {refresh:?}"));
+    h.refreshes_past_the_margin(&client).await;
     h.check("refresh", !h.stack.op.printed("grant.error"), || "the OP refused a client assertion".to_owned());
 }
 
@@ -312,37 +287,13 @@ async fn axum_basic_logs_in_refreshes_and_logs_out_with_dpop() {
     });
 
     let callback = h.login_at_op("alice", "/me").await;
-    let page = h.get("callback", callback).await;
-    let page = h.follow_app("callback", page).await;
-    h.expect_status("after callback", &page, StatusCode::OK);
-    let me = h.parse_json("after callback", &page);
-    h.check("logged-in /me", me["sub"] == "alice" && me["email"] == "alice@example.test", || {
-        format!("expected alice with her userinfo email (read with a DPoP-bound token): {me}")
-    });
-    let code = format!("grant.success: grant_type=authorization_code client_id={CLIENT_ID}");
-    h.check("code exchange", h.stack.op.printed(&code), || format!("the OP never printed {code:?}"));
-    h.check("code exchange", h.stack.op.printed("UseDpopNonce") || h.stack.op.printed("use_dpop_nonce"), || {
-        "the OP never asked for a DPoP nonce".to_owned()
-    });
-
+    h.lands_on_me_as_alice(callback, " (read with a DPoP-bound token)").await;
+    h.exchanged_the_code_after_a_dpop_nonce(CLIENT_ID);
     // Past the refresh margin: the next request refreshes, with a proof of the session key.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let me = h.get_json("/me after the margin", h.app("/me")).await;
-    h.check("/me after the margin", me["sub"] == "alice", || format!("the session ended: {me}"));
-    let refresh = format!("grant.success: grant_type=refresh_token client_id={CLIENT_ID}");
-    h.check("refresh", h.stack.op.printed(&refresh), || format!("the OP never printed {refresh:?}"));
+    h.refreshes_past_the_margin(CLIENT_ID).await;
     h.check("refresh", !h.stack.op.printed("userinfo.error"), || "the OP refused a userinfo request".to_owned());
 
-    let origin = h.app_origin();
-    let page = h.post_form("logout", h.app("/auth/logout"), &[], Some(&origin)).await;
-    h.expect_status("logout", &page, StatusCode::SEE_OTHER);
-    let end_session = h.location("logout", &page);
-    let endpoint = h.op_endpoint("end_session_endpoint");
-    h.check("logout", without_query(&end_session) == endpoint, || {
-        format!("expected a redirect to the OP's end_session_endpoint {endpoint}, got {end_session}")
-    });
-    let me = h.get_json("/me after logout", h.app("/me")).await;
-    h.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || format!("still logged in: {me}"));
+    h.log_out_to_end_session().await;
 }
 
 /// The whole FAPI 2.0 Security Profile against the certified provider, by config alone: the
@@ -387,28 +338,13 @@ async fn axum_basic_signs_in_with_the_fapi2_profile_by_config_alone() {
     h.check("OP redirect", iss.as_deref() == Some(issuer.as_str()), || {
         format!("the callback lacks iss={issuer} (RFC 9207): {callback}")
     });
-    let page = h.get("callback", callback).await;
-    let page = h.follow_app("callback", page).await;
-    h.expect_status("after callback", &page, StatusCode::OK);
-    let me = h.parse_json("after callback", &page);
-    h.check("logged-in /me", me["sub"] == "alice" && me["email"] == "alice@example.test", || {
-        format!("expected alice with her userinfo email (read with a DPoP-bound token): {me}")
-    });
-    let client = format!("client_id={CLIENT_ID}-pkjwt");
+    h.lands_on_me_as_alice(callback, " (read with a DPoP-bound token)").await;
+    let client = format!("{CLIENT_ID}-pkjwt");
     let pushed = h.stack.app.count("authorization request pushed");
     h.check("login", pushed == 1, || format!("expected the app to log one pushed request, got {pushed}"));
-    let code = format!("grant.success: grant_type=authorization_code {client}");
-    h.check("code exchange", h.stack.op.printed(&code), || format!("the OP never printed {code:?}"));
-    h.check("code exchange", h.stack.op.printed("UseDpopNonce") || h.stack.op.printed("use_dpop_nonce"), || {
-        "the OP never asked for a DPoP nonce".to_owned()
-    });
-
+    h.exchanged_the_code_after_a_dpop_nonce(&client);
     // Past the refresh margin: the next request refreshes (a new assertion, a new proof).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let me = h.get_json("/me after the margin", h.app("/me")).await;
-    h.check("/me after the margin", me["sub"] == "alice", || format!("the session ended: {me}"));
-    let refresh = format!("grant.success: grant_type=refresh_token {client}");
-    h.check("refresh", h.stack.op.printed(&refresh), || format!("the OP never printed {refresh:?}"));
+    h.refreshes_past_the_margin(&client).await;
     // The one refusal expected: the first token request's `use_dpop_nonce`.
     let other_grant_errors = h.stack.op.count("grant.error") - h.stack.op.count("grant.error: UseDpopNonce");
     h.check("refresh", other_grant_errors == 0, || "the OP refused a token request".to_owned());
@@ -416,17 +352,8 @@ async fn axum_basic_signs_in_with_the_fapi2_profile_by_config_alone() {
         h.check("refresh", !h.stack.op.printed(refused), || format!("the OP printed {refused}"));
     }
 
-    let origin = h.app_origin();
-    let page = h.post_form("logout", h.app("/auth/logout"), &[], Some(&origin)).await;
-    h.expect_status("logout", &page, StatusCode::SEE_OTHER);
-    let end_session = h.location("logout", &page);
-    let endpoint = h.op_endpoint("end_session_endpoint");
-    h.check("logout", without_query(&end_session) == endpoint, || {
-        format!("expected a redirect to the OP's end_session_endpoint {endpoint}, got {end_session}")
-    });
-    let me = h.get_json("/me after logout", h.app("/me")).await;
-    h.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || format!("still logged in: {me}"));
-    let destroyed = format!("oidc-provider refresh_token.destroyed: {client}");
+    h.log_out_to_end_session().await;
+    let destroyed = format!("oidc-provider refresh_token.destroyed: client_id={client}");
     let started = std::time::Instant::now();
     let revoked = || h.stack.op.printed(&destroyed) && h.stack.app.printed("token revoked at logout");
     while !revoked() && started.elapsed() < Duration::from_secs(10) {
@@ -602,6 +529,52 @@ impl Harness {
             self.client = first;
             self.trail.push("-- back to the first cookie jar --".into());
         }
+    }
+
+    /// Visits the `callback` of a login of alice that returns to `/me`, follows the app to
+    /// `/me`, and checks it shows alice with the email only userinfo gives (`how` says how
+    /// userinfo was read, for the failure message, such as `" (with DPoP)"`).
+    async fn lands_on_me_as_alice(&mut self, callback: Url, how: &str) {
+        let page = self.get("callback", callback).await;
+        let page = self.follow_app("callback", page).await;
+        self.expect_status("after callback", &page, StatusCode::OK);
+        let me = self.parse_json("after callback", &page);
+        self.check("logged-in /me", me["sub"] == "alice" && me["email"] == "alice@example.test", || {
+            format!("expected alice with her userinfo email{how}: {me}")
+        });
+    }
+
+    /// Checks that the OP exchanged a code for `client_id` and asked for a DPoP nonce first.
+    fn exchanged_the_code_after_a_dpop_nonce(&mut self, client_id: &str) {
+        let code = format!("grant.success: grant_type=authorization_code client_id={client_id}");
+        self.check("code exchange", self.stack.op.printed(&code), || format!("the OP never printed {code:?}"));
+        let asked = self.stack.op.printed("UseDpopNonce") || self.stack.op.printed("use_dpop_nonce");
+        self.check("code exchange", asked, || "the OP never asked for a DPoP nonce".to_owned());
+    }
+
+    /// With 5-second access tokens refreshed 4 seconds early: waits past that margin, reads
+    /// `/me` (still alice), and checks that the OP refreshed the tokens of `client_id`.
+    async fn refreshes_past_the_margin(&mut self, client_id: &str) {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let me = self.get_json("/me after the margin", self.app("/me")).await;
+        self.check("/me after the margin", me["sub"] == "alice", || format!("the session ended: {me}"));
+        let refresh = format!("grant.success: grant_type=refresh_token client_id={client_id}");
+        self.check("refresh", self.stack.op.printed(&refresh), || format!("the OP never printed {refresh:?}"));
+    }
+
+    /// Signs out with a same-origin `POST /auth/logout`: the app answers with a redirect to
+    /// the OP's end-session endpoint, and `/me` is anonymous after it.
+    async fn log_out_to_end_session(&mut self) {
+        let origin = self.app_origin();
+        let page = self.post_form("logout", self.app("/auth/logout"), &[], Some(&origin)).await;
+        self.expect_status("logout", &page, StatusCode::SEE_OTHER);
+        let end_session = self.location("logout", &page);
+        let endpoint = self.op_endpoint("end_session_endpoint");
+        self.check("logout", without_query(&end_session) == endpoint, || {
+            format!("expected a redirect to the OP's end_session_endpoint {endpoint}, got {end_session}")
+        });
+        let me = self.get_json("/me after logout", self.app("/me")).await;
+        self.check("/me after logout", me["is_logged_in"] == Value::Bool(false), || format!("still logged in: {me}"));
     }
 
     /// From `/auth/login` through the OP's login and consent forms to the redirect back to
