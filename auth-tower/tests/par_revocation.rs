@@ -10,21 +10,14 @@ use auth_testkit::{Fault, MockIdp, MockIdpBuilder};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use std::time::{Duration, Instant};
-use support::{App, Browser, SECRET, bind, port_of, serve, session_cookie_deleted};
+use support::{App, Browser, session_cookie_deleted};
 
 async fn app_with(idp: &MockIdp, extra: &str) -> App {
-    let listener = bind().await;
-    let port = port_of(&listener);
-    let text = format!(
-        "[auth]\nredirect_uri = \"http://127.0.0.1:{port}/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
-         client_id = \"mock-client\"\nclient_secret = \"mock-secret\"\nserver_metadata_url = \"{}\"\n{extra}",
-        idp.metadata_url()
-    );
-    serve(listener, &text).await
+    support::serve_for(idp, extra).await
 }
 
 async fn idp(builder: MockIdpBuilder) -> MockIdp {
-    builder.login_as(Some("alice")).start().await.expect("mock idp")
+    support::idp_for_alice(builder).await
 }
 
 /// The login route's answer, not followed.

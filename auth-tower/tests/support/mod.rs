@@ -66,6 +66,26 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, text: &str) -> App 
     App { base: format!("http://127.0.0.1:{port}"), task }
 }
 
+/// [`serve`]s an app signing in with `idp`'s client (its default `mock-client` and
+/// `mock-secret`) as the default provider, with `extra` lines in its `[auth]` section.
+pub(crate) async fn serve_for(idp: &auth_testkit::MockIdp, extra: &str) -> App {
+    let listener = bind().await;
+    let port = port_of(&listener);
+    let text = format!(
+        "[auth]\nredirect_uri = \"http://127.0.0.1:{port}/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
+         client_id = \"{}\"\nclient_secret = \"{}\"\nserver_metadata_url = \"{}\"\n{extra}",
+        idp.client_id(),
+        idp.client_secret(),
+        idp.metadata_url()
+    );
+    serve(listener, &text).await
+}
+
+/// Starts `builder`'s `MockIdp` signing `alice` in without a login form.
+pub(crate) async fn idp_for_alice(builder: auth_testkit::MockIdpBuilder) -> auth_testkit::MockIdp {
+    builder.login_as(Some("alice")).start().await.expect("mock idp")
+}
+
 /// A browser: a cookie jar and manual redirects, so each hop can be inspected.
 #[derive(Clone)]
 pub(crate) struct Browser {
