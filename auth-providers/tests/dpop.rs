@@ -84,6 +84,33 @@ async fn an_unbound_token_fails_the_login_unless_dpop_is_optional() {
     assert!(result.identity.claims.get("email").is_some(), "userinfo with the Bearer token");
 }
 
+/// A bound session whose refresh comes back unbound (the provider stopped binding): with
+/// `dpop = true` the refresh is refused; with `"optional"` the session goes on unbound,
+/// its key dropped so the new token is presented as Bearer.
+#[tokio::test]
+async fn an_unbound_refresh_ends_a_required_session_and_unbinds_an_optional_one() {
+    let idp = start(MockIdp::builder()).await;
+    for mode in [DpopMode::Required, DpopMode::Optional] {
+        idp.clear_faults();
+        let provider = provider(&idp, mode);
+        let session = session_of(login(&provider).await.expect("a bound login"));
+        assert!(session.tokens.dpop_key.is_some(), "bound at login");
+        idp.set_fault(Fault::DpopUnboundToken);
+        let refreshed = provider.refresh(&session).await;
+        match mode {
+            DpopMode::Required => {
+                let message = rejection(refreshed);
+                assert!(message.contains("not DPoP-bound"), "{message}");
+            }
+            _ => {
+                let refreshed = refreshed.expect("optional accepts a Bearer refresh");
+                assert_eq!(refreshed.tokens.dpop_key, None, "the session goes on unbound");
+                assert_ne!(refreshed.tokens.access_token, session.tokens.access_token);
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_pushed_request_carries_dpop_jkt() {
     let idp = start(MockIdp::builder()).await;

@@ -515,9 +515,17 @@ impl OidcProvider {
         let proofs = key.as_ref().map(|key| dpop::Proofs { key, nonce: &self.dpop_nonce });
         let grant = Grant::Refresh { refresh_token };
         let tokens = token::request(&self.http, &metadata, &self.client, grant, proofs).await?;
-        if proofs.is_some() {
-            dpop::bound(&self.http, auth_core::DpopMode::Required, &self.dpop.2, tokens.token_type.as_deref())?;
-        }
+        // An unbound answer ends the session, unless `dpop = "optional"` says Bearer tokens
+        // will do: then the session goes on unbound (its key dropped, so the new access token
+        // is presented as Bearer), as a login answered Bearer does.
+        let mode = match self.dpop.0 {
+            auth_core::DpopMode::Optional => auth_core::DpopMode::Optional,
+            _ => auth_core::DpopMode::Required,
+        };
+        let still_bound = match proofs {
+            Some(_) => dpop::bound(&self.http, mode, &self.dpop.2, tokens.token_type.as_deref())?,
+            None => false,
+        };
         let mut identity = session.identity.clone();
         if let Some(raw) = tokens.id_token.as_deref() {
             let mut claims = self.verify_id_token(&metadata, raw, None).await?;
@@ -552,7 +560,9 @@ impl OidcProvider {
         fresh.id_token = fresh.id_token.or_else(|| old.id_token.clone());
         fresh.refresh_token = fresh.refresh_token.or_else(|| old.refresh_token.clone());
         fresh.scope = fresh.scope.or_else(|| old.scope.clone());
-        fresh.dpop_key.clone_from(&old.dpop_key);
+        if still_bound {
+            fresh.dpop_key.clone_from(&old.dpop_key);
+        }
         Ok(LoginResult::new(identity, fresh))
     }
 
