@@ -14,8 +14,8 @@
 //! that [accepts opaque tokens](auth_core::IdentityProvider::accepts_opaque_tokens)
 //! (`introspection = true`), which asks its RFC 7662 introspection endpoint; the answer is
 //! cached like a verified JWT, but for a minute at most (the provider's `expires_at`), so a
-//! token revoked at the provider stops working within a minute. Without such a provider an
-//! opaque token gets `invalid_token`.
+//! token revoked at the provider stops working within a minute; a refused one is remembered
+//! for a minute ([`Refusals`]). Without such a provider an opaque token gets `invalid_token`.
 //!
 //! Without any provider that accepts bearer tokens, `Authorization` headers are left to the
 //! app.
@@ -89,6 +89,55 @@ fn unverified_issuer(token: &str) -> Option<String> {
     serde_json::from_slice::<Issuer>(&json).ok()?.iss
 }
 
+/// How many refused opaque tokens [`Refusals`] remembers.
+const REFUSALS_MAX: usize = 4096;
+
+/// Opaque tokens the introspecting provider refused lately, so a client repeating one (an
+/// expired or revoked token, retried in a loop) costs the provider one request a minute,
+/// not one per request. An introspection refusal is final (RFC 7662: an inactive token does
+/// not become active), so remembering it for a minute changes no answer. Held
+/// by fingerprint (keyed SipHash of the token: another token cannot be made to collide
+/// without the process's key), at most [`REFUSALS_MAX`]; JWT refusals are not kept (they
+/// cost no request). Distinct made-up tokens each still cost one request.
+///
+#[derive(Debug, Default)]
+pub(crate) struct Refusals {
+    key: std::hash::RandomState,
+    /// Fingerprint to when it may be asked about again (Unix seconds).
+    until: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+}
+
+impl Refusals {
+    /// How long a refusal is remembered: as long as an answer is trusted.
+    const TTL_SECS: u64 = 60;
+
+    fn fingerprint(&self, token: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.key, token)
+    }
+
+    /// Whether the provider refused `token` less than [`Self::TTL_SECS`] before `now`.
+    pub(crate) fn refused(&self, token: &str, now: u64) -> bool {
+        let until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        !until.is_empty() && until.get(&self.fingerprint(token)).is_some_and(|until| *until > now)
+    }
+
+    /// Remembers that the provider refused `token` at `now`. When full, the expired go,
+    /// then (still full) one arbitrary entry.
+    pub(crate) fn remember(&self, token: &str, now: u64) {
+        let fingerprint = self.fingerprint(token);
+        let mut until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if until.len() >= REFUSALS_MAX && !until.contains_key(&fingerprint) {
+            until.retain(|_, until| *until > now);
+            if until.len() >= REFUSALS_MAX
+                && let Some(victim) = until.keys().next().copied()
+            {
+                until.remove(&victim);
+            }
+        }
+        until.insert(fingerprint, now + Self::TTL_SECS);
+    }
+}
+
 /// The session a verified bearer `token` stands for, from the cache or from its provider;
 /// `Err` is the response refusing the request (for a client of `kind`).
 pub(crate) async fn authenticate(shared: Arc<Shared>, token: String, kind: ClientKind) -> Result<Arc<Session>, Page> {
@@ -96,7 +145,9 @@ pub(crate) async fn authenticate(shared: Arc<Shared>, token: String, kind: Clien
     if let Some(session) = shared.bearer_cache.get(&token, now) {
         return Ok(session);
     }
-    let provider = match unverified_issuer(&token) {
+    let issuer = unverified_issuer(&token);
+    let opaque = issuer.is_none();
+    let provider = match issuer {
         Some(issuer) => shared.providers.iter().find(|p| p.accepts_bearer_from(&issuer)).ok_or_else(|| {
             tracing::debug!("a bearer token from an issuer no provider accepts");
             invalid_token(kind, "the bearer token's issuer is not trusted here")
@@ -108,6 +159,10 @@ pub(crate) async fn authenticate(shared: Arc<Shared>, token: String, kind: Clien
             .find(|p| p.accepts_opaque_tokens())
             .ok_or_else(|| invalid_token(kind, "the bearer token is not a JWT with an issuer"))?,
     };
+    if opaque && shared.bearer_refusals.refused(&token, now) {
+        tracing::debug!("an opaque bearer token the provider refused lately");
+        return Err(invalid_token(kind, "the bearer token is not valid"));
+    }
     match provider.verify_access_token(&token).await {
         Ok(verified) => {
             let mut identity = verified.identity;
@@ -134,6 +189,9 @@ pub(crate) async fn authenticate(shared: Arc<Shared>, token: String, kind: Clien
         }
         Err(error) => {
             tracing::info!(%error, "bearer token refused");
+            if opaque {
+                shared.bearer_refusals.remember(&token, now);
+            }
             Err(invalid_token(kind, "the bearer token is not valid"))
         }
     }
@@ -194,6 +252,24 @@ mod tests {
         let value = format!("Bearer {}", "a".repeat(100 * 1024));
         huge.insert(AUTHORIZATION, HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("x")));
         assert!(matches!(credentials(&huge), Credentials::Malformed("the bearer token is too large")));
+    }
+
+    #[test]
+    fn refusals_are_remembered_for_a_minute_and_bounded() {
+        let refusals = Refusals::default();
+        assert!(!refusals.refused("revoked", 1000));
+        refusals.remember("revoked", 1000);
+        assert!(refusals.refused("revoked", 1000));
+        assert!(refusals.refused("revoked", 1000 + Refusals::TTL_SECS - 1));
+        assert!(!refusals.refused("revoked", 1000 + Refusals::TTL_SECS), "asked again after a minute");
+        assert!(!refusals.refused("another", 1000));
+
+        for i in 0..REFUSALS_MAX + 10 {
+            refusals.remember(&format!("made-up-{i}"), 2000);
+        }
+        let held = refusals.until.lock().map(|until| until.len()).unwrap_or_default();
+        assert!(held <= REFUSALS_MAX, "{held}");
+        assert!(refusals.refused(&format!("made-up-{}", REFUSALS_MAX + 9), 2000), "the newest is kept");
     }
 
     #[test]

@@ -383,6 +383,7 @@ impl AuthLayerBuilder {
             pending_prefix,
             bearer: providers_accept_bearer,
             bearer_cache: SessionCache::new(crate::cache::BEARER_CAPACITY),
+            bearer_refusals: Default::default(),
             logout_tokens: Default::default(),
             refusal_log: Default::default(),
             ended: Default::default(),

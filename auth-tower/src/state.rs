@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) bearer: bool,
     /// Verified bearer tokens, by exact value, until their `exp`.
     pub(crate) bearer_cache: SessionCache,
+    /// Opaque bearer tokens the provider refused lately (asked again after a minute).
+    pub(crate) bearer_refusals: crate::bearer::Refusals,
     /// The logins signed out lately, so in-flight requests do not write them back.
     pub(crate) ended: EndedLogins,
     /// When a refused back-channel request may next be logged at warn.

@@ -91,6 +91,12 @@ async fn opaque_tokens_are_introspected_once_then_cached() {
     let challenge = garbage.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
     assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{challenge}");
     assert_eq!(idp.hits().introspect, 2, "an unknown token is asked about");
+
+    // The same refused token again (a client retrying a revoked token): refused unasked.
+    let again = me(&app, "not-a-token-anyone-issued").await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(idp.hits().introspect, 2, "a refusal is remembered");
+    assert_eq!(me(&app, &token).await.status(), StatusCode::OK, "the good token is unaffected");
 }
 
 #[tokio::test]
