@@ -14,8 +14,10 @@ mod dpop;
 mod http;
 mod id_token;
 pub(crate) mod introspection;
+mod login;
 mod logout_token;
 mod par;
+mod refresh;
 mod revocation;
 mod token;
 
@@ -45,10 +47,6 @@ use url::Url;
 /// The key set is fetched again for an unknown `kid` at most this often, so a flood of
 /// forged tokens cannot make us hammer the provider.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Claims of an earlier ID token that describe that token, not the person: not carried
-/// over to the identity after a refresh.
-const PER_TOKEN_CLAIMS: &[&str] = &["nonce", "at_hash", "c_hash", "jti"];
 
 /// A relying party of one OpenID Connect provider, found by discovery.
 ///
@@ -354,218 +352,6 @@ impl OidcProvider {
         }
     }
 
-    /// Adds the userinfo endpoint's claims when the ID token lacks `email` or `name`.
-    /// ID token claims win; userinfo only adds claims the ID token does not have.
-    async fn with_userinfo(
-        &self,
-        metadata: &Metadata,
-        mut claims: Claims,
-        access_token: &str,
-        dpop: Option<dpop::Proofs<'_>>,
-    ) -> Result<Claims, Failure> {
-        const WHAT: Endpoint = Endpoint::Userinfo;
-        let Some(endpoint) = metadata.userinfo_endpoint.as_ref() else { return Ok(claims) };
-        if claims.contains_key("email") && claims.contains_key("name") {
-            return Ok(claims);
-        }
-        let mut retried = false;
-        let answer = loop {
-            let request = self.http.get(endpoint);
-            let Some(dpop) = dpop else {
-                break self.http.send(WHAT, endpoint, request.bearer_auth(access_token)).await?;
-            };
-            let proof = dpop.proof(&self.http, "GET", endpoint, Some(access_token))?;
-            let request =
-                request.header(reqwest::header::AUTHORIZATION, format!("DPoP {access_token}")).header("DPoP", proof);
-            let answer = self.http.send(WHAT, endpoint, request).await?;
-            dpop.nonce.remember(&answer);
-            if retried || !dpop::Proofs::wants_retry(&answer) {
-                break answer;
-            }
-            tracing::debug!("userinfo request retried with the provider's DPoP nonce");
-            retried = true;
-        };
-        if answer.status == reqwest::StatusCode::UNAUTHORIZED || answer.status == reqwest::StatusCode::FORBIDDEN {
-            return Err(self
-                .http
-                .rejected(&format!("the userinfo endpoint refused the access token (HTTP {})", answer.status)));
-        }
-        if !answer.status.is_success() {
-            return Err(self.http.unavailable(WHAT, endpoint, &format!("answered HTTP {}", answer.status)));
-        }
-        if answer.content_type.as_deref().is_some_and(|t| t.starts_with("application/jwt")) {
-            return Err(self
-                .http
-                .rejected("signed or encrypted userinfo responses (application/jwt) are not supported"));
-        }
-        let info: Claims = answer.json(&self.http, WHAT, endpoint)?;
-        if info.get("sub") != claims.get("sub") {
-            return Err(self
-                .http
-                .rejected("the userinfo response is about another subject than the ID token (sub differs)"));
-        }
-        for (claim, value) in info {
-            claims.entry(claim).or_insert(value);
-        }
-        Ok(claims)
-    }
-
-    async fn complete_login(
-        &self,
-        callback: &CallbackParams,
-        pending: &PendingLogin,
-        redirect_uri: &str,
-    ) -> Result<LoginResult, ProviderError> {
-        let metadata = self.metadata().await?;
-        // RFC 9207: the callback names the issuer that answered; a mix-up attack shows as
-        // another issuer here, or as none from a provider that promises to send it.
-        match &callback.iss {
-            Some(iss) if !self.profile.callback_issuer_ok(&metadata.issuer, iss) => {
-                let message = format!(
-                    "the callback comes from issuer {:?}, not {:?} (RFC 9207)",
-                    token::clip(iss),
-                    metadata.issuer
-                );
-                return Err(self.http.rejected(&message).into());
-            }
-            None if metadata.authorization_response_iss_parameter_supported => {
-                let message = "the callback lacks the iss parameter this provider promises to send (RFC 9207)";
-                return Err(self.http.rejected(message).into());
-            }
-            None if self.fapi2.is_some() => {
-                let key = self.fapi2.as_deref().unwrap_or_default();
-                let message =
-                    format!("the callback lacks the iss parameter, which {key} = \"fapi2\" requires (RFC 9207)");
-                return Err(self.http.rejected(&message).into());
-            }
-            _ => {}
-        }
-        let (Some(nonce), Some(pkce_verifier)) = (pending.nonce.as_deref(), pending.pkce_verifier.as_deref()) else {
-            return Err(self
-                .http
-                .rejected("the pending login lacks its nonce or PKCE verifier; start the login again")
-                .into());
-        };
-        let grant = Grant::Code { code: &callback.code, pkce_verifier, redirect_uri };
-        let (mode, _, dpop_config_key) = &self.dpop;
-        let key = match (mode, pending.dpop_key.as_deref()) {
-            (auth_core::DpopMode::Off, _) => None,
-            (_, Some(stored)) => Some(DpopKey::from_stored(stored).ok_or_else(|| {
-                self.http.rejected("the pending login's DPoP key is unreadable; start the login again")
-            })?),
-            (_, None) => {
-                let message =
-                    format!("{dpop_config_key} is on but the pending login has no DPoP key; start the login again");
-                return Err(self.http.rejected(&message).into());
-            }
-        };
-        let proofs = key.as_ref().map(|key| dpop::Proofs { key, nonce: &self.dpop_nonce });
-        let tokens = token::request(&self.http, &metadata, &self.client, grant, proofs).await?;
-        tracing::debug!("authorization code exchanged");
-        let proofs = match proofs {
-            Some(_) if !dpop::bound(&self.http, *mode, dpop_config_key, tokens.token_type.as_deref())? => None,
-            proofs => proofs,
-        };
-        let Some(raw_id_token) = tokens.id_token.as_deref() else {
-            return Err(self
-                .http
-                .rejected("the token endpoint returned no ID token; is \"openid\" in the scope?")
-                .into());
-        };
-        let claims = self.verify_id_token(&metadata, raw_id_token, Some(nonce)).await?;
-        let mut claims = self.with_userinfo(&metadata, claims, &tokens.access_token, proofs).await?;
-        self.profile.complete_claims(&mut claims);
-        self.profile.admit(&claims)?;
-        let subject = self.profile.subject(&claims);
-        let mut tokens = tokens.into_token_set();
-        tokens.dpop_key = proofs.map(|proofs| proofs.key.stored().to_owned());
-        Ok(LoginResult::new(Identity::new(&self.name, subject, claims), tokens))
-    }
-
-    /// Refreshes `session`'s tokens. The layer ends the session on `Rejected` or `Denied`,
-    /// so those mean only: the provider says the refresh token is dead (`invalid_grant`), the
-    /// new ID token fails verification or names another issuer or subject, or the person is
-    /// no longer admitted. Anything else (an outage, `invalid_client`, a 3xx or WAF page, a
-    /// discovery document refused now) is `Unavailable`, see [`token::request`].
-    async fn refresh_session(&self, session: &Session) -> Result<LoginResult, ProviderError> {
-        if session.identity.provider != self.name {
-            return Err(self
-                .http
-                .rejected(&format!("the session belongs to provider {:?}", session.identity.provider))
-                .into());
-        }
-        let Some(refresh_token) = session.tokens.refresh_token.as_deref() else {
-            return Err(ProviderError::Unsupported("refreshing a session without a refresh token"));
-        };
-        // Only the token endpoint's invalid_grant (see token::request) and a refused ID token
-        // end the session; a discovery document refused now (its issuer changed, say) is a
-        // provider-side problem like an outage.
-        let metadata = self.metadata().await.map_err(|failure| match failure {
-            Failure::Unavailable(message) | Failure::Rejected(message) => ProviderError::Unavailable(message),
-        })?;
-        // A DPoP-bound session refreshes with its own key (RFC 9449 §5: a public client's
-        // refresh token is bound to it), whatever `dpop` says now, and stays bound.
-        let key = match session.tokens.dpop_key.as_deref() {
-            Some(stored) => Some(
-                DpopKey::from_stored(stored)
-                    .ok_or_else(|| self.http.rejected("the session's DPoP key is unreadable; log in again"))?,
-            ),
-            None => None,
-        };
-        let proofs = key.as_ref().map(|key| dpop::Proofs { key, nonce: &self.dpop_nonce });
-        let grant = Grant::Refresh { refresh_token };
-        let tokens = token::request(&self.http, &metadata, &self.client, grant, proofs).await?;
-        // An unbound answer ends the session, unless `dpop = "optional"` says Bearer tokens
-        // will do: then the session goes on unbound (its key dropped, so the new access token
-        // is presented as Bearer), as a login answered Bearer does.
-        let mode = match self.dpop.0 {
-            auth_core::DpopMode::Optional => auth_core::DpopMode::Optional,
-            _ => auth_core::DpopMode::Required,
-        };
-        let still_bound = match proofs {
-            Some(_) => dpop::bound(&self.http, mode, &self.dpop.2, tokens.token_type.as_deref())?,
-            None => false,
-        };
-        let mut identity = session.identity.clone();
-        if let Some(raw) = tokens.id_token.as_deref() {
-            let mut claims = self.verify_id_token(&metadata, raw, None).await?;
-            self.profile.complete_claims(&mut claims);
-            // OpenID Connect Core §12.2: same issuer, same subject.
-            if let Some(old_iss) = identity.claims.get("iss")
-                && claims.get("iss") != Some(old_iss)
-            {
-                return Err(self
-                    .http
-                    .rejected("the refreshed ID token names another issuer than the session's")
-                    .into());
-            }
-            if self.profile.subject(&claims) != identity.subject {
-                return Err(self
-                    .http
-                    .rejected("the refreshed ID token is about another subject than the session's")
-                    .into());
-            }
-            // Keep what userinfo added at login; the new token's claims win.
-            for (claim, value) in &identity.claims {
-                if !PER_TOKEN_CLAIMS.contains(&claim.as_str()) && !claims.contains_key(claim) {
-                    claims.insert(claim.clone(), value.clone());
-                }
-            }
-            self.profile.admit(&claims)?;
-            identity.claims = claims.into();
-        }
-        tracing::debug!(new_id_token = tokens.id_token.is_some(), "tokens refreshed");
-        let old = &session.tokens;
-        let mut fresh = tokens.into_token_set();
-        fresh.id_token = fresh.id_token.or_else(|| old.id_token.clone());
-        fresh.refresh_token = fresh.refresh_token.or_else(|| old.refresh_token.clone());
-        fresh.scope = fresh.scope.or_else(|| old.scope.clone());
-        if still_bound {
-            fresh.dpop_key.clone_from(&old.dpop_key);
-        }
-        Ok(LoginResult::new(identity, fresh))
-    }
-
     /// See [`IdentityProvider::revoke_tokens`] and [`revocation`].
     async fn revoke(&self, session: &Session) -> Result<bool, ProviderError> {
         if !self.revoke_on_logout || session.identity.provider != self.name {
@@ -646,111 +432,7 @@ impl IdentityProvider for OidcProvider {
     /// spaces) and `prompt`, each replacing a `client_kwargs` entry of the same name.
     async fn authorize_with(&self, redirect_uri: &str, options: &LoginOptions) -> Result<Authorization, ProviderError> {
         let span = tracing::info_span!("oidc_authorize", provider = %self.name);
-        async {
-            let metadata = self.metadata().await?;
-            let state = CsrfToken::new_random_len(32);
-            let nonce = Nonce::new_random_len(32);
-            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-            let mut params: Vec<(String, String)> = [
-                ("response_type", "code"),
-                ("redirect_uri", redirect_uri),
-                ("scope", &self.scope),
-                ("state", state.secret()),
-                ("nonce", nonce.secret()),
-                ("code_challenge", challenge.as_str()),
-                ("code_challenge_method", "S256"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-            let asked = step_up_params(options);
-            for (key, value) in &self.extra_params {
-                if !asked.iter().any(|(asked, _)| asked == key) {
-                    params.push((key.clone(), value.clone()));
-                }
-            }
-            params.extend(asked.into_iter().map(|(k, v)| (k.to_owned(), v)));
-            if self.response_mode.0 == ResponseMode::FormPost {
-                // A provider that lists its response modes and not this one would answer
-                // with an error, or worse, with a redirect the callback refuses.
-                if metadata
-                    .response_modes_supported
-                    .as_ref()
-                    .is_some_and(|modes| !modes.iter().any(|m| m == "form_post"))
-                {
-                    return Err(ProviderError::other(format!(
-                        "{}: {} = \"form_post\", but the provider's discovery document does not list form_post \
-                         in response_modes_supported; remove the key",
-                        self.name, self.response_mode.1
-                    )));
-                }
-                params.push(("response_mode".to_owned(), "form_post".to_owned()));
-            }
-            // RFC 9449 §10: the login's key is named by its thumbprint, so the code can only
-            // be exchanged with a proof of that key (sent inside the push with PAR).
-            if self.dpop.0 != auth_core::DpopMode::Off
-                && let Some(algs) = &metadata.dpop_signing_alg_values_supported
-                && !algs.iter().any(|alg| alg == self.dpop.1.as_str())
-            {
-                return Err(ProviderError::other(format!(
-                    "{}: {}_alg is {:?}, but the provider's discovery document offers only {:?} \
-                     (dpop_signing_alg_values_supported)",
-                    self.name,
-                    self.dpop.2,
-                    self.dpop.1.as_str(),
-                    algs
-                )));
-            }
-            let dpop_key = match self.dpop.0 {
-                auth_core::DpopMode::Off => None,
-                _ => Some(
-                    DpopKey::generate(self.dpop.1).map_err(|e| ProviderError::other(format!("{}: {e}", self.name)))?,
-                ),
-            };
-            if let Some(key) = &dpop_key {
-                params.push(("dpop_jkt".to_owned(), key.thumbprint().to_owned()));
-            }
-            if let Some(profile) = &self.fapi2
-                && metadata.pushed_authorization_request_endpoint.is_none()
-            {
-                return Err(ProviderError::other(format!(
-                    "{}: {profile} = \"fapi2\" requires pushed authorization requests, but the provider's \
-                     discovery document advertises no pushed_authorization_request_endpoint",
-                    self.name
-                )));
-            }
-            let (use_par, key) = (self.use_par.0, self.use_par.1.as_str());
-            let pushed_to = par::endpoint(
-                use_par,
-                metadata.pushed_authorization_request_endpoint.as_ref(),
-                metadata.require_pushed_authorization_requests,
-                key,
-            )
-            .map_err(|message| ProviderError::other(format!("{}: {message}", self.name)))?;
-            let mut url = metadata.authorization_endpoint.clone();
-            match pushed_to {
-                // RFC 9126 §4: only the client and the pushed request's handle go through
-                // the browser.
-                Some(endpoint) => {
-                    let request_uri = par::push(&self.http, &metadata, endpoint, &self.client, &params).await?;
-                    url.query_pairs_mut()
-                        .append_pair("client_id", &self.client.client_id)
-                        .append_pair("request_uri", &request_uri);
-                }
-                None => {
-                    url.query_pairs_mut().append_pair("client_id", &self.client.client_id).extend_pairs(&params);
-                }
-            }
-            let mut pending = PendingLogin::new(state.into_secret())
-                .with_nonce(nonce.secret().clone())
-                .with_pkce_verifier(verifier.into_secret());
-            if let Some(key) = &dpop_key {
-                pending = pending.with_dpop_key(key.stored());
-            }
-            Ok(Authorization::new(url, pending))
-        }
-        .instrument(span)
-        .await
+        self.start_login(redirect_uri, options).instrument(span).await
     }
 
     async fn complete(
@@ -852,19 +534,4 @@ impl IdentityProvider for OidcProvider {
         }
         outcome
     }
-}
-
-/// The authorization parameters `options` asks for (OpenID Connect Core §3.1.2.1).
-fn step_up_params(options: &LoginOptions) -> Vec<(&'static str, String)> {
-    let mut params = Vec::new();
-    if let Some(max_age) = options.max_age {
-        params.push(("max_age", max_age.to_string()));
-    }
-    if !options.acr_values.is_empty() {
-        params.push(("acr_values", options.acr_values.join(" ")));
-    }
-    if let Some(prompt) = &options.prompt {
-        params.push(("prompt", prompt.clone()));
-    }
-    params
 }
