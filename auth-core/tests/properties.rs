@@ -62,3 +62,47 @@ proptest! {
         prop_assert_eq!(Sealer::new(SECRET, &[PREVIOUS]).open("session", &text), None);
     }
 }
+
+/// Sessions survive the JSON text they are kept as (server-side stores, cookies of the
+/// previous version, the claims inside the binary cookie) exactly, numbers included.
+mod sessions {
+    use super::*;
+    use auth_core::{Claims, CookieStore, Identity, Session, SessionStore, TokenSet};
+    use std::sync::Arc;
+
+    fn session_with(value: serde_json::Value) -> Session {
+        let mut claims = Claims::new();
+        claims.insert("sub".into(), "alice".into());
+        claims.insert("number".into(), value);
+        Session::new(Identity::new("default", "alice", claims), TokenSet::default(), 600)
+    }
+
+    fn round_trips(session: &Session) -> Result<(), TestCaseError> {
+        let json = serde_json::to_vec(session).unwrap();
+        prop_assert_eq!(&serde_json::from_slice::<Session>(&json).unwrap(), session, "JSON");
+        let store = CookieStore::new(Arc::new(Sealer::new(SECRET, &[])));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let loaded = runtime.block_on(async {
+            let ticket = store.save(session).await.unwrap();
+            store.load(&ticket).await.unwrap()
+        });
+        prop_assert_eq!(loaded.as_ref(), Some(session), "cookie store");
+        Ok(())
+    }
+
+    /// Found by the `session_json` fuzz target: without serde_json's `float_roundtrip`,
+    /// 1.7960255999999996e50 came back as 1.7960255999999998e50.
+    #[test]
+    fn a_float_claim_found_by_the_fuzzer_round_trips() {
+        round_trips(&session_with(serde_json::json!(1.796_025_599_999_999_6e50))).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn float_claims_round_trip(value in any::<f64>().prop_filter("JSON numbers are finite", |v| v.is_finite())) {
+            round_trips(&session_with(serde_json::json!(value)))?;
+        }
+    }
+}
