@@ -42,13 +42,7 @@ async fn idp() -> MockIdp {
 async fn serve(idp: &MockIdp, extra: &str) -> App {
     let listener = bind().await;
     let port = port_of(&listener);
-    let text = format!(
-        "[auth]\nredirect_uri = \"http://127.0.0.1:{port}/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
-         client_id = \"{}\"\nclient_secret = \"{}\"\nserver_metadata_url = \"{}\"\n{extra}\n",
-        idp.client_id(),
-        idp.client_secret(),
-        idp.metadata_url()
-    );
+    let text = support::config_for(idp, port, extra);
     let config = AuthConfig::from_toml_str(&text, "guards.rs").unwrap();
     let me = |user: User| async move {
         let mut json = user.to_json();

@@ -11,24 +11,14 @@ use auth_testkit::MockIdp;
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, WWW_AUTHENTICATE};
 use serde_json::Value;
-use support::{App, SECRET, bind, port_of, serve};
+use support::App;
 
 const AUDIENCE: &str = "api://introspection-test";
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:9/cb";
 
 /// The app of `support::serve` for `idp`, accepting opaque tokens for `AUDIENCE`.
 async fn app(idp: &MockIdp) -> App {
-    let listener = bind().await;
-    let port = port_of(&listener);
-    let text = format!(
-        "[auth]\nredirect_uri = \"http://127.0.0.1:{port}/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
-         client_id = \"{}\"\nclient_secret = \"{}\"\nserver_metadata_url = \"{}\"\n\
-         bearer_audience = \"{AUDIENCE}\"\nintrospection = true\n",
-        idp.client_id(),
-        idp.client_secret(),
-        idp.metadata_url()
-    );
-    serve(listener, &text).await
+    support::serve_for(idp, &format!("bearer_audience = \"{AUDIENCE}\"\nintrospection = true")).await
 }
 
 /// An opaque access token from the mock, as an API client gets one: the authorization
@@ -102,16 +92,7 @@ async fn opaque_tokens_are_introspected_once_then_cached() {
 #[tokio::test]
 async fn without_introspection_opaque_tokens_are_refused_unasked() {
     let idp = MockIdp::builder().login_as(Some("alice")).start().await.unwrap();
-    let listener = bind().await;
-    let port = port_of(&listener);
-    let text = format!(
-        "[auth]\nredirect_uri = \"http://127.0.0.1:{port}/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
-         client_id = \"{}\"\nclient_secret = \"{}\"\nserver_metadata_url = \"{}\"\nbearer_audience = \"{AUDIENCE}\"\n",
-        idp.client_id(),
-        idp.client_secret(),
-        idp.metadata_url()
-    );
-    let app = serve(listener, &text).await;
+    let app = support::serve_for(&idp, &format!("bearer_audience = \"{AUDIENCE}\"")).await;
     let token = opaque_token(&idp).await;
     assert_eq!(me(&app, &token).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(idp.hits().introspect, 0);

@@ -66,18 +66,22 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, text: &str) -> App 
     App { base: format!("http://127.0.0.1:{port}"), task }
 }
 
-/// [`serve`]s an app signing in with `idp`'s client (its default `mock-client` and
-/// `mock-secret`) as the default provider, with `extra` lines in its `[auth]` section.
-pub(crate) async fn serve_for(idp: &auth_testkit::MockIdp, extra: &str) -> App {
-    let listener = bind().await;
-    let port = port_of(&listener);
-    let text = format!(
+/// The `[auth]` config of an app on `127.0.0.1:port` signing in with `idp`'s client as the
+/// default provider, with `extra` lines.
+pub(crate) fn config_for(idp: &auth_testkit::MockIdp, port: u16, extra: &str) -> String {
+    format!(
         "[auth]\nredirect_uri = \"http://127.0.0.1:{port}/oauth2callback\"\ncookie_secret = \"{SECRET}\"\n\
-         client_id = \"{}\"\nclient_secret = \"{}\"\nserver_metadata_url = \"{}\"\n{extra}",
+         client_id = \"{}\"\nclient_secret = \"{}\"\nserver_metadata_url = \"{}\"\n{extra}\n",
         idp.client_id(),
         idp.client_secret(),
         idp.metadata_url()
-    );
+    )
+}
+
+/// [`serve`]s the app of [`config_for`] on a free port.
+pub(crate) async fn serve_for(idp: &auth_testkit::MockIdp, extra: &str) -> App {
+    let listener = bind().await;
+    let text = config_for(idp, port_of(&listener), extra);
     serve(listener, &text).await
 }
 
