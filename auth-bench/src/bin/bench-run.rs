@@ -35,11 +35,11 @@ const USAGE: &str = "usage: bench-run [--quick] [--rounds N] [--duration SECS] [
                      --quiet-timeout (default 120 s, 10 s with --quick) for the machine to be that quiet
   --server-threads   Tokio workers per server (default: one per core)
   --sessions         distinct users of the many-session variants (bare-many-cookies, many-sessions,
-                     many-sessions-redis), their requests sent in turn (default 100000, at most 1000000);
+                     many-sessions-default-cache, many-sessions-redis), their requests sent in turn (default 100000, at most 1000000);
                      with a list (1,1000,100000) each of those variants is measured once per count,
                      named many-sessions@1000 (no suffix for 100000)
   variants: bare, bare-cookie, bare-chunked-cookie, bare-many-cookies, anonymous, logged-in, logged-in-metrics, logged-in-dpop, chunked, redis, axum-login, bearer,
-            many-sessions, many-sessions-redis";
+            many-sessions, many-sessions-default-cache, many-sessions-redis";
 
 #[derive(Debug)]
 struct Args {
