@@ -682,8 +682,10 @@ impl MockIdpBuilder {
 
     /// Whether `/authorize` accepts only pushed authorization requests (RFC 9126): the
     /// discovery document says `require_pushed_authorization_requests` and a request
-    /// without a `request_uri` from `POST /par` is sent back with `error=invalid_request`.
-    /// Default `false` (the PAR endpoint is advertised and served either way).
+    /// without a `request_uri` from `POST /par` is sent back with `error=invalid_request`,
+    /// and so is a login form posted without one (a pushed request's form carries only its
+    /// `client_id` and a fresh `request_uri`). Default `false` (the PAR endpoint is
+    /// advertised and served either way).
     pub fn require_pushed_authorization_requests(mut self, required: bool) -> Self {
         self.require_par = required;
         self

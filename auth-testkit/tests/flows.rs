@@ -392,6 +392,79 @@ async fn hits_are_counted_and_reset() {
     assert_eq!(idp.hits(), Hits::default());
 }
 
+/// With pushed requests required, the login form of a pushed request carries only its
+/// `client_id` and a fresh `request_uri`, and posting the form with parameters of one's own
+/// (skipping the push) is refused as `/authorize` refuses it.
+#[tokio::test]
+async fn a_required_push_cannot_be_skipped_through_the_login_form() {
+    let idp = MockIdp::builder()
+        .user(MockUser::new("alice"))
+        .user(MockUser::new("dave").password("pw"))
+        .require_pushed_authorization_requests(true)
+        .start()
+        .await
+        .unwrap();
+    let params = [
+        ("client_id", idp.client_id().to_owned()),
+        ("redirect_uri", REDIRECT.to_owned()),
+        ("response_type", "code".to_owned()),
+        ("scope", "openid".to_owned()),
+        ("state", "st-par".to_owned()),
+        ("nonce", "nonce-par".to_owned()),
+        ("code_challenge", challenge(VERIFIER)),
+        ("code_challenge_method", "S256".to_owned()),
+    ];
+    let pushed: Value = http()
+        .post(format!("{}/par", idp.issuer()))
+        .basic_auth(idp.client_id(), Some(idp.client_secret()))
+        .form(&params)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request_uri = pushed["request_uri"].as_str().unwrap();
+    let page = http()
+        .get(format!("{}/authorize", idp.issuer()))
+        .query(&[("client_id", idp.client_id()), ("request_uri", request_uri)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("nonce-par"), "the pushed parameters stay at the provider: {html}");
+    let handle = |html: &str| {
+        let start = html.find("name=\"request_uri\" value=\"").unwrap() + "name=\"request_uri\" value=\"".len();
+        html[start..].split('"').next().unwrap().to_owned()
+    };
+    let post = |form: Vec<(&'static str, String)>| {
+        let url = format!("{}/authorize/login", idp.issuer());
+        async move { http().post(url).form(&form).send().await.unwrap() }
+    };
+    let client = || ("client_id", idp.client_id().to_owned());
+
+    // A wrong password shows the form again, with another handle for the same request.
+    let first = handle(&html);
+    let again =
+        post(vec![client(), ("request_uri", first.clone()), ("login", "dave".into()), ("password", "bad".into())])
+            .await;
+    assert_eq!(again.status(), 401);
+    let second = handle(&again.text().await.unwrap());
+    assert_ne!(first, second, "each form gets a handle of its own");
+    let back = location(&post(vec![client(), ("request_uri", second.clone()), ("login", "alice".into())]).await);
+    assert_eq!(query(&back)["state"], "st-par");
+    assert!(query(&back).contains_key("code"));
+    let replayed = post(vec![client(), ("request_uri", second), ("login", "alice".into())]).await;
+    assert_eq!(replayed.status(), 400, "a handle is single use");
+
+    // The form posted with the parameters themselves: the push was skipped.
+    let mut skipped: Vec<(&'static str, String)> = params.to_vec();
+    skipped.push(("login", "alice".into()));
+    let back = location(&post(skipped).await);
+    assert_eq!(query(&back)["error"], "invalid_request");
+}
+
 #[tokio::test]
 async fn the_html_login_form_signs_in_the_chosen_user() {
     let idp = MockIdp::builder()

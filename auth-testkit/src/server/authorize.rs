@@ -125,7 +125,24 @@ impl Shared {
         respond(request, &answer)
     }
 
-    fn login_page(&self, params: &Params, error: Option<&str>) -> Response {
+    /// The login form for the authorization request `params`. A pushed request's form
+    /// carries only `client_id` and a fresh `request_uri` for them, as the browser's request
+    /// did; any other carries the parameters themselves.
+    fn login_page(&self, params: &Params, pushed: bool, error: Option<&str>) -> Response {
+        let handle;
+        let shown: Params = if pushed {
+            let mut request = params.clone();
+            request.retain(|key, _| !matches!(key.as_str(), "login" | "password" | "cancel"));
+            handle = self.push_again(request);
+            let client_id = params.get("client_id").cloned().unwrap_or_default();
+            [("client_id".to_owned(), client_id), ("request_uri".to_owned(), handle)].into_iter().collect()
+        } else {
+            params.clone()
+        };
+        self.login_form(&shown, error)
+    }
+
+    fn login_form(&self, params: &Params, error: Option<&str>) -> Response {
         let mut body = String::new();
         if let Some(error) = error {
             body.push_str(&format!("<p role=\"alert\" class=\"error\">{}</p>\n", escape(error)));
@@ -189,20 +206,35 @@ pub(super) async fn authorize(AxState(s): St, RawQuery(query): RawQuery) -> Resp
         None if request.prompt_none => {
             s.redirect_error(&request, "login_required", "prompt=none, but nobody is signed in.", &faults)
         }
-        None => s.login_page(&params, None),
+        None => s.login_page(&params, pushed, None),
     }
 }
 
 pub(super) async fn login(AxState(s): St, body: Bytes) -> Response {
-    let params = parse_form(&body);
+    let form = parse_form(&body);
     let faults = match s.enter(None).await {
         Ok(faults) => faults,
         Err(response) => return response,
     };
+    // The authorization request: the form's own fields, or those pushed behind its
+    // `request_uri`; then what the person chose.
+    let (mut params, pushed) = match s.pushed_request(form.clone()) {
+        Ok(resolved) => resolved,
+        Err(response) => return response,
+    };
+    for key in ["login", "password", "cancel"] {
+        if let Some(value) = form.get(key) {
+            params.insert(key.to_owned(), value.clone());
+        }
+    }
     let request = match s.validate_authorize(&params, &faults) {
         Ok(request) => request,
         Err(response) => return response,
     };
+    if s.config.require_par && !pushed {
+        let description = "Pushed Authorization Request must be used (require_pushed_authorization_requests).";
+        return s.redirect_error(&request, "invalid_request", description, &faults);
+    }
     if params.contains_key("cancel") {
         return s.redirect_error(&request, "access_denied", "The user cancelled the sign-in.", &faults);
     }
@@ -211,10 +243,10 @@ pub(super) async fn login(AxState(s): St, body: Bytes) -> Response {
     }
     let username = params.get("login").map(String::as_str).unwrap_or_default();
     let Some(user) = s.user(username) else {
-        return s.login_page(&params, Some(&format!("There is no account named \"{username}\".")));
+        return s.login_page(&params, pushed, Some(&format!("There is no account named \"{username}\".")));
     };
     if !user.password_matches(params.get("password").map(String::as_str)) {
-        return s.login_page(&params, Some(&format!("Wrong password for \"{username}\".")));
+        return s.login_page(&params, pushed, Some(&format!("Wrong password for \"{username}\".")));
     }
     s.complete_login(&request, username, &faults)
 }

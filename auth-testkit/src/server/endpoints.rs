@@ -86,6 +86,15 @@ impl Shared {
     /// `request_uri` (which is spent: single use), else its own; and whether they were
     /// pushed. An unknown, used or expired `request_uri`, or one pushed by another client,
     /// is an HTML `400` page (there is no validated `redirect_uri` to send an error to).
+    /// Keeps `params`, which were pushed, under a fresh single-use `request_uri` for the
+    /// login form to post back (so a required push cannot be skipped by posting the form
+    /// with parameters of one's own).
+    pub(super) fn push_again(&self, params: Params) -> String {
+        let request_uri = format!("{REQUEST_URI_PREFIX}{}", jwt::random_token());
+        self.lock().pushed.insert(request_uri.clone(), (params, Instant::now() + PAR_TTL));
+        request_uri
+    }
+
     pub(super) fn pushed_request(&self, params: Params) -> Result<(Params, bool), Response> {
         let Some(request_uri) = params.get("request_uri") else { return Ok((params, false)) };
         let now = Instant::now();
