@@ -33,12 +33,36 @@ fn secrets(value: &toml::Value, out: &mut Vec<String>) {
     }
 }
 
+/// The error the layer's start-up reports for `text`: the parser's, or building the layer's.
+fn startup_error(text: &str) -> Option<String> {
+    match AuthConfig::from_toml_str(text, "fuzz.toml") {
+        Ok(config) => AuthLayer::from_config(config).err().map(|error| error.to_string()),
+        Err(error) => Some(format!("{error:?}")),
+    }
+}
+
 /// Panics when `message` holds one of `secrets` that `text` holds only once, as written
-/// (so the message cannot have it from another key).
+/// (so the message cannot have it from another key), and holds it because of that value:
+/// the same text with the secret replaced by as many `Q`s must give a message without the
+/// `Q`s, and a message that still holds the secret means the secret is part of the layer's
+/// own words (a secret `"nfiguration"` and "openid-configuration" in the message, found
+/// by this target), not a leak.
 fn assert_no_secret(text: &str, secrets: &[String], message: &str) {
     assert!(!message.trim().is_empty(), "an empty error message");
     for secret in secrets.iter().filter(|s| s.len() >= MIN_SECRET && text.matches(s.as_str()).count() == 1) {
-        assert!(!message.contains(secret.as_str()), "an error repeats the secret {secret:?}: {message}");
+        if !message.contains(secret.as_str()) {
+            continue;
+        }
+        let marker = "Q".repeat(secret.len());
+        if text.contains(&marker) {
+            continue;
+        }
+        let replaced = text.replacen(secret.as_str(), &marker, 1);
+        let Some(other) = startup_error(&replaced) else { continue };
+        assert!(
+            !other.contains(&marker) && other.contains(secret.as_str()),
+            "an error repeats the secret {secret:?}: {message}"
+        );
     }
 }
 
