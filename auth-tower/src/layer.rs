@@ -386,6 +386,7 @@ impl AuthLayerBuilder {
             bearer_refusals: Default::default(),
             logout_tokens: Default::default(),
             refusal_log: Default::default(),
+            store_error_log: Default::default(),
             ended: Default::default(),
             flights: Default::default(),
             budget: Default::default(),

@@ -77,12 +77,15 @@ pub(crate) struct Shared {
     /// The logins signed out lately, so in-flight requests do not write them back.
     pub(crate) ended: EndedLogins,
     /// When a refused back-channel request may next be logged at warn.
-    pub(crate) refusal_log: crate::routes::RefusalLog,
+    pub(crate) refusal_log: LogThrottle,
+    /// The "session store failed" error of requests served anonymous (every 10 s at most).
+    pub(crate) store_error_log: LogThrottle,
     /// The `jti`s of logout tokens that ended sessions, to refuse replays.
     pub(crate) logout_tokens: crate::routes::SeenLogoutTokens,
     /// Refreshes in flight, and their recent outcomes.
     pub(crate) flights: Flights,
-    pub(crate) budget: BudgetWarning,
+    /// The "session cookies are too big" warning (once a minute at most).
+    pub(crate) budget: LogThrottle,
     /// Lookups of `cache` (no-ops without it) and of `bearer_cache`: made when the layer is
     /// built, bound to the metrics recorder installed then, so counting costs a request an
     /// atomic add rather than a lookup by name (see [`auth_core::metrics`]).
@@ -294,7 +297,7 @@ impl Shared {
         }
         let max_age = session.remaining_secs(now);
         let size = cookies::header_bytes(&written);
-        self.budget.check(size, self.config.cookie_budget_bytes, written.len(), now);
+        warn_over_budget(&self.budget, size, self.config.cookie_budget_bytes, written.len(), now);
         let mut out: Vec<HeaderValue> = written
             .iter()
             .filter_map(|(name, value)| header_value(self.attrs.set_cookie(name, value, max_age)))
@@ -453,38 +456,47 @@ impl EndedLogins {
     }
 }
 
-/// The "session cookies are too big" warning, logged at most once a minute per layer
-/// (with how many more there were), so a popular app's log is not flooded.
+/// Lets a line that could repeat on every request through at most once every `every`
+/// seconds per layer, counting the ones held back meanwhile, so that a popular app's log is
+/// not flooded by one condition (oversized cookies, a store that is down, a flood of bad
+/// logout tokens). Lock-free: a relaxed load and, when due, one compare-and-swap.
 #[derive(Debug, Default)]
-pub(crate) struct BudgetWarning {
-    /// When the warning was last logged (Unix seconds), 0 for never.
+pub(crate) struct LogThrottle {
+    /// When a line was last let through (Unix seconds), 0 for never.
     last: AtomicU64,
-    /// Oversized writes since then.
-    suppressed: AtomicU64,
+    /// Lines held back since then.
+    held_back: AtomicU64,
 }
 
-impl BudgetWarning {
-    fn check(&self, size: usize, budget: u64, cookies: usize, now: u64) {
-        if budget == 0 || size as u64 <= budget {
-            return;
-        }
+impl LogThrottle {
+    /// `Some(lines held back since the last one)` when a line may be logged at `now` (the
+    /// caller logs it at its level), else `None` (counted; log it at debug, if at all).
+    pub(crate) fn due(&self, now: u64, every: u64) -> Option<u64> {
         let last = self.last.load(Ordering::Relaxed);
-        let due = last == 0 || now >= last.saturating_add(BUDGET_WARNING_INTERVAL_SECS);
+        let due = last == 0 || now >= last.saturating_add(every);
         if !due || self.last.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_err() {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return;
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            return None;
         }
-        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
-        tracing::warn!(
-            bytes = size,
-            cookie_budget_bytes = budget,
-            cookies,
-            more_since_last_warning = suppressed,
-            "the session cookies exceed cookie_budget_bytes: browsers send them with every request and many \
-             proxies refuse request headers past 8 KB; keep sessions on the server (session_store = \"memory\" \
-             or a Redis URL), only the big ones (cookie_overflow = \"store\"), or fewer tokens (keep_tokens)"
-        );
+        Some(self.held_back.swap(0, Ordering::Relaxed))
     }
+}
+
+/// Warns when the session cookies exceed `cookie_budget_bytes`, once a minute at most.
+fn warn_over_budget(throttle: &LogThrottle, size: usize, budget: u64, cookies: usize, now: u64) {
+    if budget == 0 || size as u64 <= budget {
+        return;
+    }
+    let Some(held_back) = throttle.due(now, BUDGET_WARNING_INTERVAL_SECS) else { return };
+    tracing::warn!(
+        bytes = size,
+        cookie_budget_bytes = budget,
+        cookies,
+        more_since_last_warning = held_back,
+        "the session cookies exceed cookie_budget_bytes: browsers send them with every request and many \
+         proxies refuse request headers past 8 KB; keep sessions on the server (session_store = \"memory\" \
+         or a Redis URL), only the big ones (cookie_overflow = \"store\"), or fewer tokens (keep_tokens)"
+    );
 }
 
 /// A `Set-Cookie` line as a header value; `None` (logged) if it is not a valid one, which
@@ -573,6 +585,15 @@ fn directives(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttled_line_comes_once_per_interval_with_the_count_held_back() {
+        let throttle = LogThrottle::default();
+        assert_eq!(throttle.due(1_000, 10), Some(0));
+        assert_eq!((throttle.due(1_001, 10), throttle.due(1_009, 10)), (None, None));
+        assert_eq!(throttle.due(1_010, 10), Some(2), "two held back since the last line");
+        assert_eq!(throttle.due(1_011, 10), None);
+    }
 
     fn with(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();

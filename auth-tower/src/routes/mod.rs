@@ -14,7 +14,7 @@ mod login;
 mod logout;
 pub(crate) mod paths;
 
-pub(crate) use backchannel::{RefusalLog, SeenLogoutTokens, backchannel_logout};
+pub(crate) use backchannel::{SeenLogoutTokens, backchannel_logout};
 pub use paths::AuthRoutes;
 pub(crate) use paths::DEFAULT_PREFIX;
 

@@ -152,6 +152,29 @@ async fn a_logout_while_the_store_is_down_sticks_once_it_is_back() {
     assert!(!thief.logged_in().await);
 }
 
+/// A store that is down fails every request the same way: the error is logged once every
+/// few seconds (with how many were held back), not once per request (the soak's Redis outage
+/// wrote 63,000 error lines in five seconds before).
+#[tokio::test]
+async fn a_store_that_is_down_is_logged_once_not_per_request() {
+    let idp = idp().await;
+    let store = Arc::new(SharedMap::default());
+    let app = Setup::new("").custom_store(Arc::clone(&store) as Arc<dyn SessionStore>).start(&idp).await;
+    let mut browser = Browser::new(&app);
+    browser.login().await;
+    let (logs, _guard) = capture_logs(tracing::Level::DEBUG);
+    store.set_down(true);
+    for _ in 0..20 {
+        assert!(!browser.logged_in().await, "served anonymous while the store is down");
+    }
+    let text = logs.text();
+    assert_eq!(logs.count(" ERROR "), 1, "one error line for twenty failed requests:\n{text}");
+    assert!(logs.contains("session store failed; serving requests as anonymous"), "{text}");
+    assert_eq!(logs.count("session store failed; serving the request as anonymous"), 19, "the rest at debug");
+    store.set_down(false);
+    assert!(browser.logged_in().await, "back once the store answers");
+}
+
 /// A refresh whose store failed is not remembered: once the store is back, the next request
 /// refreshes (before, every request of that session was anonymous for ten seconds).
 #[tokio::test]
