@@ -1,6 +1,6 @@
 //! `profile = "fapi2"` against `MockIdp` set up as a FAPI 2.0 provider (PAR required,
-//! DPoP with nonces, `private_key_jwt` only, ES256 ID tokens): the whole login and a
-//! refresh, and the two refusals the profile adds at runtime: an ID token signed RS256,
+//! DPoP with nonces, `private_key_jwt` only, ES256 or PS256 ID tokens): the whole login and
+//! a refresh, and the two refusals the profile adds at runtime: an ID token signed RS256,
 //! and a callback without `iss` from a provider whose discovery does not promise it.
 
 mod support;
@@ -64,6 +64,24 @@ async fn a_fapi2_login_pushes_proves_and_verifies_an_es256_id_token() {
     let session = Session::new(result.identity, result.tokens, 3600);
     let refreshed = provider.refresh(&session).await.expect("refresh: DPoP, private_key_jwt, ES256 again");
     assert_eq!(refreshed.tokens.dpop_key, session.tokens.dpop_key);
+}
+
+/// PS256, the algorithm most FAPI 2.0 providers sign with (an RSA key, PSS padding): the
+/// login and a refresh verify it, and a PS256 token whose signature is broken is refused.
+#[tokio::test]
+async fn a_fapi2_login_verifies_a_ps256_id_token() {
+    let key = ec_key(&temp_dir("fapi2-ps256"), "client.pem");
+    let idp = fapi2_idp(&key, |b| b.id_token_ps256(true)).await;
+    let provider = OidcProvider::new(&fapi2_config(&idp, &key), &settings()).expect("provider builds");
+    let result = login(&provider).await.expect("FAPI 2.0 login with a PS256 ID token");
+    assert_eq!(header_alg(result.tokens.id_token.as_deref().expect("an ID token")), "PS256");
+    let session = Session::new(result.identity, result.tokens, 3600);
+    let refreshed = provider.refresh(&session).await.expect("refresh with a PS256 ID token");
+    assert_eq!(header_alg(refreshed.tokens.id_token.as_deref().expect("a new ID token")), "PS256");
+
+    idp.set_fault(Fault::BadSignature);
+    let message = rejection(login(&provider).await);
+    assert!(message.contains("signature"), "{message}");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac as _};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-use crate::keys::{EcSigningKey, SigningKey};
+use crate::keys::{EcSigningKey, PsSigningKey, SigningKey};
 
 /// How to sign; the defaults produce a correct RS256 token.
 #[derive(Debug, Clone, Copy, Default)]
@@ -68,12 +68,22 @@ pub(crate) fn sign_typed(key: &SigningKey, claims: &Value, opts: SignOptions, ty
 /// A correct ES256 token of `claims` with `key`, header `typ: "JWT"`; `corrupt_signature`
 /// flips one bit of the signature and `omit_kid` leaves out the `kid`, as for RS256.
 pub(crate) fn sign_es256(key: &EcSigningKey, claims: &Value, opts: SignOptions) -> String {
-    let mut header = json!({ "alg": "ES256", "typ": "JWT" });
+    sign_with("ES256", &key.kid, |input| key.sign_es256(input), claims, opts)
+}
+
+/// A correct PS256 token of `claims` with `key`; the options as for [`sign_es256`].
+pub(crate) fn sign_ps256(key: &PsSigningKey, claims: &Value, opts: SignOptions) -> String {
+    sign_with("PS256", &key.kid, |input| key.sign_ps256(input), claims, opts)
+}
+
+/// A token of `claims` with header `alg`, `typ: "JWT"` and `kid`, signed by `sign`.
+fn sign_with(alg: &str, kid: &str, sign: impl Fn(&[u8]) -> Vec<u8>, claims: &Value, opts: SignOptions) -> String {
+    let mut header = json!({ "alg": alg, "typ": "JWT" });
     if !opts.omit_kid {
-        header["kid"] = Value::String(key.kid.clone());
+        header["kid"] = Value::String(kid.to_owned());
     }
     let signing_input = format!("{}.{}", b64_json(&header), b64_json(claims));
-    let mut signature = key.sign_es256(signing_input.as_bytes());
+    let mut signature = sign(signing_input.as_bytes());
     if opts.corrupt_signature
         && let Some(last) = signature.last_mut()
     {

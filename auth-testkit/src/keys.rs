@@ -64,6 +64,57 @@ pub(crate) fn all() -> &'static [SigningKey] {
     KEYS.get_or_init(|| PEMS.iter().enumerate().map(|(i, pem)| SigningKey::from_pem(i, pem)).collect())
 }
 
+/// The committed RSA key for [`MockIdpBuilder::id_token_ps256`](crate::MockIdpBuilder::id_token_ps256):
+/// ID tokens signed PS256 (RSASSA-PSS, SHA-256) under its own `kid`, its public JWK served by
+/// `/jwks` beside the RS256 key (which keeps signing access and logout tokens).
+pub(crate) struct PsSigningKey {
+    pub(crate) kid: String,
+    pair: ring::signature::RsaKeyPair,
+    /// The public JWK as served by `/jwks`.
+    pub(crate) jwk: Value,
+}
+
+impl std::fmt::Debug for PsSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PsSigningKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl PsSigningKey {
+    /// RSASSA-PSS with SHA-256 and a 32-byte salt (JWS `PS256`).
+    pub(crate) fn sign_ps256(&self, message: &[u8]) -> Vec<u8> {
+        let rng = ring::rand::SystemRandom::new();
+        let mut signature = vec![0; self.pair.public().modulus_len()];
+        match self.pair.sign(&ring::signature::RSA_PSS_SHA256, &rng, message, &mut signature) {
+            Ok(()) => signature,
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// The PS256 key, parsed once per process.
+pub(crate) fn ps256() -> &'static PsSigningKey {
+    use rsa::pkcs8::EncodePrivateKey as _;
+    static KEY: OnceLock<PsSigningKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let private = RsaPrivateKey::from_pkcs8_pem(include_str!("../keys/mock-key-ps256.pem"))
+            .expect("embedded test key is valid PKCS#8");
+        let der = private.to_pkcs8_der().expect("a private key always encodes");
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).expect("ring reads the embedded RSA key");
+        let public = RsaPublicKey::from(&private);
+        let kid = "mock-key-ps256".to_owned();
+        let jwk = json!({
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "PS256",
+            "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+        });
+        PsSigningKey { kid, pair, jwk }
+    })
+}
+
 /// An EC P-256 key made at start, for [`MockIdpBuilder::id_token_es256`](crate::MockIdpBuilder::id_token_es256):
 /// ID tokens signed ES256 under its own `kid`, its public JWK served by `/jwks` beside the
 /// RSA key (which keeps signing access and logout tokens).

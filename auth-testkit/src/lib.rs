@@ -520,6 +520,7 @@ pub struct MockIdpBuilder {
     dpop: bool,
     dpop_nonce_required: bool,
     id_token_es256: bool,
+    id_token_ps256: bool,
 }
 
 impl Default for MockIdpBuilder {
@@ -547,6 +548,7 @@ impl Default for MockIdpBuilder {
             dpop: false,
             dpop_nonce_required: false,
             id_token_es256: false,
+            id_token_ps256: false,
         }
     }
 }
@@ -720,6 +722,16 @@ impl MockIdpBuilder {
         self
     }
 
+    /// Whether `/token` signs ID tokens PS256 (RSASSA-PSS; default `false`: RS256), with a
+    /// committed RSA key of their own (kid `mock-key-ps256`) served by `/jwks` beside the
+    /// RS256 key; discovery then says `id_token_signing_alg_values_supported = ["PS256"]`.
+    /// As with [`id_token_es256`](Self::id_token_es256), access, logout and hand-signed
+    /// tokens stay RS256. Starting with both is an error.
+    pub fn id_token_ps256(mut self, on: bool) -> Self {
+        self.id_token_ps256 = on;
+        self
+    }
+
     /// How the client authenticates at `/token` and `/introspect` (default: with its
     /// secret, `client_secret_basic` or `client_secret_post`). With
     /// [`ClientAuthentication::PrivateKeyJwt`] or [`ClientAuthentication::ClientSecretJwt`]
@@ -736,6 +748,12 @@ impl MockIdpBuilder {
     /// Fails when the port cannot be bound, or with `InvalidInput` when `login_as`
     /// names an unknown user.
     pub async fn start(self) -> io::Result<MockIdp> {
+        if self.id_token_es256 && self.id_token_ps256 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "MockIdpBuilder: id_token_es256 and id_token_ps256 are both on; choose one ID token algorithm",
+            ));
+        }
         let users = if self.users.is_empty() { MockUser::defaults() } else { self.users };
         if let Some(name) = &self.login_as
             && !users.iter().any(|u| u.username() == name)
@@ -793,6 +811,7 @@ impl MockIdpBuilder {
             require_par: self.require_par,
             dpop: self.dpop,
             dpop_nonce_required: self.dpop_nonce_required,
+            id_token_ps256: self.id_token_ps256.then(keys::ps256),
             id_token_es256: match self.id_token_es256 {
                 false => None,
                 true => Some(

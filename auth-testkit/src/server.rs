@@ -85,6 +85,8 @@ pub(crate) struct Config {
     pub(crate) dpop_nonce_required: bool,
     /// Sign ID tokens ES256 with this key instead of RS256.
     pub(crate) id_token_es256: Option<keys::EcSigningKey>,
+    /// Sign ID tokens PS256 with this key instead of RS256.
+    pub(crate) id_token_ps256: Option<&'static keys::PsSigningKey>,
 }
 
 /// An issuer that differs per user: discovery advertises `template`; ID tokens and callbacks
@@ -354,6 +356,9 @@ impl Shared {
             if self.config.id_token_es256.is_some() {
                 map.insert("id_token_signing_alg_values_supported".into(), json!(["ES256"]));
             }
+            if self.config.id_token_ps256.is_some() {
+                map.insert("id_token_signing_alg_values_supported".into(), json!(["PS256"]));
+            }
             if faults.has(&Fault::DiscoveryIssuerMismatch) {
                 map.insert("issuer".into(), WRONG_ISSUER.into());
             }
@@ -441,8 +446,9 @@ impl Shared {
             omit_kid: faults.has(&Fault::NoKid),
             corrupt_signature: faults.has(&Fault::BadSignature),
         };
-        match &self.config.id_token_es256 {
-            Some(key) if alg == Alg::Rs256 => jwt::sign_es256(key, &Value::Object(claims), opts),
+        match (&self.config.id_token_es256, self.config.id_token_ps256) {
+            (Some(key), _) if alg == Alg::Rs256 => jwt::sign_es256(key, &Value::Object(claims), opts),
+            (_, Some(key)) if alg == Alg::Rs256 => jwt::sign_ps256(key, &Value::Object(claims), opts),
             _ => jwt::sign(self.current_key(), &Value::Object(claims), opts),
         }
     }
@@ -529,6 +535,9 @@ async fn jwks(AxState(s): St) -> Response {
     }
     if let Some(ec) = &s.config.id_token_es256 {
         served.push(ec.jwk.clone());
+    }
+    if let Some(ps) = s.config.id_token_ps256 {
+        served.push(ps.jwk.clone());
     }
     axum::Json(json!({ "keys": served })).into_response()
 }

@@ -893,3 +893,16 @@ async fn issuer_template_names_each_users_tenant() {
     let error = MockIdp::builder().issuer_template("/common/v2.0", "tid").start().await.unwrap_err();
     assert!(error.to_string().contains("placeholder"), "{error}");
 }
+
+#[tokio::test]
+async fn ps256_id_tokens_are_served_with_their_key_and_es256_with_ps256_is_refused() {
+    let idp = MockIdp::builder().id_token_ps256(true).login_as(Some("alice")).start().await.unwrap();
+    let discovery = get_json(&idp.metadata_url()).await;
+    assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!(["PS256"]));
+    let jwks = get_json(&format!("{}/jwks", idp.issuer())).await;
+    let algs: Vec<&str> = jwks["keys"].as_array().unwrap().iter().filter_map(|k| k["alg"].as_str()).collect();
+    assert_eq!(algs, ["RS256", "PS256"], "the RS256 key signs access tokens, the PS256 one ID tokens");
+
+    let error = MockIdp::builder().id_token_es256(true).id_token_ps256(true).start().await.map(drop).unwrap_err();
+    assert!(error.to_string().contains("choose one"), "{error}");
+}
