@@ -312,6 +312,50 @@ async fn only_members_of_an_allowed_group_sign_in() {
     login(&open).await.expect("without allowed_groups, anyone signs in");
 }
 
+/// The email Microsoft's `xms_edov` verified at login is derived again at each refresh, not
+/// kept: once the new ID token stops vouching for the domain, the session has no verified
+/// email, and with `allowed_email_domains` the refresh ends it.
+#[tokio::test]
+async fn a_microsoft_email_verified_at_login_is_not_kept_by_a_refresh_that_no_longer_says_so() {
+    let idp = MockIdp::builder()
+        .path("/common/v2.0")
+        .issuer_template("/{tenantid}/v2.0", "tid")
+        .user(
+            MockUser::new("edov")
+                .claim("tid", json!(TENANT_A))
+                .claim("oid", json!("oid-edov"))
+                .claim("preferred_username", json!("ada@example.com"))
+                .claim("xms_edov", json!(true)),
+        )
+        .login_as(Some("edov"))
+        .start()
+        .await
+        .expect("mock idp");
+    for (extra, admitted) in [(json!({}), true), (json!({"allowed_email_domains": ["example.com"]}), false)] {
+        idp.clear_faults();
+        let microsoft = build(&idp, ProviderKind::Microsoft, extra);
+        let result = login(&microsoft).await.expect("a verified domain's address signs in");
+        assert_eq!(result.identity.claims["email_verified"], true);
+        let session = Session::new(result.identity, result.tokens, 3600);
+
+        // Still vouched for: the email stays. (The mock rotates refresh tokens.)
+        let refreshed = microsoft.refresh(&session).await.expect("refresh");
+        assert_eq!(refreshed.identity.claims["email"], "ada@example.com");
+        let session = Session::new(refreshed.identity, refreshed.tokens, 3600);
+
+        idp.set_fault(Fault::IdTokenClaims(json!({ "xms_edov": null })));
+        let refreshed = microsoft.refresh(&session).await;
+        if admitted {
+            let identity = refreshed.expect("refresh without allowed_email_domains").identity;
+            assert!(!identity.claims.contains_key("email"), "{:?}", identity.claims);
+            assert!(!identity.claims.contains_key("email_verified"), "{:?}", identity.claims);
+        } else {
+            let message = denial(refreshed);
+            assert!(message.contains("xms_edov"), "{message}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn microsoft_email_domains_need_a_domain_microsoft_verified() {
     let member = |sub: &str, oid: &str, username: &str| {

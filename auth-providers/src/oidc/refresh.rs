@@ -71,9 +71,16 @@ impl OidcProvider {
                     .rejected("the refreshed ID token is about another subject than the session's")
                     .into());
             }
-            // Keep what userinfo added at login; the new token's claims win.
+            // Keep what userinfo added at login; the new token's claims win, and what the
+            // profile derives comes from the new token only (a Microsoft email verified by
+            // `xms_edov` at login is not kept once the token stops saying so).
+            let derived = self.profile.derived_claims(&identity.claims);
             for (claim, value) in &identity.claims {
-                if !PER_TOKEN_CLAIMS.contains(&claim.as_str()) && !claims.contains_key(claim) {
+                let claim_name = claim.as_str();
+                if !PER_TOKEN_CLAIMS.contains(&claim_name)
+                    && !derived.contains(&claim_name)
+                    && !claims.contains_key(claim)
+                {
                     claims.insert(claim.clone(), value.clone());
                 }
             }

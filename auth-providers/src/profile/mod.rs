@@ -240,6 +240,23 @@ impl Profile {
         }
     }
 
+    /// The claims of `old` (a session's, from an earlier token) that [`complete_claims`]
+    /// derived from that token rather than the provider sent: a refreshed identity derives
+    /// them again from the new token, never keeps the old ones. For Microsoft, the
+    /// `email` made from `preferred_username` (marked by `email_verified: true`, which
+    /// Microsoft never sends itself) and `groups_overage`; for the others none.
+    ///
+    /// [`complete_claims`]: Self::complete_claims
+    pub(crate) fn derived_claims(&self, old: &Claims) -> &'static [&'static str] {
+        match self.preset {
+            Preset::Microsoft(_) if old.get("email_verified") == Some(&Value::Bool(true)) => {
+                &["email", "email_verified", "groups_overage"]
+            }
+            Preset::Microsoft(_) => &["groups_overage"],
+            _ => &[],
+        }
+    }
+
     /// The stable identifier of verified claims: `sub`, or Microsoft's `TID:OID`.
     pub(crate) fn subject(&self, claims: &Claims) -> String {
         let preset = match self.preset {
