@@ -387,6 +387,7 @@ impl AuthLayerBuilder {
             logout_tokens: Default::default(),
             refusal_log: Default::default(),
             store_error_log: Default::default(),
+            refresh_error_log: Default::default(),
             ended: Default::default(),
             flights: Default::default(),
             budget: Default::default(),

@@ -40,6 +40,9 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 
+/// How often a refresh the provider could not answer is logged at warn (the rest at debug).
+const REFRESH_ERROR_LOG_SECS: u64 = 10;
+
 /// How long the outcome of a flight is remembered after it landed.
 pub(crate) const MEMO: Duration = Duration::from_secs(10);
 /// How often an instance waiting for another one's refresh looks at the store.
@@ -233,7 +236,7 @@ async fn reload(shared: &Shared, ticket: &str) -> Result<Session, Outcome> {
         Ok(Some(current)) => Ok(current),
         Ok(None) => Err(Outcome::LoggedOut),
         Err(error) => {
-            tracing::error!(%error, "session store failed; serving the request as anonymous");
+            shared.log_store_failure(&error);
             Err(Outcome::StoreFailed)
         }
     }
@@ -269,7 +272,17 @@ async fn refresh_now(shared: &Shared, ticket: &str, session: &Session) -> Outcom
             Outcome::Kept
         }
         Err(error) => {
-            tracing::warn!(%error, "tokens could not be refreshed; keeping the session as it is until the next try");
+            // While the provider is down every session due fails the same way: one warning
+            // every few seconds per layer (with how many were held back), the rest at debug.
+            match shared.refresh_error_log.due(unix_now(), REFRESH_ERROR_LOG_SECS) {
+                Some(held_back) => tracing::warn!(
+                    %error,
+                    more_since_last_warning = held_back,
+                    "tokens could not be refreshed; keeping the sessions as they are until their next try \
+                     (further failures in the next 10 s are logged at debug)"
+                ),
+                None => tracing::debug!(%error, "tokens could not be refreshed; keeping the session as it is"),
+            }
             Outcome::Kept
         }
     }

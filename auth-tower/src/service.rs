@@ -28,9 +28,6 @@ use crate::routes;
 use crate::sessions::Sessions;
 use crate::state::{self, Shared};
 use auth_core::{Session, User, unix_now};
-
-/// How often a failing session store is logged at error (the other failures at debug).
-const STORE_ERROR_LOG_SECS: u64 = 10;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
@@ -393,17 +390,7 @@ async fn prepare(shared: Arc<Shared>, ticket: String, cached: Option<Arc<Session
                 return Prepared::anonymous(shared.clear_cookies(&present));
             }
             Err(error) => {
-                // Every request fails the same way while the store is down: one error line
-                // every few seconds (with how many were held back), the rest at debug.
-                match shared.store_error_log.due(unix_now(), STORE_ERROR_LOG_SECS) {
-                    Some(held_back) => tracing::error!(
-                        %error,
-                        more_since_last_error = held_back,
-                        "session store failed; serving requests as anonymous (further failures in the next 10 s \
-                         are logged at debug)"
-                    ),
-                    None => tracing::debug!(%error, "session store failed; serving the request as anonymous"),
-                }
+                shared.log_store_failure(&error);
                 return Prepared::anonymous(Vec::new());
             }
         },

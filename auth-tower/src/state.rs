@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     pub(crate) refusal_log: LogThrottle,
     /// The "session store failed" error of requests served anonymous (every 10 s at most).
     pub(crate) store_error_log: LogThrottle,
+    /// The "tokens could not be refreshed" warning (every 10 s at most).
+    pub(crate) refresh_error_log: LogThrottle,
     /// The `jti`s of logout tokens that ended sessions, to refuse replays.
     pub(crate) logout_tokens: crate::routes::SeenLogoutTokens,
     /// Refreshes in flight, and their recent outcomes.
@@ -479,6 +481,26 @@ impl LogThrottle {
             return None;
         }
         Some(self.held_back.swap(0, Ordering::Relaxed))
+    }
+}
+
+/// How often a failing session store is logged at error (the other failures at debug).
+const STORE_ERROR_LOG_SECS: u64 = 10;
+
+impl Shared {
+    /// Logs that the session store failed a request, which is served anonymous: while the
+    /// store is down every request fails the same way, so one error line every few seconds
+    /// (with how many were held back), the rest at debug.
+    pub(crate) fn log_store_failure(&self, error: &auth_core::StoreError) {
+        match self.store_error_log.due(auth_core::unix_now(), STORE_ERROR_LOG_SECS) {
+            Some(held_back) => tracing::error!(
+                %error,
+                more_since_last_error = held_back,
+                "session store failed; serving requests as anonymous (further failures in the next 10 s are \
+                 logged at debug)"
+            ),
+            None => tracing::debug!(%error, "session store failed; serving the request as anonymous"),
+        }
     }
 }
 

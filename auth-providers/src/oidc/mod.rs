@@ -409,6 +409,11 @@ fn logged(
     let _entered = span.enter();
     match &result {
         Ok(_) => tracing::info!(operation, "succeeded"),
+        // A refresh the provider could not answer: its caller keeps the session and reports
+        // it (the layer once every few seconds, however many sessions were due).
+        Err(error @ ProviderError::Unavailable(_)) if operation == "refresh" => {
+            tracing::debug!(operation, %error, "failed");
+        }
         Err(error) => tracing::warn!(operation, %error, "failed"),
     }
     result

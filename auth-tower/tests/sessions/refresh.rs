@@ -289,6 +289,30 @@ async fn an_unreachable_provider_keeps_the_session_but_not_an_expired_token() {
     assert_eq!(idp.hits().token, hits);
 }
 
+/// While the provider is down, every session due for a refresh fails the same way: one
+/// warning per few seconds for the layer (with how many were held back), not one (or two,
+/// with the provider's own line) per session.
+#[tokio::test]
+async fn a_provider_that_is_down_is_logged_once_not_per_session() {
+    let (idp, app) = short_lived(Setup::new("refresh_margin_secs = 0")).await;
+    let mut browsers = Vec::new();
+    for _ in 0..5 {
+        let mut browser = Browser::new(&app);
+        browser.login().await;
+        browsers.push(browser);
+    }
+    until_expired().await;
+    idp.set_fault(Fault::Unavailable);
+    let (logs, _guard) = capture_logs(tracing::Level::DEBUG);
+    for browser in &mut browsers {
+        assert!(browser.logged_in().await, "the IdP being down logs nobody out");
+    }
+    let text = logs.text();
+    assert_eq!(logs.count(" WARN "), 1, "one warning for five failed refreshes:\n{text}");
+    assert!(logs.contains("tokens could not be refreshed; keeping the sessions as they are"), "{text}");
+    assert_eq!(logs.count("tokens could not be refreshed; keeping the session as it is"), 4, "the rest at debug");
+}
+
 /// One metric as a [`DebuggingRecorder`] snapshot has it.
 type Recorded = (CompositeKey, Option<Unit>, Option<SharedString>, DebugValue);
 
