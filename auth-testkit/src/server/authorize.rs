@@ -125,6 +125,18 @@ impl Shared {
         respond(request, &answer)
     }
 
+    /// The authorization request `params` (of `/authorize` or its login form), checked; with
+    /// pushed requests required, one that was not `pushed` is sent back with
+    /// `invalid_request`.
+    fn authorization_request(&self, params: &Params, pushed: bool, faults: &Faults) -> Result<AuthRequest, Response> {
+        let request = self.validate_authorize(params, faults)?;
+        if self.config.require_par && !pushed {
+            let description = "Pushed Authorization Request must be used (require_pushed_authorization_requests).";
+            return Err(self.redirect_error(&request, "invalid_request", description, faults));
+        }
+        Ok(request)
+    }
+
     /// The login form for the authorization request `params`. A pushed request's form
     /// carries only `client_id` and a fresh `request_uri` for them, as the browser's request
     /// did; any other carries the parameters themselves.
@@ -189,14 +201,10 @@ pub(super) async fn authorize(AxState(s): St, RawQuery(query): RawQuery) -> Resp
         Ok(resolved) => resolved,
         Err(response) => return response,
     };
-    let request = match s.validate_authorize(&params, &faults) {
+    let request = match s.authorization_request(&params, pushed, &faults) {
         Ok(request) => request,
         Err(response) => return response,
     };
-    if s.config.require_par && !pushed {
-        let description = "Pushed Authorization Request must be used (require_pushed_authorization_requests).";
-        return s.redirect_error(&request, "invalid_request", description, &faults);
-    }
     if faults.has(&Fault::AccessDenied) {
         return s.redirect_error(&request, "access_denied", "The user denied access (Fault::AccessDenied).", &faults);
     }
@@ -227,14 +235,10 @@ pub(super) async fn login(AxState(s): St, body: Bytes) -> Response {
             params.insert(key.to_owned(), value.clone());
         }
     }
-    let request = match s.validate_authorize(&params, &faults) {
+    let request = match s.authorization_request(&params, pushed, &faults) {
         Ok(request) => request,
         Err(response) => return response,
     };
-    if s.config.require_par && !pushed {
-        let description = "Pushed Authorization Request must be used (require_pushed_authorization_requests).";
-        return s.redirect_error(&request, "invalid_request", description, &faults);
-    }
     if params.contains_key("cancel") {
         return s.redirect_error(&request, "access_denied", "The user cancelled the sign-in.", &faults);
     }
