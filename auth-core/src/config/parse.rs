@@ -9,6 +9,17 @@ use crate::{ConfigError, Policy};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// What a [`Reader::switch`] key says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Switch {
+    /// The key is absent.
+    Unset,
+    On,
+    Off,
+    /// The one string it accepts besides `true` and `false`.
+    Word,
+}
+
 /// Reads values out of one table, with errors naming `origin`.
 pub(super) struct Reader<'a> {
     pub(super) check: Check<'a>,
@@ -62,13 +73,43 @@ impl Reader<'_> {
         }
     }
 
-    fn boolean(&self, table: &Map<String, Value>, key: &str) -> Result<bool, ConfigError> {
+    /// `true` or `false` at `at.key` (`default` when absent); environment overrides
+    /// (strings) are accepted too.
+    pub(super) fn boolean(
+        &self,
+        table: &Map<String, Value>,
+        at: &str,
+        key: &str,
+        default: bool,
+    ) -> Result<bool, ConfigError> {
         match table.get(key) {
-            None => Ok(false),
+            None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
             // Environment overrides arrive as strings.
             Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
-            Some(_) => Err(self.err(&format!("auth.{key}"), "is not true or false", &format!("write {key} = true"))),
+            Some(_) => Err(self.err(&format!("{at}.{key}"), "is not true or false", &format!("write {key} = true"))),
+        }
+    }
+
+    /// A key at `at.key` that is `true`, `false` or the one string `word` (`use_par =
+    /// "auto"`, `dpop = "optional"`); environment overrides arrive as strings. Anything else
+    /// is an error whose fix is `fix`.
+    pub(super) fn switch(
+        &self,
+        table: &Map<String, Value>,
+        at: &str,
+        key: &str,
+        word: &str,
+        fix: &str,
+    ) -> Result<Switch, ConfigError> {
+        match table.get(key) {
+            None => Ok(Switch::Unset),
+            Some(Value::Bool(true)) => Ok(Switch::On),
+            Some(Value::Bool(false)) => Ok(Switch::Off),
+            Some(Value::String(s)) if s == "true" => Ok(Switch::On),
+            Some(Value::String(s)) if s == "false" => Ok(Switch::Off),
+            Some(Value::String(s)) if s == word => Ok(Switch::Word),
+            Some(other) => Err(self.err(&format!("{at}.{key}"), &format!("is {other}"), fix)),
         }
     }
 
@@ -266,8 +307,8 @@ impl Reader<'_> {
         config.leeway_secs = self.secs(auth, "leeway_secs", config.leeway_secs)?;
         config.http_timeout_secs = self.secs(auth, "http_timeout_secs", config.http_timeout_secs)?;
         config.metadata_ttl_secs = self.secs(auth, "metadata_ttl_secs", config.metadata_ttl_secs)?;
-        config.end_with_id_token = self.boolean(auth, "end_with_id_token")?;
-        config.publish_client_jwks = self.boolean(auth, "publish_client_jwks")?;
+        config.end_with_id_token = self.boolean(auth, "auth", "end_with_id_token", false)?;
+        config.publish_client_jwks = self.boolean(auth, "auth", "publish_client_jwks", false)?;
         config.refresh_margin_secs = self.secs(auth, "refresh_margin_secs", config.refresh_margin_secs)?;
         config.cookie_budget_bytes = self.whole(auth, "cookie_budget_bytes", config.cookie_budget_bytes, "bytes")?;
         config.cookie_overflow = self.cookie_overflow(auth)?;

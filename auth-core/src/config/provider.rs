@@ -1,7 +1,7 @@
 //! Reading one provider section (`[auth.NAME]`, or the keys directly in `[auth]`): its
 //! kind, the metadata URL its preset implies, and the keys left for the preset.
 
-use super::parse::Reader;
+use super::parse::{Reader, Switch};
 use super::types::{
     Profile, ProviderConfig, ProviderKind, ResponseMode, Secret, TokenAuthMethod, UsePar, default_display_name,
 };
@@ -107,41 +107,18 @@ impl Reader<'_> {
                 ));
             }
         }
-        config.use_par = match table.get("use_par") {
-            None => UsePar::Auto,
-            Some(Value::Bool(true)) => UsePar::Always,
-            Some(Value::Bool(false)) => UsePar::Never,
-            // Environment overrides arrive as strings.
-            Some(Value::String(s)) if s == "auto" => UsePar::Auto,
-            Some(Value::String(s)) if s == "true" => UsePar::Always,
-            Some(Value::String(s)) if s == "false" => UsePar::Never,
-            Some(other) => {
-                return Err(self.err(
-                    &key("use_par"),
-                    &format!("is {other}"),
-                    "use \"auto\" (push when the provider requires it), true or false",
-                ));
-            }
+        let fix = "use \"auto\" (push when the provider requires it), true or false";
+        config.use_par = match self.switch(table, at, "use_par", "auto", fix)? {
+            Switch::Unset | Switch::Word => UsePar::Auto,
+            Switch::On => UsePar::Always,
+            Switch::Off => UsePar::Never,
         };
-        config.revoke_on_logout = match table.get("revoke_on_logout") {
-            None => true,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-            Some(_) => return Err(self.err(&key("revoke_on_logout"), "is not true or false", "write true or false")),
-        };
-        config.dpop = match table.get("dpop") {
-            None | Some(Value::Bool(false)) => DpopMode::Off,
-            Some(Value::Bool(true)) => DpopMode::Required,
-            Some(Value::String(s)) if s == "true" => DpopMode::Required,
-            Some(Value::String(s)) if s == "false" => DpopMode::Off,
-            Some(Value::String(s)) if s == "optional" => DpopMode::Optional,
-            Some(other) => {
-                return Err(self.err(
-                    &key("dpop"),
-                    &format!("is {other}"),
-                    "use true (tokens must be DPoP-bound), \"optional\" (an unbound token is accepted) or false",
-                ));
-            }
+        config.revoke_on_logout = self.boolean(table, at, "revoke_on_logout", true)?;
+        let fix = "use true (tokens must be DPoP-bound), \"optional\" (an unbound token is accepted) or false";
+        config.dpop = match self.switch(table, at, "dpop", "optional", fix)? {
+            Switch::Unset | Switch::Off => DpopMode::Off,
+            Switch::On => DpopMode::Required,
+            Switch::Word => DpopMode::Optional,
         };
         config.dpop_alg = match self.optional_str(table, at, "dpop_alg")?.as_deref() {
             None | Some("ES256") => DpopAlg::Es256,
