@@ -40,14 +40,7 @@ impl SigningKey {
         let private = RsaPrivateKey::from_pkcs8_pem(pem).expect("embedded test key is valid PKCS#8");
         let public = RsaPublicKey::from(&private);
         let kid = format!("mock-key-{}", index + 1);
-        let jwk = json!({
-            "kty": "RSA",
-            "use": "sig",
-            "alg": "RS256",
-            "kid": kid,
-            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
-            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
-        });
+        let jwk = rsa_jwk(&public, "RS256", &kid);
         let public_pem = public.to_public_key_pem(LineEnding::LF).expect("a public key always encodes");
         Self { kid, signer: Pkcs1v15SigningKey::new(private), jwk, public_pem }
     }
@@ -56,6 +49,18 @@ impl SigningKey {
     pub(crate) fn sign_rs256(&self, message: &[u8]) -> Vec<u8> {
         self.signer.sign(message).to_vec()
     }
+}
+
+/// The public JWK of an RSA key for signatures with `alg`, named `kid`.
+fn rsa_jwk(public: &RsaPublicKey, alg: &str, kid: &str) -> Value {
+    json!({
+        "kty": "RSA",
+        "use": "sig",
+        "alg": alg,
+        "kid": kid,
+        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+    })
 }
 
 /// All embedded keys, parsed once per process.
@@ -103,14 +108,7 @@ pub(crate) fn ps256() -> &'static PsSigningKey {
         let pair = ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).expect("ring reads the embedded RSA key");
         let public = RsaPublicKey::from(&private);
         let kid = "mock-key-ps256".to_owned();
-        let jwk = json!({
-            "kty": "RSA",
-            "use": "sig",
-            "alg": "PS256",
-            "kid": kid,
-            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
-            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
-        });
+        let jwk = rsa_jwk(&public, "PS256", &kid);
         PsSigningKey { kid, pair, jwk }
     })
 }
