@@ -36,8 +36,9 @@ fn location(response: &reqwest::Response) -> Url {
     Url::parse(response.headers()["location"].to_str().unwrap()).unwrap()
 }
 
-async fn authorize_with(idp: &MockIdp, extra: &[(&str, &str)]) -> reqwest::Response {
-    let mut params = vec![
+/// The parameters of a client's authorization request (state `st-1`, nonce `nonce-1`).
+fn authorize_params(idp: &MockIdp) -> Vec<(&'static str, String)> {
+    vec![
         ("client_id", idp.client_id().to_owned()),
         ("redirect_uri", REDIRECT.to_owned()),
         ("response_type", "code".to_owned()),
@@ -46,7 +47,11 @@ async fn authorize_with(idp: &MockIdp, extra: &[(&str, &str)]) -> reqwest::Respo
         ("nonce", "nonce-1".to_owned()),
         ("code_challenge", challenge(VERIFIER)),
         ("code_challenge_method", "S256".to_owned()),
-    ];
+    ]
+}
+
+async fn authorize_with(idp: &MockIdp, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut params: Vec<(&str, String)> = authorize_params(idp);
     for (k, v) in extra {
         params.retain(|(key, _)| key != k);
         params.push((k, (*v).to_owned()));
@@ -404,16 +409,7 @@ async fn a_required_push_cannot_be_skipped_through_the_login_form() {
         .start()
         .await
         .unwrap();
-    let params = [
-        ("client_id", idp.client_id().to_owned()),
-        ("redirect_uri", REDIRECT.to_owned()),
-        ("response_type", "code".to_owned()),
-        ("scope", "openid".to_owned()),
-        ("state", "st-par".to_owned()),
-        ("nonce", "nonce-par".to_owned()),
-        ("code_challenge", challenge(VERIFIER)),
-        ("code_challenge_method", "S256".to_owned()),
-    ];
+    let params = authorize_params(&idp);
     let pushed: Value = http()
         .post(format!("{}/par", idp.issuer()))
         .basic_auth(idp.client_id(), Some(idp.client_secret()))
@@ -433,7 +429,7 @@ async fn a_required_push_cannot_be_skipped_through_the_login_form() {
         .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(!html.contains("nonce-par"), "the pushed parameters stay at the provider: {html}");
+    assert!(!html.contains("nonce-1"), "the pushed parameters stay at the provider: {html}");
     let handle = |html: &str| {
         let start = html.find("name=\"request_uri\" value=\"").unwrap() + "name=\"request_uri\" value=\"".len();
         html[start..].split('"').next().unwrap().to_owned()
@@ -453,13 +449,13 @@ async fn a_required_push_cannot_be_skipped_through_the_login_form() {
     let second = handle(&again.text().await.unwrap());
     assert_ne!(first, second, "each form gets a handle of its own");
     let back = location(&post(vec![client(), ("request_uri", second.clone()), ("login", "alice".into())]).await);
-    assert_eq!(query(&back)["state"], "st-par");
+    assert_eq!(query(&back)["state"], "st-1");
     assert!(query(&back).contains_key("code"));
     let replayed = post(vec![client(), ("request_uri", second), ("login", "alice".into())]).await;
     assert_eq!(replayed.status(), 400, "a handle is single use");
 
     // The form posted with the parameters themselves: the push was skipped.
-    let mut skipped: Vec<(&'static str, String)> = params.to_vec();
+    let mut skipped = params;
     skipped.push(("login", "alice".into()));
     let back = location(&post(skipped).await);
     assert_eq!(query(&back)["error"], "invalid_request");
