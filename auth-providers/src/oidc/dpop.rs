@@ -4,9 +4,10 @@
 //! The key and the proof format are [`auth_core::DpopKey`]'s (the layer's `AccessToken`
 //! signs with the same key); this module adds what only the provider calls need.
 
-use super::http::{Answer, Http};
+use super::http::{Answer, Endpoint, Http};
 use crate::error::Failure;
 use auth_core::{DpopKey, DpopMode};
+use reqwest::RequestBuilder;
 use std::sync::Mutex;
 use url::Url;
 
@@ -47,6 +48,32 @@ impl Proofs<'_> {
         self.key
             .proof(method, url.as_str(), self.nonce.get().as_deref(), access_token)
             .map_err(|e| http.rejected(&e.to_string()))
+    }
+
+    /// Sends the request `build` makes to `endpoint` (`what`), with a proof for `method` and,
+    /// at a resource, `access_token`; remembers the answer's nonce, and answers a
+    /// `use_dpop_nonce` refusal with one retry (a fresh request from `build`, a fresh proof
+    /// with the new nonce). The one loop for the token and userinfo requests.
+    pub(crate) async fn send(
+        &self,
+        http: &Http,
+        what: Endpoint,
+        method: &str,
+        endpoint: &Url,
+        access_token: Option<&str>,
+        build: impl Fn() -> Result<RequestBuilder, Failure>,
+    ) -> Result<Answer, Failure> {
+        let mut retried = false;
+        loop {
+            let request = build()?.header("DPoP", self.proof(http, method, endpoint, access_token)?);
+            let answer = http.send(what, endpoint, request).await?;
+            self.nonce.remember(&answer);
+            if retried || !Self::wants_retry(&answer) {
+                return Ok(answer);
+            }
+            tracing::debug!("{} request retried with the provider's DPoP nonce", what.label());
+            retried = true;
+        }
     }
 
     /// Whether `answer` asks for a retry with the nonce it carries (RFC 9449 §8, §9): a

@@ -123,22 +123,15 @@ impl OidcProvider {
         if claims.contains_key("email") && claims.contains_key("name") {
             return Ok(claims);
         }
-        let mut retried = false;
-        let answer = loop {
-            let request = self.http.get(endpoint);
-            let Some(dpop) = dpop else {
-                break self.http.send(WHAT, endpoint, request.bearer_auth(access_token)).await?;
-            };
-            let proof = dpop.proof(&self.http, "GET", endpoint, Some(access_token))?;
-            let request =
-                request.header(reqwest::header::AUTHORIZATION, format!("DPoP {access_token}")).header("DPoP", proof);
-            let answer = self.http.send(WHAT, endpoint, request).await?;
-            dpop.nonce.remember(&answer);
-            if retried || !dpop::Proofs::wants_retry(&answer) {
-                break answer;
+        let answer = match dpop {
+            Some(dpop) => {
+                let build = || {
+                    let authorization = format!("DPoP {access_token}");
+                    Ok(self.http.get(endpoint).header(reqwest::header::AUTHORIZATION, authorization))
+                };
+                dpop.send(&self.http, WHAT, "GET", endpoint, Some(access_token), build).await?
             }
-            tracing::debug!("userinfo request retried with the provider's DPoP nonce");
-            retried = true;
+            None => self.http.send(WHAT, endpoint, self.http.get(endpoint).bearer_auth(access_token)).await?,
         };
         if answer.status == reqwest::StatusCode::UNAUTHORIZED || answer.status == reqwest::StatusCode::FORBIDDEN {
             return Err(self

@@ -11,7 +11,7 @@
 
 use super::discovery::Metadata;
 use super::http::{Endpoint, Http};
-use super::token::{ClientAuth, clip};
+use super::token::{ClientAuth, OAuthError, described};
 use crate::error::Failure;
 use auth_core::UsePar;
 use serde::Deserialize;
@@ -24,14 +24,6 @@ struct Pushed {
     #[allow(dead_code)]
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
-}
-
-/// An error answer (RFC 6749 §5.2, as RFC 9126 §2.3 uses it).
-#[derive(Deserialize)]
-struct OAuthError {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
 }
 
 /// Whether a login pushes its request: `use_par` as configured, and for `"auto"` the
@@ -87,10 +79,7 @@ pub(crate) async fn push(
         return Ok(pushed.request_uri);
     }
     let problem = match serde_json::from_slice::<OAuthError>(&answer.body) {
-        Ok(error) => {
-            let description = error.error_description.as_deref().map(|d| format!(": {}", clip(d))).unwrap_or_default();
-            format!("the pushed authorization request was refused ({}{description})", clip(&error.error))
-        }
+        Ok(error) => format!("the pushed authorization request was refused ({})", described(&error)),
         Err(_) => format!("the pushed authorization request endpoint answered HTTP {}", answer.status),
     };
     tracing::debug!(status = answer.status.as_u16(), "pushed authorization request refused");

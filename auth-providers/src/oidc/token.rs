@@ -157,9 +157,9 @@ impl fmt::Debug for Tokens {
     }
 }
 
-/// An error response (RFC 6749 §5.2).
+/// An error response (RFC 6749 §5.2; also what the PAR endpoint answers, RFC 9126 §2.3).
 #[derive(Deserialize)]
-struct OAuthError {
+pub(crate) struct OAuthError {
     error: String,
     #[serde(default)]
     error_description: Option<String>,
@@ -198,20 +198,11 @@ pub(crate) async fn request(
         ],
         Grant::Refresh { refresh_token } => vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
     };
-    let mut retried = false;
-    let answer = loop {
-        let mut request = client.authenticate(http, endpoint, &form, metadata)?;
-        if let Some(dpop) = dpop {
-            request = request.header("DPoP", dpop.proof(http, "POST", endpoint, None)?);
-        }
-        let answer = http.send(WHAT, endpoint, request).await?;
-        let Some(dpop) = dpop else { break answer };
-        dpop.nonce.remember(&answer);
-        if retried || !Proofs::wants_retry(&answer) {
-            break answer;
-        }
-        tracing::debug!("token request retried with the provider's DPoP nonce");
-        retried = true;
+    // A fresh request each time: a client assertion is single use.
+    let build = || client.authenticate(http, endpoint, &form, metadata);
+    let answer = match dpop {
+        Some(dpop) => dpop.send(http, WHAT, "POST", endpoint, None, build).await?,
+        None => http.send(WHAT, endpoint, build()?).await?,
     };
     if answer.status.is_success() {
         return answer.json(http, WHAT, endpoint);
@@ -241,7 +232,7 @@ pub(crate) async fn request(
 }
 
 /// `error: description` of an OAuth error, as messages show it.
-fn described(error: &OAuthError) -> String {
+pub(crate) fn described(error: &OAuthError) -> String {
     let description = error.error_description.as_deref().map(|d| format!(": {}", clip(d))).unwrap_or_default();
     format!("{}{description}", clip(&error.error))
 }
