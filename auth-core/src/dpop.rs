@@ -196,13 +196,15 @@ pub fn ath(access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes()))
 }
 
-/// The RFC 7638 thumbprint of a public `jwk` (EC P-256 or OKP Ed25519); `None` for other keys.
+/// The RFC 7638 thumbprint of a public `jwk` (EC, OKP or RSA: DPoP keys, and the client
+/// keys whose `kid` defaults to it); `None` for other keys or missing members.
 pub fn thumbprint(jwk: &Value) -> Option<String> {
     let field = |name: &str| jwk.get(name).and_then(Value::as_str);
     // The required members in lexicographic order, no whitespace.
     let canonical = match field("kty")? {
         "EC" => format!(r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#, field("crv")?, field("x")?, field("y")?),
         "OKP" => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, field("crv")?, field("x")?),
+        "RSA" => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, field("e")?, field("n")?),
         _ => return None,
     };
     Some(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
@@ -255,8 +257,21 @@ mod tests {
     }
 
     #[test]
+    fn thumbprint_follows_rfc_7638() {
+        // RFC 7638 §3.1's example key and thumbprint.
+        let jwk = json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(thumbprint(&jwk).as_deref(), Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"));
+    }
+
+    #[test]
     fn thumbprint_matches_rfc_7638_example_shape() {
-        // RFC 7638 §3.1 uses an RSA key; this checks the EC member order instead.
+        // The EC member order.
         let jwk = json!({"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "kid": "ignored"});
         let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(br#"{"crv":"P-256","kty":"EC","x":"a","y":"b"}"#));
         assert_eq!(thumbprint(&jwk), Some(expected));

@@ -96,7 +96,13 @@ impl ClientKeys {
                            token_endpoint_auth_signing_alg (the key decides)";
                 BuildError::invalid(&config.name, "token_endpoint_auth_signing_alg", problem, fix)
             })?;
-            let kid = config.client_key_ids.get(index).cloned().unwrap_or_else(|| thumbprint(&public_jwk));
+            let kid = match config.client_key_ids.get(index) {
+                Some(kid) => kid.clone(),
+                None => auth_core::dpop::thumbprint(&public_jwk).ok_or_else(|| {
+                    let (problem, fix) = internal(&path.display().to_string());
+                    fail(problem, &fix)
+                })?,
+            };
             let mut public_jwk = public_jwk;
             if let Value::Object(members) = &mut public_jwk {
                 members.insert("kid".into(), kid.clone().into());
@@ -203,15 +209,6 @@ pub(crate) fn secret_assertion(secret: &str, client_id: &str, audience: &str) ->
 
 fn signing_input(header: &Value, claims: &Value) -> String {
     format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()))
-}
-
-/// RFC 7638: the SHA-256 thumbprint of the required members of `jwk`, base64url.
-fn thumbprint(jwk: &Value) -> String {
-    let members: &[&str] = if jwk["kty"] == "RSA" { &["e", "kty", "n"] } else { &["crv", "kty", "x", "y"] };
-    let canonical: Vec<String> =
-        members.iter().map(|m| format!("{}:{}", Value::from(*m), jwk.get(*m).unwrap_or(&Value::Null))).collect();
-    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{{{}}}", canonical.join(",")).as_bytes());
-    URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
 /// A problem and its fix, for the caller to name the key.
@@ -473,19 +470,6 @@ fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thumbprint_follows_rfc_7638() {
-        // RFC 7638 §3.1's example key and thumbprint.
-        let jwk = json!({
-            "kty": "RSA",
-            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
-            "e": "AQAB",
-            "alg": "RS256",
-            "kid": "2011-04-29"
-        });
-        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
-    }
 
     #[test]
     fn pem_blocks_are_read_with_their_label() {
