@@ -105,10 +105,7 @@ impl DpopKey {
             "ES256" => {
                 let pair =
                     EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &SystemRandom::new()).ok()?;
-                // An uncompressed point: 0x04, x, y.
-                let point = pair.public_key().as_ref();
-                let (x, y) = point.get(1..33).zip(point.get(33..65))?;
-                let jwk = json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)});
+                let jwk = p256_jwk(pair.public_key().as_ref())?;
                 (Pair::Es256(pair), jwk)
             }
             "EdDSA" => {
@@ -194,6 +191,15 @@ pub fn htu(url: &str) -> &str {
 /// A proof's `ath`: base64url(SHA-256(`access_token`)).
 pub fn ath(access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes()))
+}
+
+/// The public JWK (`kty`, `crv`, `x`, `y`) of an EC P-256 key from its uncompressed point
+/// (`0x04`, x, y: what ring's `public_key()` gives); `None` for anything else.
+pub fn p256_jwk(point: &[u8]) -> Option<Value> {
+    let xy = point.strip_prefix(&[0x04])?;
+    (xy.len() == 64).then(|| {
+        json!({ "kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&xy[..32]), "y": URL_SAFE_NO_PAD.encode(&xy[32..]) })
+    })
 }
 
 /// The RFC 7638 thumbprint of a public `jwk` (EC, OKP or RSA: DPoP keys, and the client

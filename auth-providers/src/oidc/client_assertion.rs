@@ -326,7 +326,7 @@ fn pkcs8(der: &[u8], shown: &str) -> Result<(Signer, Value), Problem> {
         }
         let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &SystemRandom::new())
             .map_err(|e| rejected(shown, "EC P-256", e))?;
-        let jwk = ec_jwk(pair.public_key().as_ref()).ok_or_else(|| internal(shown))?;
+        let jwk = auth_core::dpop::p256_jwk(pair.public_key().as_ref()).ok_or_else(|| internal(shown))?;
         return Ok((Signer::Es256(pair), jwk));
     }
     let pair = RsaKeyPair::from_pkcs8(der).map_err(|e| rejected(shown, "RSA", e))?;
@@ -376,7 +376,7 @@ fn sec1(der: &[u8], shown: &str) -> Result<(Signer, Value), Problem> {
         &SystemRandom::new(),
     )
     .map_err(|e| rejected(shown, "EC P-256", e))?;
-    let jwk = ec_jwk(pair.public_key().as_ref()).ok_or_else(|| internal(shown))?;
+    let jwk = auth_core::dpop::p256_jwk(pair.public_key().as_ref()).ok_or_else(|| internal(shown))?;
     Ok((Signer::Es256(pair), jwk))
 }
 
@@ -405,14 +405,6 @@ fn rsa_jwk(pair: &RsaKeyPair) -> Option<Value> {
         URL_SAFE_NO_PAD.encode(trimmed)
     };
     Some(json!({ "kty": "RSA", "n": unsigned(n), "e": unsigned(e) }))
-}
-
-/// `{"kty":"EC","crv":"P-256","x":...,"y":...}` of an uncompressed point.
-fn ec_jwk(point: &[u8]) -> Option<Value> {
-    let xy = point.strip_prefix(&[0x04])?;
-    (xy.len() == 64).then(|| {
-        json!({ "kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&xy[..32]), "y": URL_SAFE_NO_PAD.encode(&xy[32..]) })
-    })
 }
 
 /// `x5t#S256` of the PEM certificate at `path`, which must hold `key`'s public key.
